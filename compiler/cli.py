@@ -1,0 +1,65 @@
+"""The ``minifinn`` command line.
+
+Sub-commands are registered in ``COMMANDS`` as (module, help) pairs; each module provides
+``add_arguments(parser)`` and ``run(args) -> int``, or a ``main(argv) -> int`` that takes over argument parsing.
+Modules are imported only when their command runs, so ``minifinn --help`` is instant.
+"""
+
+import argparse
+import importlib
+import sys
+
+DESCRIPTION = """\
+minifinn compiles Brevitas-quantized networks with minifloat (sign + ExMy, 3-8 bits) or integer
+weights and activations into FINN-style streaming dataflow accelerators, with bit-exact Python,
+C++ (HLS) and Verilog (RTL) models of every layer.
+
+Typical use:
+  minifinn formats e3m2 int4          show what a number format can represent
+  minifinn mac-sweep --quick          synthesize minifloat vs integer MACs with Yosys
+Full flows live in build_flows/ (e.g. python build_flows/vit_tiny.py --help).
+"""
+
+# name -> (module, one-line help). Entries whose module is missing are reported, not hidden.
+COMMANDS = {
+    "formats": ("compiler.formats_cmd", "describe number formats (range, values, accumulator widths)"),
+    "mac-sweep": ("build_flows.mac_sweep", "synthesize MACs / dot products for all formats with Yosys"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minifinn", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            print(f"minifinn {name}: not available in this installation ({module_name} is missing)", file=sys.stderr)
+            return 2
+        raise
+    if hasattr(module, "main"):
+        return int(module.main(rest) or 0)
+    sub_parser = argparse.ArgumentParser(prog=f"minifinn {name}", description=help_text)
+    module.add_arguments(sub_parser)
+    return int(module.run(sub_parser.parse_args(rest)) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

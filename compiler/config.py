@@ -1,0 +1,134 @@
+"""Build configuration: a dataclass that round-trips through JSON and YAML.
+
+Field names follow FINN's ``DataflowBuildConfig`` where the meaning is the same (output_dir, board, fpga_part,
+shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, steps, start_step, stop_step,
+verify_steps, verify_input_npy, verify_expected_output_npy, generate_outputs), plus minifinn's number-format
+fields (weights, acts, first, last, overrides).
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from compiler.errors import MinifinnError
+
+OUTPUT_TYPES = (
+    "estimates",
+    "codegen",
+    "cppsim",
+    "rtlsim",
+    "stitched_ip",
+    "bitfile",
+    "driver",
+    "deployment_package",
+)
+SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
+
+
+class ConfigError(MinifinnError):
+    pass
+
+
+@dataclass
+class BuildConfig:
+    output_dir: str = "build/minifinn"
+    board: str = "Pynq-Z2"
+    fpga_part: Optional[str] = None  # derived from board when None
+    shell_flow_type: Optional[str] = None  # derived from board when None
+    synth_clk_period_ns: float = 10.0
+    target_fps: Optional[float] = None
+    folding_config_file: Optional[str] = None
+    specialize_layers_config_file: Optional[str] = None
+    steps: Optional[list] = None  # None: the default step list
+    start_step: Optional[str] = None
+    stop_step: Optional[str] = None
+    verify_steps: list = field(default_factory=list)
+    verify_input_npy: Optional[str] = None
+    verify_expected_output_npy: Optional[str] = None
+    generate_outputs: list = field(default_factory=lambda: ["estimates"])
+    weights: str = "fp:e3m2"
+    acts: str = "fp:e3m2"
+    first: Optional[str] = None
+    last: Optional[str] = None
+    overrides: dict = field(default_factory=dict)
+    save_intermediate_models: bool = True
+    verbose: bool = False
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        from compiler.boards import get_board
+        from compiler.numerics import parse_format
+
+        board = get_board(self.board)  # raises with the list of known boards
+        self.board = board.name
+        if self.fpga_part is None:
+            self.fpga_part = board.part
+        if self.shell_flow_type is None:
+            self.shell_flow_type = board.shell_flow
+        if self.shell_flow_type not in SHELL_FLOWS:
+            raise ConfigError(f"shell_flow_type {self.shell_flow_type!r} is not one of {SHELL_FLOWS}")
+        if not self.synth_clk_period_ns or self.synth_clk_period_ns <= 0:
+            raise ConfigError(f"synth_clk_period_ns must be > 0, got {self.synth_clk_period_ns}")
+        if self.target_fps is not None and self.target_fps <= 0:
+            raise ConfigError(f"target_fps must be > 0 (frames per second), got {self.target_fps}")
+        unknown = [o for o in self.generate_outputs if o not in OUTPUT_TYPES]
+        if unknown:
+            raise ConfigError(f"unknown generate_outputs {unknown}; choose from {list(OUTPUT_TYPES)}")
+        for name in ("weights", "acts", "first", "last"):
+            value = getattr(self, name)
+            if value is not None:
+                parse_format(value)  # raises FormatError naming the accepted forms
+        for layer, value in self.overrides.items():
+            parse_format(value)
+
+    @property
+    def clock_mhz(self):
+        return 1000.0 / self.synth_clk_period_ns
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def save(self, path):
+        path = Path(path)
+        text = _dump(self.to_dict(), path.suffix)
+        path.write_text(text)
+        return path
+
+    @classmethod
+    def from_dict(cls, data, source="config"):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of config fields, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path):
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text = path.read_text()
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as err:  # parse errors of either format
+            raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper() or 'JSON'}: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _dump(data, suffix):
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False)
+    return json.dumps(data, indent=2) + "\n"

@@ -1,0 +1,89 @@
+"""Config round-trips and the step runner: intermediate models, times, resume, errors."""
+
+import json
+
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+
+from compiler.config import BuildConfig, ConfigError
+from compiler.errors import FormatError
+from compiler.runner import BuildError, run_build
+
+
+def _tiny_model():
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("Relu", ["x"], ["y"], name="relu0")
+    return ModelWrapper(helper.make_model(helper.make_graph([node], "g", [inp], [out])))
+
+
+def _tag(value):
+    def step(model, cfg):
+        model.set_metadata_prop("trail", (model.get_metadata_prop("trail") or "") + value)
+        return model
+
+    step.__name__ = f"step_{value}"
+    return step
+
+
+def test_config_roundtrip_json_yaml(tmp_path):
+    cfg = BuildConfig(output_dir=str(tmp_path), board="pynq-z2", target_fps=1000, weights="int:4")
+    assert cfg.board == "Pynq-Z2" and cfg.fpga_part == "xc7z020clg400-1" and cfg.shell_flow_type == "vivado_zynq"
+    for name in ("c.json", "c.yaml"):
+        path = cfg.save(tmp_path / name)
+        assert BuildConfig.load(path) == cfg
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown board"):
+        BuildConfig(board="NoSuchBoard")
+    with pytest.raises(ConfigError, match="target_fps must be > 0"):
+        BuildConfig(target_fps=-3)
+    with pytest.raises(ConfigError, match="unknown generate_outputs"):
+        BuildConfig(generate_outputs=["bitstream"])
+    with pytest.raises(FormatError):
+        BuildConfig(weights="fp:e9m9")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"outptu_dir": "x"}))
+    with pytest.raises(ConfigError, match="unknown config field.*outptu_dir"):
+        BuildConfig.load(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        BuildConfig.load(bad)
+
+
+def test_runner_saves_intermediates_times_and_resumes(tmp_path):
+    cfg = BuildConfig(output_dir=str(tmp_path))
+    steps = [_tag("a"), _tag("b"), _tag("c")]
+    model = run_build(_tiny_model(), cfg, steps=steps, progress=False)
+    assert model.get_metadata_prop("trail") == "abc"
+    times = json.loads((tmp_path / "time_per_step.json").read_text())
+    assert list(times) == ["step_a", "step_b", "step_c"]
+    for name in times:
+        assert (tmp_path / "intermediate_models" / f"{name}.onnx").is_file()
+    assert "done [3/3] step_c" in (tmp_path / "build.log").read_text()
+    # resume at step_c from step_b's saved model: the trail continues from "ab"
+    cfg.start_step = "step_c"
+    assert run_build(None, cfg, steps=steps, progress=False).get_metadata_prop("trail") == "abc"
+    cfg.start_step, cfg.stop_step = None, "step_b"
+    assert run_build(_tiny_model(), cfg, steps=steps, progress=False).get_metadata_prop("trail") == "ab"
+
+
+def test_runner_errors_name_the_step(tmp_path):
+    cfg = BuildConfig(output_dir=str(tmp_path))
+
+    def step_boom(model, cfg):
+        raise RuntimeError("kaputt")
+
+    with pytest.raises(BuildError, match="step step_boom failed with RuntimeError: kaputt"):
+        run_build(_tiny_model(), cfg, steps=[_tag("a"), step_boom], progress=False)
+    assert "kaputt" in (tmp_path / "build.log").read_text()
+    with pytest.raises(BuildError, match="unknown build step"):
+        run_build(_tiny_model(), cfg, steps=["no_such_step"], progress=False)
+    with pytest.raises(BuildError, match="does not exist"):
+        run_build(tmp_path / "missing.onnx", cfg, steps=[_tag("a")], progress=False)
+    cfg.start_step = "step_b"
+    with pytest.raises(BuildError, match="cannot resume"):
+        run_build(None, BuildConfig(output_dir=str(tmp_path / "fresh"), start_step="step_b"),
+                  steps=[_tag("a"), _tag("b")], progress=False)

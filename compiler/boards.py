@@ -7,7 +7,7 @@ Parts come from finn-plus' ``pynq_part_map`` / ``alveo_part_map``; resource budg
 
 from dataclasses import dataclass
 
-from compiler.errors import MinifinnError
+from compiler.errors import ConfigError
 
 # Data-sheet budgets for boards finn-plus lists a part for but has no platform model of.
 _DATASHEET = {
@@ -17,7 +17,7 @@ _DATASHEET = {
 }
 
 
-class UnknownBoardError(MinifinnError):
+class UnknownBoardError(ConfigError):
     pass
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from compiler.errors import MinifinnError
+from compiler.errors import ConfigError
 
 OUTPUT_TYPES = (
     "estimates",
@@ -27,8 +27,6 @@ OUTPUT_TYPES = (
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 
 
-class ConfigError(MinifinnError):
-    pass
 
 
 @dataclass

@@ -20,3 +20,7 @@ class FormatError(MinifinnError):
 
 class DataMissingError(MinifinnError):
     """A data set that is not installed."""
+
+
+class ConfigError(MinifinnError):
+    """An invalid build configuration (unknown board, impossible target, unknown field)."""

@@ -1,0 +1,417 @@
+"""Number formats of minifinn: minifloats (sign + ExMy) and integers. The single source of truth.
+
+Minifloat contract (Brevitas ``float`` / QONNX ``FloatQuant`` defaults):
+
+* a code is ``s | e (E bits) | f (M bits)``, the value is ``(-1)^s * 2^(max(e,1) - bias - M) * (f + [e>0] * 2^M)``;
+* bias defaults to ``2^(E-1) - 1``; subnormals are kept; there are no inf/NaN encodings, the top exponent holds
+  ordinary numbers, so ``max = (2 - 2^-M) * 2^(2^E - 1 - bias)``;
+* quantization rounds half to even and saturates to +-max.
+
+Integer domain: every code of a format is an integer times the format's LSB weight, ``value = int * 2^lsb_exponent``
+(``lsb_exponent = 1 - bias - M`` for minifloats, 0 for integers). Products of two such ints are exact integers and
+a dot product accumulates them exactly (a Kulisch accumulator), see ``accumulator_bits``.
+
+``quantize`` reproduces qonnx's ``float_quant`` / ``int_quant`` operation for operation in float32 (qonnx is a numpy
+port of Brevitas), so its results are bit-identical to both.
+"""
+
+import math
+import re
+
+import numpy as np
+
+from compiler.errors import FormatError
+
+HARDWARE_MAX_BITS = 8
+_FLOAT32_MAX_EXP = 127  # largest finite float32 is (2 - 2^-23) * 2^127
+
+
+def _as_float32_finite(x, what="input"):
+    arr = np.asarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        bad = arr[~np.isfinite(arr)].ravel()[0]
+        raise FormatError(f"{what} contains {bad}: only finite numbers can be quantized or encoded")
+    return arr
+
+
+def _int_array(values):
+    """int64 array when every value fits comfortably, else an object array of Python ints (exact)."""
+    values = list(values)
+    if all(-(2**62) < v < 2**62 for v in values):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=object)
+
+
+def _signed_width(lo, hi):
+    """Smallest two's-complement width holding every integer in [lo, hi]."""
+    lo, hi = int(lo), int(hi)
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+class MinifloatFormat:
+    """Signed minifloat ExMy with bias, subnormals, no inf/NaN, saturating, round half to even."""
+
+    is_minifloat = True
+
+    def __init__(self, exponent_bits, mantissa_bits, exponent_bias=None, max_bits=HARDWARE_MAX_BITS):
+        if int(exponent_bits) != exponent_bits or exponent_bits < 1:
+            raise FormatError(f"exponent_bits must be an integer >= 1, got {exponent_bits}")
+        if int(mantissa_bits) != mantissa_bits or mantissa_bits < 0:
+            raise FormatError(f"mantissa_bits must be an integer >= 0, got {mantissa_bits}")
+        self.exponent_bits = int(exponent_bits)
+        self.mantissa_bits = int(mantissa_bits)
+        self.bits = 1 + self.exponent_bits + self.mantissa_bits
+        if self.bits > max_bits:
+            raise FormatError(
+                f"E{self.exponent_bits}M{self.mantissa_bits} has {self.bits} bits; hardware formats have at most "
+                f"{max_bits} bits (1 sign + E + M), e.g. e4m3, e3m2, e2m1"
+            )
+        default_bias = 2 ** (self.exponent_bits - 1) - 1
+        bias = default_bias if exponent_bias is None else exponent_bias
+        if int(bias) != bias:
+            raise FormatError(f"exponent_bias must be an integer, got {exponent_bias}")
+        self.exponent_bias = int(bias)
+        top = 2**self.exponent_bits - 1 - self.exponent_bias
+        if top > _FLOAT32_MAX_EXP or (top == _FLOAT32_MAX_EXP and self.mantissa_bits > 23):
+            raise FormatError(
+                f"exponent_bias {self.exponent_bias} makes the maximum of E{self.exponent_bits}M{self.mantissa_bits} "
+                f"2^{top} overflow float32; use a bias >= {2**self.exponent_bits - 1 - _FLOAT32_MAX_EXP}"
+            )
+        if self.lsb_exponent < -149:
+            raise FormatError(
+                f"exponent_bias {self.exponent_bias} makes the smallest subnormal 2^{self.lsb_exponent} underflow "
+                f"float32 (smallest is 2^-149); use a bias <= {1 - self.mantissa_bits + 149}"
+            )
+
+    # --- naming -------------------------------------------------------------------------------------------
+    @property
+    def default_bias(self):
+        return 2 ** (self.exponent_bits - 1) - 1
+
+    @property
+    def name(self):
+        base = f"e{self.exponent_bits}m{self.mantissa_bits}"
+        return base if self.exponent_bias == self.default_bias else f"{base}b{self.exponent_bias}"
+
+    @property
+    def qonnx_name(self):
+        return f"FLOAT<{self.exponent_bits},{self.mantissa_bits},{self.exponent_bias}>"
+
+    @property
+    def datatype(self):
+        """The qonnx ``DataType``. qonnx reads a bias of 0 as 'default', which is only right when the default is 0."""
+        from qonnx.core.datatype import DataType
+
+        if self.exponent_bias == 0 and self.default_bias != 0:
+            raise FormatError(
+                f"{self.qonnx_name}: qonnx treats exponent bias 0 as the default bias {self.default_bias}, "
+                "so this format has no faithful qonnx DataType"
+            )
+        return DataType[self.qonnx_name]
+
+    @classmethod
+    def from_qonnx(cls, name):
+        match = re.fullmatch(r"\s*FLOAT<\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?>\s*", str(name))
+        if not match:
+            raise FormatError(f"{name!r} is not a qonnx minifloat type name; expected e.g. 'FLOAT<3,2,3>'")
+        e, m, b = match.groups()
+        return cls(int(e), int(m), None if b is None else int(b))
+
+    @classmethod
+    def parse(cls, text):
+        match = re.fullmatch(r"\s*(?:fp:)?e(\d+)m(\d+)(?:b(-?\d+))?\s*", str(text).lower())
+        if not match:
+            raise FormatError(f"{text!r} is not a minifloat name; expected e.g. 'e3m2', 'fp:e4m3' or 'e4m3b8'")
+        e, m, b = match.groups()
+        return cls(int(e), int(m), None if b is None else int(b))
+
+    def __eq__(self, other):
+        return isinstance(other, MinifloatFormat) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _key(self):
+        return ("fp", self.exponent_bits, self.mantissa_bits, self.exponent_bias)
+
+    def __repr__(self):
+        return f"MinifloatFormat({self.exponent_bits}, {self.mantissa_bits}, exponent_bias={self.exponent_bias})"
+
+    # --- range ---------------------------------------------------------------------------------------------
+    @property
+    def lsb_exponent(self):
+        return 1 - self.exponent_bias - self.mantissa_bits
+
+    @property
+    def max_int(self):
+        """Largest |value| in the integer domain: (2^(M+1) - 1) * 2^(2^E - 2)."""
+        return (2 ** (self.mantissa_bits + 1) - 1) * 2 ** (2**self.exponent_bits - 2)
+
+    @property
+    def max(self):
+        return float(np.float32(math.ldexp(self.max_int, self.lsb_exponent)))
+
+    @property
+    def min_subnormal(self):
+        return float(np.float32(math.ldexp(1, self.lsb_exponent)))
+
+    def _positive_ints(self):
+        """Integer-domain values of the codes with sign 0, in code order (ascending)."""
+        m = self.mantissa_bits
+        out = []
+        for e in range(2**self.exponent_bits):
+            for f in range(2**m):
+                out.append((f + (2**m if e > 0 else 0)) << (max(e, 1) - 1))
+        return out
+
+    def int_values(self):
+        pos = self._positive_ints()
+        return _int_array(sorted(set([-v for v in pos] + pos)))
+
+    def values(self):
+        return np.array([math.ldexp(v, self.lsb_exponent) for v in self.int_values()], dtype=np.float32)
+
+    # --- quantization --------------------------------------------------------------------------------------
+    def quantize(self, x, scale=1.0):
+        """scale * q(x / scale) with q = round half to even onto the format, saturating; float32 in and out.
+
+        The float32 operations are those of qonnx ``float_quant`` (has_subnormal, no inf/NaN, saturating), so the
+        results are bit-identical to qonnx and to Brevitas.
+        """
+        x = _as_float32_finite(x)
+        scale = np.asarray(scale, dtype=np.float32)
+        xs = x / scale
+        eps = np.finfo(np.float32).tiny
+        internal = np.floor(np.log2(np.abs(xs) + eps)) - self.mantissa_bits
+        internal = np.maximum(internal, np.float32(self.lsb_exponent))
+        internal = np.exp2(internal)
+        q = internal * np.round(xs / internal)
+        maxv = np.float32(self.max)
+        q = np.clip(q, -maxv, maxv)
+        return (q * scale).astype(np.float32)
+
+    # --- codes ---------------------------------------------------------------------------------------------
+    def encode(self, values):
+        """Representable values -> uint8 codes ``s|e|f``. Zero (either sign) encodes as +0."""
+        v = _as_float32_finite(values, "values to encode").astype(np.float64)
+        a = np.abs(v)
+        m, bias = self.mantissa_bits, self.exponent_bias
+        _, exp = np.frexp(a)
+        unbiased = exp.astype(np.int64) - 1  # a in [2^u, 2^(u+1))
+        normal = (a > 0) & (unbiased >= 1 - bias)
+        e_field = np.where(normal, unbiased + bias, 0)
+        sig = np.where(normal, np.ldexp(a, (m - unbiased).astype(np.int64)) - 2**m, np.ldexp(a, -self.lsb_exponent))
+        bad = (sig != np.floor(sig)) | (sig < 0) | (sig >= 2**m) | (e_field > 2**self.exponent_bits - 1)
+        if np.any(bad):
+            first = v[bad].ravel()[0]
+            raise FormatError(f"{first!r} is not representable in {self.name}; quantize() the values first")
+        sign = (v < 0).astype(np.int64)
+        codes = (sign << (self.bits - 1)) | (e_field.astype(np.int64) << m) | sig.astype(np.int64)
+        return codes.astype(np.uint8)
+
+    def _fields(self, codes):
+        c = np.asarray(codes).astype(np.int64)
+        if np.any((c < 0) | (c >= 2**self.bits)):
+            raise FormatError(f"codes of {self.name} are {self.bits}-bit patterns in [0, {2**self.bits - 1}]")
+        m = self.mantissa_bits
+        return (c >> (self.bits - 1)) & 1, (c >> m) & (2**self.exponent_bits - 1), c & (2**m - 1)
+
+    def decode(self, codes):
+        s, e, f = self._fields(codes)
+        sig = f + np.where(e > 0, 2**self.mantissa_bits, 0)
+        mag = np.ldexp(sig.astype(np.float64), (np.maximum(e, 1) - 1 + self.lsb_exponent).astype(np.int64))
+        return np.where(s == 1, -mag, mag).astype(np.float32)
+
+    def to_int(self, codes):
+        """codes -> (signed integer significands, lsb_exponent) with value = int * 2^lsb_exponent."""
+        s, e, f = self._fields(codes)
+        sig = f + np.where(e > 0, 2**self.mantissa_bits, 0)
+        shift = np.maximum(e, 1) - 1
+        if self.max_int < 2**62:
+            mag = sig << shift
+            return np.where(s == 1, -mag, mag).astype(np.int64), self.lsb_exponent
+        flat = [(-1 if si else 1) * (int(g) << int(h)) for si, g, h in zip(s.ravel(), sig.ravel(), shift.ravel())]
+        return np.array(flat, dtype=object).reshape(np.shape(codes)), self.lsb_exponent
+
+
+class IntFormat:
+    """Two's-complement (or unsigned) integer of ``bits`` bits; ``narrow`` drops the most negative value."""
+
+    is_minifloat = False
+    lsb_exponent = 0
+
+    def __init__(self, bits, signed=True, narrow=False, max_bits=32):
+        if int(bits) != bits or bits < 2 or bits > max_bits:
+            raise FormatError(f"integer formats have 2..{max_bits} bits, got {bits}")
+        self.bits = int(bits)
+        self.signed = bool(signed)
+        self.narrow = bool(narrow)
+        if self.narrow and not self.signed:
+            raise FormatError("narrow range applies to signed integers only (it drops -2^(bits-1))")
+
+    @property
+    def min_int(self):
+        if not self.signed:
+            return 0
+        return -(2 ** (self.bits - 1)) + (1 if self.narrow else 0)
+
+    @property
+    def max_int_value(self):
+        return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
+
+    @property
+    def max_int(self):
+        return max(abs(self.min_int), self.max_int_value)
+
+    @property
+    def max(self):
+        return float(self.max_int_value)
+
+    @property
+    def min_subnormal(self):
+        return 1.0
+
+    @property
+    def name(self):
+        return ("int" if self.signed else "uint") + str(self.bits) + ("n" if self.narrow else "")
+
+    @property
+    def qonnx_name(self):
+        return ("INT" if self.signed else "UINT") + str(self.bits)
+
+    @property
+    def datatype(self):
+        from qonnx.core.datatype import DataType
+
+        return DataType[self.qonnx_name]
+
+    @classmethod
+    def from_qonnx(cls, name):
+        match = re.fullmatch(r"\s*(U?)INT(\d+)\s*", str(name))
+        if not match:
+            raise FormatError(f"{name!r} is not a qonnx integer type name; expected e.g. 'INT4' or 'UINT8'")
+        return cls(int(match.group(2)), signed=not match.group(1))
+
+    @classmethod
+    def parse(cls, text):
+        match = re.fullmatch(r"\s*(u?)int:?(\d+)(n?)\s*", str(text).lower())
+        if not match:
+            raise FormatError(f"{text!r} is not an integer format; expected e.g. 'int4', 'int:4', 'uint8', 'int8n'")
+        return cls(int(match.group(2)), signed=not match.group(1), narrow=bool(match.group(3)))
+
+    def __eq__(self, other):
+        return isinstance(other, IntFormat) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _key(self):
+        return ("int", self.bits, self.signed, self.narrow)
+
+    def __repr__(self):
+        return f"IntFormat({self.bits}, signed={self.signed}, narrow={self.narrow})"
+
+    def int_values(self):
+        return np.arange(self.min_int, self.max_int_value + 1, dtype=np.int64)
+
+    def values(self):
+        return self.int_values().astype(np.float32)
+
+    def quantize(self, x, scale=1.0):
+        """scale * round_half_even(clip(x / scale)): the float32 operations of qonnx ``int_quant`` (zero point 0)."""
+        x = _as_float32_finite(x)
+        scale = np.asarray(scale, dtype=np.float32)
+        y = x / scale
+        y = np.where(y > self.max_int_value, np.float32(self.max_int_value), y)
+        y = np.where(y < self.min_int, np.float32(self.min_int), y)
+        return (np.round(y) * scale).astype(np.float32)
+
+    def encode(self, values):
+        v = _as_float32_finite(values, "values to encode")
+        bad = (v != np.round(v)) | (v < self.min_int) | (v > self.max_int_value)
+        if np.any(bad):
+            raise FormatError(f"{v[bad].ravel()[0]!r} is not representable in {self.name}; quantize() it first")
+        return (v.astype(np.int64) & (2**self.bits - 1)).astype(np.uint8 if self.bits <= 8 else np.uint32)
+
+    def _ints(self, codes):
+        c = np.asarray(codes).astype(np.int64)
+        if np.any((c < 0) | (c >= 2**self.bits)):
+            raise FormatError(f"codes of {self.name} are {self.bits}-bit patterns in [0, {2**self.bits - 1}]")
+        if self.signed:
+            c = np.where(c >= 2 ** (self.bits - 1), c - 2**self.bits, c)
+        if np.any(c < self.min_int):
+            raise FormatError(f"code {-(2 ** (self.bits - 1))} is excluded by the narrow range of {self.name}")
+        return c
+
+    def decode(self, codes):
+        return self._ints(codes).astype(np.float32)
+
+    def to_int(self, codes):
+        return self._ints(codes), 0
+
+
+FORMAT_HELP = "'fp:e3m2' (or 'e3m2'), 'int:4' (or 'int4'), 'uint:4', 'FLOAT<3,2,3>', 'INT4', or 'float' (unquantized)"
+
+
+def parse_format(spec):
+    """Parse a format spec; returns a MinifloatFormat, an IntFormat, or None for 'float'/'fp32'."""
+    if isinstance(spec, (MinifloatFormat, IntFormat)):
+        return spec
+    text = str(spec).strip()
+    low = text.lower()
+    if low in ("float", "fp32", "float32", "none"):
+        return None
+    if low.startswith("float<"):
+        return MinifloatFormat.from_qonnx(text.upper())
+    if re.fullmatch(r"(fp:)?e\d+m\d+(b-?\d+)?", low):
+        return MinifloatFormat.parse(low)
+    if re.fullmatch(r"u?int:?\d+n?", low):
+        return IntFormat.parse(low)
+    raise FormatError(f"unknown number format {spec!r}; accepted: {FORMAT_HELP}")
+
+
+def magnitude_bits(fmt):
+    """Magnitude bits of a format in the paper's accumulator formulas: 2^E + M - 1 for minifloats (the bit length of
+    max_int), r for r-bit integers (the paper counts the integer's sign bit too)."""
+    if fmt.is_minifloat:
+        return 2**fmt.exponent_bits + fmt.mantissa_bits - 1
+    return fmt.bits
+
+
+def accumulator_bits(fmt_a, fmt_b, k):
+    """Worst-case exact accumulator width for dot products of length k (Shedding the Bits' formulas).
+
+    bits = mag_a + mag_b + ceil(log2 k) + 1, which is r_a + r_b + ceil(log2 k) + 1 for integers and
+    2^E_a + M_a + 2^E_b + M_b + ceil(log2 k) - 1 for minifloats.
+    """
+    if k < 1:
+        raise FormatError(f"dot-product length k must be >= 1, got {k}")
+    return magnitude_bits(fmt_a) + magnitude_bits(fmt_b) + math.ceil(math.log2(k)) + 1
+
+
+def accumulator_bits_exact(fmt_a, fmt_b, k):
+    """Smallest signed width that holds every dot product of length k of the two formats."""
+    if k < 1:
+        raise FormatError(f"dot-product length k must be >= 1, got {k}")
+    a, b = fmt_a.int_values(), fmt_b.int_values()
+    prods = [int(x) * int(y) for x in (a[0], a[-1]) for y in (b[0], b[-1])]
+    return _signed_width(k * min(prods), k * max(prods))
+
+
+def accumulator_bits_from_weights(weight_ints, fmt_a):
+    """Data-aware width: the smallest signed width holding sum_k w[k, n] * a[k] for every column n of the integer
+    weights (K, N) and every activation vector a of ``fmt_a`` (integer domain)."""
+    w = np.asarray(weight_ints)
+    if w.ndim == 1:
+        w = w[:, None]
+    if w.ndim != 2:
+        raise FormatError(f"weight_ints must be (K, N) integers, got shape {w.shape}")
+    a_vals = fmt_a.int_values()
+    a_lo, a_hi = int(a_vals[0]), int(a_vals[-1])
+    wl = w.astype(object)
+    hi = (np.maximum(wl * a_lo, wl * a_hi)).sum(axis=0)
+    lo = (np.minimum(wl * a_lo, wl * a_hi)).sum(axis=0)
+    return _signed_width(min(int(x) for x in lo), max(int(x) for x in hi))

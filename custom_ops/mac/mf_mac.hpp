@@ -37,12 +37,43 @@ ap_int<mf_dw<BITS, E, SIGNED>::value> mf_decode(ap_uint<BITS> code) {
     return s ? ap_int<DW>(-v) : v;
 }
 
-// exact product of two codes
+template <unsigned BITS, unsigned E, bool SIGNED>
+struct mf_sw {
+    static const unsigned value = (E == 0) ? (SIGNED ? BITS : BITS + 1) : (BITS - E + 1);
+};
+
+// code -> signed significand +-(f + [e>0]*2^M) (the integer itself for E = 0) and shift max(e,1)-1
+template <unsigned BITS, unsigned E, bool SIGNED>
+void mf_split(ap_uint<BITS> code, ap_int<mf_sw<BITS, E, SIGNED>::value> &sig, ap_uint<(E == 0) ? 1 : E> &shift) {
+#pragma HLS INLINE
+    const unsigned SW = mf_sw<BITS, E, SIGNED>::value;
+    if (E == 0) {
+        sig = SIGNED ? ap_int<SW>(ap_int<BITS>(code)) : ap_int<SW>(code);
+        shift = 0;
+        return;
+    }
+    const unsigned M = (E == 0) ? 1 : BITS - 1 - E;
+    const unsigned EB = (E == 0) ? 1 : E;
+    ap_uint<EB> e = (code >> M) & ((1u << EB) - 1);
+    ap_int<SW> mag = ap_uint<M>(code & ((1u << M) - 1));
+    if (e != 0) mag += ap_int<SW>(1) << M;
+    sig = code[BITS - 1] ? ap_int<SW>(-mag) : mag;
+    shift = (e == 0) ? ap_uint<EB>(0) : ap_uint<EB>(e - 1);
+}
+
+// exact product of two codes: short significand product, shifted by the exponent sum
 template <unsigned AB, unsigned AE, bool AS, unsigned BB, unsigned BE, bool BS>
 ap_int<mf_dw<AB, AE, AS>::value + mf_dw<BB, BE, BS>::value> mf_mul(ap_uint<AB> a, ap_uint<BB> b) {
 #pragma HLS INLINE
     const unsigned PW = mf_dw<AB, AE, AS>::value + mf_dw<BB, BE, BS>::value;
-    return ap_int<PW>(mf_decode<AB, AE, AS>(a)) * ap_int<PW>(mf_decode<BB, BE, BS>(b));
+    ap_int<mf_sw<AB, AE, AS>::value> sa;
+    ap_int<mf_sw<BB, BE, BS>::value> sb;
+    ap_uint<(AE == 0) ? 1 : AE> ha;
+    ap_uint<(BE == 0) ? 1 : BE> hb;
+    mf_split<AB, AE, AS>(a, sa, ha);
+    mf_split<BB, BE, BS>(b, sb, hb);
+    ap_int<mf_sw<AB, AE, AS>::value + mf_sw<BB, BE, BS>::value> sp = sa * sb;
+    return ap_int<PW>(sp) << (unsigned(ha) + unsigned(hb));
 }
 
 // SIMD-wide dot product of packed code vectors (element i in bits [i*BITS, (i+1)*BITS)), exact

@@ -12,6 +12,7 @@
 //
 // Modules
 //   mf_decode   #(BITS, E, SIGNED)                      code -> signed value [DW-1:0]
+//   mf_split    #(BITS, E, SIGNED)                      code -> signed significand [SW-1:0], shift
 //   mf_mul      #(A_BITS, A_E, A_SIGNED, B_BITS, B_E, B_SIGNED)   a, b -> signed product [PW-1:0]
 //   mf_mac      #(A_*, B_*, ACC_BITS)                   clk, rst, en, clear, a, b -> acc (registered)
 //   mf_dotp     #(SIMD, A_*, B_*, ACC_BITS)             SIMD code pairs -> adder tree -> acc (registered)
@@ -51,6 +52,37 @@ module mf_decode #(
     endgenerate
 endmodule
 
+module mf_split #(
+    parameter BITS = 6,
+    parameter E = 3,
+    parameter SIGNED = 1,
+    parameter SW = (E == 0) ? (SIGNED ? BITS : BITS + 1) : (BITS - E + 1),
+    parameter SHW = (E == 0) ? 1 : E
+) (
+    input  wire [BITS-1:0]      code,
+    output wire signed [SW-1:0] sig,    // signed significand: +-(f + [e>0]*2^M), or the integer itself
+    output wire [SHW-1:0]       shift   // max(e,1) - 1 (0 for integers): value_int = sig << shift
+);
+    generate
+        if (E == 0) begin : g_int
+            if (SIGNED) begin : g_s
+                assign sig = $signed(code);
+            end else begin : g_u
+                assign sig = $signed({1'b0, code});
+            end
+            assign shift = 1'b0;
+        end else begin : g_fp
+            localparam M = BITS - 1 - E;
+            wire         s = code[BITS-1];
+            wire [E-1:0] e = code[BITS-2:M];
+            wire [M:0]   mag = {(e != 0), code[M-1:0]};
+            assign sig = s ? -$signed({1'b0, mag}) : $signed({1'b0, mag});
+            assign shift = (e == 0) ? {E{1'b0}} : e - 1'b1;
+        end
+    endgenerate
+endmodule
+
+// Exact product: multiply the short significands ((M+1) bits for minifloats), then shift by the exponent sum.
 module mf_mul #(
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
     parameter B_BITS = 6, parameter B_E = 3, parameter B_SIGNED = 1,
@@ -62,11 +94,21 @@ module mf_mul #(
     input  wire [B_BITS-1:0]    b,
     output wire signed [PW-1:0] p
 );
-    wire signed [DWA-1:0] va;
-    wire signed [DWB-1:0] vb;
-    mf_decode #(.BITS(A_BITS), .E(A_E), .SIGNED(A_SIGNED)) da (.code(a), .value(va));
-    mf_decode #(.BITS(B_BITS), .E(B_E), .SIGNED(B_SIGNED)) db (.code(b), .value(vb));
-    assign p = va * vb;
+    localparam SWA = (A_E == 0) ? (A_SIGNED ? A_BITS : A_BITS + 1) : (A_BITS - A_E + 1);
+    localparam SWB = (B_E == 0) ? (B_SIGNED ? B_BITS : B_BITS + 1) : (B_BITS - B_E + 1);
+    localparam SHA = (A_E == 0) ? 1 : A_E;
+    localparam SHB = (B_E == 0) ? 1 : B_E;
+    localparam SHS = ((SHA > SHB) ? SHA : SHB) + 1;
+    wire signed [SWA-1:0] sa;
+    wire signed [SWB-1:0] sb;
+    wire [SHA-1:0] ha;
+    wire [SHB-1:0] hb;
+    mf_split #(.BITS(A_BITS), .E(A_E), .SIGNED(A_SIGNED)) da (.code(a), .sig(sa), .shift(ha));
+    mf_split #(.BITS(B_BITS), .E(B_E), .SIGNED(B_SIGNED)) db (.code(b), .sig(sb), .shift(hb));
+    wire signed [SWA+SWB-1:0] sp = sa * sb;
+    wire signed [PW-1:0] spx = sp;
+    wire [SHS-1:0] sh = ha + hb;
+    assign p = spx <<< sh;
 endmodule
 
 module mf_mac #(

@@ -145,11 +145,39 @@ def _run_act_equalization(model, calib_x, batch_size, alpha):
                 model(xb)
 
 
+def _full_tensor_gptq_class():
+    """Brevitas' GPTQ, but each column's quantized value is read from the whole quantized weight tensor.
+
+    Brevitas 0.13 quantizes single weight columns of QuantLinear / non-grouped conv layers by slicing
+    (``subtensor_slice_list``); with statistics-based weight scales (recomputed from the tensor, like the zoo's
+    per-channel absmax scales) the scale is then computed from the one-column slice alone, every weight quantizes to
+    itself and GPTQ becomes a no-op. Quantizing the full tensor keeps the layer's real scales.
+    """
+    from brevitas.graph.gptq import GPTQ
+    from brevitas.quant_tensor import _unpack_quant_tensor
+    from brevitas.graph.utils import is_conv_transposed
+
+    class FullTensorGPTQ(GPTQ):
+        def get_quant_weights(self, i, i1, permutation_list, with_quant_history=False):
+            if with_quant_history:
+                return super().get_quant_weights(i, i1, permutation_list, with_quant_history)
+            qw = _unpack_quant_tensor(self.layer.quant_weight(quant_input=self.quant_metadata))
+            if isinstance(self.layer, nn.modules.conv._ConvNd) and is_conv_transposed(self.layer):
+                qw = qw.transpose(1, 0)
+            qw = qw.flatten(1)
+            qw = qw.view(self.groups, -1, qw.shape[-1])  # [groups, OC/groups, IC]
+            col = i1 + i
+            return torch.stack([qw[g, :, permutation_list[g][col]] for g in range(self.groups)])
+
+    return FullTensorGPTQ
+
+
 @torch.no_grad()
 def _run_gptq(model, calib_x, batch_size, act_order):
     from brevitas.graph.gptq import gptq_mode
 
-    with gptq_mode(model, create_weight_orig=False, use_quant_activations=True, act_order=act_order) as gptq:
+    with gptq_mode(model, create_weight_orig=False, use_quant_activations=True, act_order=act_order,
+                   gptq_class=_full_tensor_gptq_class()) as gptq:
         for _ in range(gptq.num_layers):
             for xb in _batches(calib_x, batch_size):
                 gptq.model(xb)

@@ -1,0 +1,24 @@
+"""minifinn hardware ops, registered into finn-plus' registries on import.
+
+``MinifloatMVAU`` joins ``finn.custom_op.fpgadataflow``, ``MinifloatMVAU_hls`` and ``MinifloatMVAU_rtl`` the
+``.hls`` / ``.rtl`` registries, so FINN's own passes (SpecializeLayers, SetFolding, res_estimation,
+CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops. Import ``custom_ops`` before loading a model
+that contains them (``compiler`` flows do).
+"""
+
+
+def register_ops():
+    import finn.custom_op.fpgadataflow as fpgadataflow
+    import finn.custom_op.fpgadataflow.hls as hls
+    import finn.custom_op.fpgadataflow.rtl as rtl
+
+    from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
+    from custom_ops.minifloat_mvau import MinifloatMVAU
+    from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
+
+    fpgadataflow.custom_op["MinifloatMVAU"] = MinifloatMVAU
+    hls.custom_op["MinifloatMVAU_hls"] = MinifloatMVAU_hls
+    rtl.custom_op["MinifloatMVAU_rtl"] = MinifloatMVAU_rtl
+
+
+register_ops()

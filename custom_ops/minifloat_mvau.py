@@ -1,0 +1,319 @@
+"""MinifloatMVAU: matrix-vector activation unit for minifloat and integer operands (FINN HWCustomOp).
+
+Arithmetic contract (bit exact; the HLS and RTL backends implement exactly this):
+
+* ``x`` (..., MW) holds values of ``inputDataType`` (FLOAT<e,m,b>, INTn or UINTn), ``W`` (MW, MH) values of
+  ``weightDataType``. In the integer domain (value = int * 2^lsb_exponent of the format)
+  ``acc[..., h] = sum_k x_int[..., k] * w_int[k, h]``, exactly (int64, or Python ints beyond 62 bits).
+* ``noActivation = 1``: the output is ``acc`` (``accDataType``, an INTn wide enough for every input).
+* ``noActivation = 0``: thresholds ``T`` (MH or 1, N) are integers in the accumulator domain, non-decreasing along N,
+  and ``out[..., h] = out_values[#{i : acc[..., h] >= T[h, i]}]`` where ``out_values`` are the sorted distinct values
+  of ``outputDataType`` (N = len(out_values) - 1).
+
+Folding as FINN's MVAU: PE output channels and SIMD input elements per cycle; streams carry the formats' codes
+(``compiler.numerics`` ``encode``), element 0 in the least significant bits; one output word per PE group.
+``dynamic_input = 1`` takes W from a second input (activation x activation products) in the Python model; the
+HLS/RTL backends implement static (embedded) weights.
+"""
+
+import math
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from compiler.errors import UnsupportedNodeError
+from compiler.numerics import IntFormat, MinifloatFormat
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+
+# LUT/FF cost model of one MAC lane and its accumulator bits; fitted against Yosys synth_xilinx of the generated RTL
+# (see build_flows/mac_sweep.py). Features: significand product bits, shifter span, accumulator bits.
+RESOURCE_MODEL = {
+    "lut_per_product_bit": 1.1,  # (SW_a * SW_b) partial-product bits of the significand multiplier
+    "lut_per_shift_bit": 0.9,  # shifted product width x log2(shift span)
+    "lut_per_acc_bit": 1.0,  # adder (tree + accumulator) per accumulator bit and lane
+    "lut_per_threshold_bit": 0.55,  # comparator LUTs per threshold bit
+    "lut_control": 60,
+}
+
+
+def format_of(dtype_name):
+    """compiler.numerics format of a qonnx DataType name (FLOAT<e,m,b>, INTn, UINTn)."""
+    name = str(dtype_name)
+    if name.startswith("FLOAT<"):
+        return MinifloatFormat.from_qonnx(name)
+    if name.startswith("INT") or name.startswith("UINT"):
+        return IntFormat.from_qonnx(name)
+    raise UnsupportedNodeError(f"datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) type")
+
+
+def to_int_domain(values, fmt):
+    """Values of ``fmt`` -> exact integers (int64) in the format's integer domain."""
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), -fmt.lsb_exponent)
+    ints = np.rint(scaled)
+    if np.any(ints != scaled):
+        raise UnsupportedNodeError(f"tensor holds values that are not in {fmt.name}")
+    if fmt.max_int >= 2**62:
+        return np.array([int(v) for v in ints.ravel()], dtype=object).reshape(ints.shape)
+    return ints.astype(np.int64)
+
+
+def count_thresholds(acc, thresholds):
+    """#{i : acc[..., h] >= T[h, i]} per channel h (last axis of acc); T has MH rows or one shared row."""
+    t = np.asarray(thresholds)
+    out = np.empty(acc.shape, dtype=np.int64)
+    for h in range(acc.shape[-1]):
+        row = t[h if t.shape[0] > 1 else 0]
+        out[..., h] = np.searchsorted(row, acc[..., h], side="right")
+    return out
+
+
+class MinifloatMVAU(HWCustomOp):
+    """Matrix-vector activation unit with exact minifloat/integer MACs and threshold requantization."""
+
+    def get_nodeattr_types(self):
+        attrs = {
+            "MW": ("i", True, 0),
+            "MH": ("i", True, 0),
+            "PE": ("i", True, 1),
+            "SIMD": ("i", True, 1),
+            "inputDataType": ("s", True, ""),
+            "weightDataType": ("s", True, ""),
+            "accDataType": ("s", False, "INT32"),
+            "outputDataType": ("s", True, ""),
+            "noActivation": ("i", False, 0, {0, 1}),
+            "dynamic_input": ("i", False, 0, {0, 1}),
+            "mem_mode": ("s", False, "internal_embedded", {"internal_embedded", "internal_decoupled"}),
+            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
+            "numInputVectors": ("ints", False, [1]),
+            # paths of generated code / simulation artefacts
+            "code_gen_dir_cppsim": ("s", False, ""),
+            "executable_path": ("s", False, ""),
+            "rtlsim_dir": ("s", False, ""),
+        }
+        attrs.update(super().get_nodeattr_types())
+        return attrs
+
+    # --- formats --------------------------------------------------------------------------------------------------
+    def input_format(self):
+        return format_of(self.get_nodeattr("inputDataType"))
+
+    def weight_format(self):
+        return format_of(self.get_nodeattr("weightDataType"))
+
+    def output_format(self):
+        if self.get_nodeattr("noActivation"):
+            return format_of(self.get_nodeattr("accDataType"))
+        return format_of(self.get_nodeattr("outputDataType"))
+
+    def acc_bits(self):
+        return self.get_accumulator_datatype().bitwidth()
+
+    def get_accumulator_datatype(self):
+        return DataType[self.get_nodeattr("accDataType")]
+
+    def get_input_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("inputDataType" if ind == 0 else "weightDataType")]
+
+    def get_weight_datatype(self):
+        return DataType[self.get_nodeattr("weightDataType")]
+
+    def get_output_datatype(self, ind=0):
+        if self.get_nodeattr("noActivation"):
+            return self.get_accumulator_datatype()
+        return DataType[self.get_nodeattr("outputDataType")]
+
+    def n_thresholds(self):
+        return 0 if self.get_nodeattr("noActivation") else len(self.output_format().values()) - 1
+
+    # --- shapes and streams ---------------------------------------------------------------------------------------
+    def folds(self):
+        mw, mh, pe, simd = (self.get_nodeattr(a) for a in ("MW", "MH", "PE", "SIMD"))
+        if mw % simd or mh % pe:
+            raise UnsupportedNodeError(
+                f"{self.onnx_node.name}: SIMD={simd} must divide MW={mw} and PE={pe} must divide MH={mh}"
+            )
+        return mh // pe, mw // simd  # NF, SF
+
+    def get_normal_input_shape(self, ind=0):
+        vecs = list(self.get_nodeattr("numInputVectors"))
+        if ind == 0:
+            return tuple(vecs + [self.get_nodeattr("MW")])
+        if ind == 1:
+            return (self.get_nodeattr("MW"), self.get_nodeattr("MH"))
+        return (self.get_nodeattr("MH"), self.n_thresholds())
+
+    def get_normal_output_shape(self, ind=0):
+        return tuple(list(self.get_nodeattr("numInputVectors")) + [self.get_nodeattr("MH")])
+
+    def get_folded_input_shape(self, ind=0):
+        nf, sf = self.folds()
+        vecs = list(self.get_nodeattr("numInputVectors"))
+        if ind == 0:
+            return tuple(vecs + [sf, self.get_nodeattr("SIMD")])
+        return (1, sf * nf, self.get_nodeattr("SIMD") * self.get_nodeattr("PE"))
+
+    def get_folded_output_shape(self, ind=0):
+        nf, _ = self.folds()
+        return tuple(list(self.get_nodeattr("numInputVectors")) + [nf, self.get_nodeattr("PE")])
+
+    def get_instream_width(self, ind=0):
+        if ind == 0:
+            return self.get_nodeattr("SIMD") * self.input_format().bits
+        return self.get_nodeattr("SIMD") * self.get_nodeattr("PE") * self.weight_format().bits
+
+    def get_outstream_width(self, ind=0):
+        return self.get_nodeattr("PE") * self.get_output_datatype().bitwidth()
+
+    def get_number_output_values(self):
+        nf, _ = self.folds()
+        return int(np.prod(self.get_nodeattr("numInputVectors"))) * nf
+
+    def get_exp_cycles(self):
+        nf, sf = self.folds()
+        return int(np.prod(self.get_nodeattr("numInputVectors"))) * nf * sf
+
+    def make_shape_compatible_op(self, model):
+        return super().make_const_shape_op(self.get_normal_output_shape())
+
+    def infer_node_datatype(self, model):
+        node = self.onnx_node
+        idt = model.get_tensor_datatype(node.input[0])
+        if idt != self.get_input_datatype():
+            raise UnsupportedNodeError(
+                f"{node.name}: input tensor {node.input[0]} is {idt.name} but inputDataType is "
+                f"{self.get_nodeattr('inputDataType')}; fix the attribute or the producer's datatype"
+            )
+        model.set_tensor_datatype(node.output[0], self.get_output_datatype())
+
+    def verify_node(self):
+        info = []
+        for attr in ("inputDataType", "weightDataType", "outputDataType"):
+            try:
+                format_of(self.get_nodeattr(attr))
+                info.append(f"{attr} ok")
+            except Exception as err:  # report, do not raise: FINN's verify_node contract
+                info.append(f"{attr}: {err}")
+        return info
+
+    # --- golden model ---------------------------------------------------------------------------------------------
+    def accumulate(self, x_values, w_values):
+        """Exact integer-domain accumulators of x (..., MW) and W (MW, MH) (or batched W for dynamic input)."""
+        xi = to_int_domain(x_values, self.input_format())
+        wi = to_int_domain(w_values, self.weight_format())
+        if xi.dtype == object or wi.dtype == object or self.acc_bits() > 62:
+            return np.matmul(xi.astype(object), wi.astype(object))
+        return np.matmul(xi, wi)
+
+    def execute_python(self, x_values, w_values, thresholds=None):
+        acc = self.accumulate(x_values, w_values)
+        limit = 2 ** (self.acc_bits() - 1)
+        if acc.size and (max(int(acc.max()), -int(acc.min()) - 1) >= limit):
+            raise UnsupportedNodeError(
+                f"{self.onnx_node.name}: accumulator exceeds accDataType {self.get_nodeattr('accDataType')}; "
+                "size it with compiler.numerics.accumulator_bits_from_weights"
+            )
+        if self.get_nodeattr("noActivation"):
+            return acc
+        counts = count_thresholds(acc, thresholds)
+        return self.output_format().values()[counts]
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = context[node.input[0]]
+        w = context[node.input[1]]
+        thr = context[node.input[2]] if len(node.input) > 2 else None
+        context[node.output[0]] = self.execute_python(x, w, thr)
+
+    # --- weights/thresholds as integers --------------------------------------------------------------------------
+    def weight_ints(self, model):
+        return to_int_domain(model.get_initializer(self.onnx_node.input[1]), self.weight_format())
+
+    def threshold_ints(self, model):
+        if self.get_nodeattr("noActivation"):
+            return None
+        t = np.asarray(model.get_initializer(self.onnx_node.input[2]))
+        if t.shape[0] == 1:
+            t = np.repeat(t, self.get_nodeattr("MH"), axis=0)
+        return t
+
+    # --- estimates ------------------------------------------------------------------------------------------------
+    def _mac_features(self):
+        from custom_ops.mac import operand_params
+
+        def sig_width(fmt):
+            bits, e, signed = operand_params(fmt)
+            if e == 0:
+                return bits if signed else bits + 1, 0
+            return bits - e + 1, 2**e - 2
+
+        swa, sha = sig_width(self.input_format())
+        swb, shb = sig_width(self.weight_format())
+        span = sha + shb
+        return swa * swb, (swa + swb) * math.ceil(math.log2(span + 1)) if span else 0
+
+    def lut_estimation(self, fpgapart=None):
+        m = RESOURCE_MODEL
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        prod_bits, shift_bits = self._mac_features()
+        macs = pe * simd * (m["lut_per_product_bit"] * prod_bits + m["lut_per_shift_bit"] * shift_bits)
+        adders = pe * simd * m["lut_per_acc_bit"] * self.acc_bits()
+        thresholds = pe * m["lut_per_threshold_bit"] * self.n_thresholds() * self.acc_bits()
+        weights_lutram = 0
+        if self._weight_storage() == "lutram":
+            weights_lutram = math.ceil(self._weight_bits_total() / 64)
+        return int(round(macs + adders + thresholds + m["lut_control"] + weights_lutram))
+
+    def _weight_bits_total(self):
+        if self.get_nodeattr("dynamic_input"):
+            return 0
+        return self.get_nodeattr("MW") * self.get_nodeattr("MH") * self.weight_format().bits
+
+    def _weight_storage(self):
+        style = self.get_nodeattr("ram_style")
+        if style == "distributed" or (style == "auto" and self._weight_bits_total() <= 32 * 1024):
+            return "lutram"
+        return "uram" if style == "ultra" else "bram"
+
+    def bram_estimation(self, fpgapart=None):
+        if self._weight_storage() != "bram" or self._weight_bits_total() == 0:
+            return 0
+        nf, sf = self.folds()
+        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
+        return int(math.ceil(width / 36) * math.ceil(nf * sf / 512))
+
+    def uram_estimation(self, fpgapart=None):
+        if self._weight_storage() != "uram":
+            return 0
+        nf, sf = self.folds()
+        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
+        return int(math.ceil(width / 72) * math.ceil(nf * sf / 4096))
+
+    def dsp_estimation(self, fpgapart=None):
+        return 0  # significand multipliers are small: LUTs (the RTL marks them use_dsp = "no")
+
+    def ff_estimation(self, fpgapart=None):
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        _, sf = self.folds()
+        ibuf = sf * simd * self.input_format().bits
+        return int(pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32)
+
+    def node_res_estimation(self, fpgapart):
+        return {
+            "BRAM_18K": 2 * self.bram_estimation(),
+            "BRAM_efficiency": 1.0,
+            "LUT": self.lut_estimation(),
+            "URAM": self.uram_estimation(),
+            "URAM_efficiency": 1.0,
+            "DSP": self.dsp_estimation(fpgapart),
+            "FF": self.ff_estimation(),
+        }
+
+    def get_op_and_param_counts(self):
+        fa, fw = self.input_format(), self.weight_format()
+        macs = int(np.prod(self.get_nodeattr("numInputVectors"))) * self.get_nodeattr("MW") * self.get_nodeattr("MH")
+        counts = {f"op_mac_{fa.name}_{fw.name}": macs}
+        if not self.get_nodeattr("dynamic_input"):
+            counts[f"param_weight_{fw.name}"] = self.get_nodeattr("MW") * self.get_nodeattr("MH")
+        if self.n_thresholds():
+            counts[f"param_threshold_{self.get_nodeattr('accDataType')}"] = self.get_nodeattr("MH") * self.n_thresholds()
+        return counts

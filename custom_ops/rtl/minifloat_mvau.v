@@ -1,0 +1,115 @@
+// minifinn MinifloatMVAU, RTL backend (Verilog-2005; needs custom_ops/mac/mf_mac.v).
+//
+// Matrix-vector activation unit, FINN folding: per input vector, NF = MH/PE neuron folds x SF = MW/SIMD synapse
+// folds, one (nf, sf) step per cycle. The input vector is buffered during nf = 0 and reused for nf > 0.
+// Weights: ROM word nf*SF+sf holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*W_BITS (from WEIGHT_FILE).
+// After the last sf step of a fold the PE accumulators hold exact dot products (mf_dotp); with NO_ACT=0 each is
+// compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch*N_THRES+i) and the count
+// is mapped to an output code (CODE_FILE: word count); with NO_ACT=1 the accumulator is the output.
+// AXI-stream: in (SIMD codes, element 0 in the LSBs), out (PE results, element 0 in the LSBs); valid/ready.
+module minifloat_mvau #(
+    parameter MW = 8, parameter MH = 4, parameter PE = 2, parameter SIMD = 2,
+    parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
+    parameter W_BITS = 6, parameter W_E = 3, parameter W_SIGNED = 1,
+    parameter ACC_BITS = 24,
+    parameter NO_ACT = 0,
+    parameter N_THRES = 1,
+    parameter O_BITS = 6,                 // output code bits (ACC_BITS when NO_ACT = 1)
+    parameter WEIGHT_FILE = "weights.hex",
+    parameter THRESH_FILE = "thresholds.hex",
+    parameter CODE_FILE = "codes.hex"
+) (
+    input  wire                     ap_clk,
+    input  wire                     ap_rst_n,
+    input  wire [SIMD*A_BITS-1:0]   in0_V_TDATA,
+    input  wire                     in0_V_TVALID,
+    output wire                     in0_V_TREADY,
+    output reg  [PE*O_BITS-1:0]     out0_V_TDATA,
+    output reg                      out0_V_TVALID,
+    input  wire                     out0_V_TREADY
+);
+    localparam NF = MH / PE;
+    localparam SF = MW / SIMD;
+    localparam NFW = (NF > 1) ? $clog2(NF) : 1;
+    localparam SFW = (SF > 1) ? $clog2(SF) : 1;
+    localparam CW = (N_THRES > 0) ? $clog2(N_THRES + 1) : 1;
+
+    (* rom_style = "block" *) reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
+    reg [ACC_BITS-1:0] tmem [0:((NO_ACT || N_THRES == 0) ? 1 : MH*N_THRES)-1];
+    reg [O_BITS-1:0]   cmem [0:((NO_ACT || N_THRES == 0) ? 1 : N_THRES+1)-1];
+    initial begin
+        $readmemh(WEIGHT_FILE, wmem);
+        if (!NO_ACT) begin
+            $readmemh(THRESH_FILE, tmem);
+            $readmemh(CODE_FILE, cmem);
+        end
+    end
+
+    reg [SIMD*A_BITS-1:0] ibuf [0:SF-1];
+    reg [NFW-1:0] nf;
+    reg [SFW-1:0] sf;
+    reg           pending;          // accumulators hold a finished fold, not yet moved to the output register
+    reg [NFW-1:0] nf_pending;
+    wire out_free = !out0_V_TVALID || out0_V_TREADY;
+    wire stall = pending && !out_free;
+    wire need_in = (nf == 0);
+    wire step = !stall && (!need_in || in0_V_TVALID);
+    assign in0_V_TREADY = need_in && !stall;
+    wire [SIMD*A_BITS-1:0] act = need_in ? in0_V_TDATA : ibuf[sf];
+    wire [PE*SIMD*W_BITS-1:0] wword = wmem[nf*SF + sf];
+    wire last_sf = (sf == SF - 1);
+
+    wire [PE*ACC_BITS-1:0] accs;
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            mf_dotp #(.SIMD(SIMD), .A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(W_BITS), .B_E(W_E),
+                      .B_SIGNED(W_SIGNED), .ACC_BITS(ACC_BITS))
+                dot (.clk(ap_clk), .rst(!ap_rst_n), .en(step), .clear(sf == 0), .a(act),
+                     .b(wword[p*SIMD*W_BITS +: SIMD*W_BITS]), .acc(accs[p*ACC_BITS +: ACC_BITS]));
+        end
+    endgenerate
+
+    // output stage: thresholds + code table, or the raw accumulators
+    reg [PE*O_BITS-1:0] result;
+    integer q, t;
+    reg [CW-1:0] cnt;
+    always @* begin
+        result = {PE*O_BITS{1'b0}};
+        for (q = 0; q < PE; q = q + 1) begin
+            if (NO_ACT) begin
+                result[q*O_BITS +: O_BITS] = accs[q*ACC_BITS +: ACC_BITS];
+            end else begin
+                cnt = {CW{1'b0}};
+                for (t = 0; t < N_THRES; t = t + 1)
+                    if ($signed(accs[q*ACC_BITS +: ACC_BITS]) >= $signed(tmem[(nf_pending*PE + q)*N_THRES + t]))
+                        cnt = cnt + 1'b1;
+                result[q*O_BITS +: O_BITS] = cmem[cnt];
+            end
+        end
+    end
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            nf <= 0; sf <= 0; pending <= 1'b0; nf_pending <= 0; out0_V_TVALID <= 1'b0;
+        end else begin
+            if (out0_V_TVALID && out0_V_TREADY) out0_V_TVALID <= 1'b0;
+            if (pending && out_free) begin
+                out0_V_TDATA <= result;
+                out0_V_TVALID <= 1'b1;
+                pending <= 1'b0;
+            end
+            if (step) begin
+                if (need_in) ibuf[sf] <= in0_V_TDATA;
+                if (last_sf) begin
+                    pending <= 1'b1;
+                    nf_pending <= nf;
+                    sf <= 0;
+                    nf <= (nf == NF - 1) ? 0 : nf + 1'b1;
+                end else begin
+                    sf <= sf + 1'b1;
+                end
+            end
+        end
+    end
+endmodule

@@ -1,0 +1,157 @@
+"""MinifloatMVAU_rtl: Verilog backend of MinifloatMVAU (custom_ops/rtl/minifloat_mvau.v + the MAC library).
+
+``generate_hdl`` writes the weight/threshold/code-table memory files and a top wrapper into ``code_gen_dir_ipgen``
+(FINN's ``PrepareIP`` calls it). rtlsim runs without Vivado: ``prepare_rtlsim`` compiles the design with Icarus
+Verilog and a generic AXI-stream testbench (random valid gaps and backpressure), and ``execute_node`` in
+``exec_mode="rtlsim"`` streams the input codes through it and decodes the output codes.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import MinifinnError, UnsupportedNodeError
+from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
+from custom_ops.mac import operand_params, verilog_sources
+from custom_ops.minifloat_mvau import MinifloatMVAU
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+HERE = Path(__file__).resolve().parent
+
+
+class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
+    """Verilog MinifloatMVAU with embedded weights."""
+
+    def get_nodeattr_types(self):
+        attrs = MinifloatMVAU.get_nodeattr_types(self)
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def _top_name(self):
+        return f"{self.onnx_node.name}_minifloat_mvau"
+
+    def get_verilog_top_module_name(self):
+        return self._top_name()
+
+    def _check_static(self):
+        if self.get_nodeattr("dynamic_input"):
+            raise UnsupportedNodeError(
+                f"{self.onnx_node.name}: the RTL MinifloatMVAU implements embedded weights only; "
+                "use dynamic_input=0 or the Python model for activation x activation products"
+            )
+
+    def generate_hdl(self, model, fpgapart, clk):
+        self._check_static()
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        code_dir.mkdir(parents=True, exist_ok=True)
+        nf, sf = self.folds()
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        fa, fw = self.input_format(), self.weight_format()
+        w_codes = codes_of(model.get_initializer(self.onnx_node.input[1]), fw)  # (MW, MH)
+        # ROM word nf*SF+sf: lane (p, i) = W[sf*SIMD+i, nf*PE+p], lane index p*SIMD+i
+        words = []
+        for n in range(nf):
+            for s in range(sf):
+                block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]  # (SIMD, PE)
+                words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
+        write_hex(code_dir / "weights.hex", words, pe * simd * fw.bits)
+        acc_bits = self.acc_bits()
+        n_thr = self.n_thresholds()
+        if n_thr:
+            thr = self.threshold_ints(model)
+            if thr.shape != (self.get_nodeattr("MH"), n_thr):
+                raise UnsupportedNodeError(
+                    f"{self.onnx_node.name}: thresholds have shape {thr.shape}, expected "
+                    f"({self.get_nodeattr('MH')}, {n_thr}) for output {self.get_nodeattr('outputDataType')}"
+                )
+            write_hex(code_dir / "thresholds.hex", [int(t) for t in thr.ravel()], acc_bits)
+            ofmt = self.output_format()
+            write_hex(code_dir / "codes.hex", [int(c) for c in codes_of(ofmt.values(), ofmt)], ofmt.bits)
+        (ab, ae, asg), (wb, we, wsg) = operand_params(fa), operand_params(fw)
+        params = dict(MW=self.get_nodeattr("MW"), MH=self.get_nodeattr("MH"), PE=pe, SIMD=simd, A_BITS=ab, A_E=ae,
+                      A_SIGNED=asg, W_BITS=wb, W_E=we, W_SIGNED=wsg, ACC_BITS=acc_bits,
+                      NO_ACT=self.get_nodeattr("noActivation"), N_THRES=max(n_thr, 1),
+                      O_BITS=self.get_output_datatype().bitwidth())
+        files = dict(WEIGHT_FILE="weights.hex", THRESH_FILE="thresholds.hex", CODE_FILE="codes.hex")
+        plist = [f".{k}({v})" for k, v in params.items()]
+        plist += [f'.{k}("{(code_dir / v).as_posix()}")' for k, v in files.items()]
+        text = (HERE / "minifloat_mvau_wrapper.v").read_text()
+        text = text.replace("$TOP$", self._top_name()).replace("$PARAMS$", ",\n        ".join(plist))
+        text = text.replace("$IW$", str(self.get_instream_width())).replace("$OW$", str(self.get_outstream_width()))
+        (code_dir / f"{self._top_name()}.v").write_text(text)
+        for src in verilog_sources() + [HERE / "minifloat_mvau.v"]:
+            shutil.copy(src, code_dir / Path(src).name)
+        self.set_nodeattr("ipgen_path", str(code_dir))
+        self.set_nodeattr("ip_path", str(code_dir))
+
+    def get_rtl_file_list(self, abspath=False):
+        names = [Path(p).name for p in verilog_sources()] + ["minifloat_mvau.v", f"{self._top_name()}.v"]
+        if not abspath:
+            return names
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        return [str(code_dir / n) for n in names]
+
+    def code_generation_ipi(self):
+        files = self.get_rtl_file_list(abspath=True)
+        cmd = [f"add_files -copy_to [get_property DIRECTORY [current_project]]/{Path(f).name} -norecurse {f}"
+               for f in files]
+        cmd.append(f"create_bd_cell -type module -reference {self._top_name()} {self.onnx_node.name}")
+        return cmd
+
+    # --- rtlsim without Vivado: Icarus Verilog -------------------------------------------------------------------
+    def prepare_rtlsim(self, behav=False):
+        if shutil.which("iverilog") is None:
+            raise MinifinnError("rtlsim needs Icarus Verilog: apt-get install iverilog")
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        if not (code_dir / f"{self._top_name()}.v").is_file():
+            raise MinifinnError(f"{self.onnx_node.name}: no generated Verilog in {code_dir}; run PrepareIP first")
+        sim_dir = code_dir / "rtlsim"
+        sim_dir.mkdir(exist_ok=True)
+        tb = (HERE / "tb_axis.v").read_text().replace("$TOP$", self._top_name())
+        (sim_dir / "tb.v").write_text(tb)
+        self.set_nodeattr("rtlsim_dir", str(sim_dir))
+        self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the Icarus run dir
+
+    def _run_rtlsim(self, x):
+        sim_dir = Path(self.get_nodeattr("rtlsim_dir"))
+        if not sim_dir.is_dir():
+            raise MinifinnError(f"{self.onnx_node.name}: call PrepareRTLSim (prepare_rtlsim) before rtlsim")
+        fa = self.input_format()
+        simd = self.get_nodeattr("SIMD")
+        x_codes = codes_of(x, fa).reshape(-1, simd)
+        words = pack_words(x_codes, fa.bits)
+        write_hex(sim_dir / "in.hex", words, self.get_instream_width())
+        n_out = self.get_number_output_values()
+        params = dict(IW=self.get_instream_width(), OW=self.get_outstream_width(), NIN=len(words), NOUT=n_out)
+        cmd = ["iverilog", "-g2005", "-s", "tb", "-o", "sim.vvp"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
+        cmd += self.get_rtl_file_list(abspath=True) + ["tb.v"]
+        run = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
+        if run.returncode:
+            raise MinifinnError(f"{self.onnx_node.name}: iverilog failed:\n{run.stderr[-2000:]}")
+        run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=sim_dir, capture_output=True, text=True)
+        lines = (sim_dir / "out.txt").read_text().split("\n") if (sim_dir / "out.txt").is_file() else []
+        data = [ln for ln in lines if ln and not ln.startswith("cycles")]
+        cyc = [ln for ln in lines if ln.startswith("cycles")]
+        if run.returncode or len(data) != n_out:
+            raise MinifinnError(f"{self.onnx_node.name}: rtlsim produced {len(data)} of {n_out} outputs "
+                                f"({run.stdout[-500:]})")
+        self.set_nodeattr("cycles_rtlsim", int(cyc[0].split()[1]) if cyc else 0)
+        odt_bits = self.get_output_datatype().bitwidth()
+        pe = self.get_nodeattr("PE")
+        if self.get_nodeattr("noActivation"):
+            vals = unpack_words([int(d, 16) for d in data], odt_bits, pe, signed=True)
+        else:
+            ofmt = self.output_format()
+            codes = unpack_words([int(d, 16) for d in data], odt_bits, pe).astype(np.int64)
+            vals = ofmt.decode(codes)
+        return vals.reshape(self.get_normal_output_shape())
+
+    def execute_node(self, context, graph):
+        if self.get_nodeattr("exec_mode") == "rtlsim":
+            node = self.onnx_node
+            out = self._run_rtlsim(context[node.input[0]])
+            context[node.output[0]] = out
+        else:
+            MinifloatMVAU.execute_node(self, context, graph)

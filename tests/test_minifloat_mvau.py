@@ -1,0 +1,171 @@
+"""MinifloatMVAU: Python golden == cppsim (g++) == rtlsim (Icarus), bit for bit; FINN passes accept the op."""
+
+import shutil
+from functools import partial
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.util.basic import qonnx_make_model
+
+import custom_ops  # noqa: F401  (registers the ops into FINN's registries)
+from compiler.errors import UnsupportedNodeError
+from compiler.numerics import IntFormat, MinifloatFormat, accumulator_bits_from_weights
+
+needs_sim = pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("g++") is None,
+                               reason="needs g++ and iverilog (apt-get install g++ iverilog)")
+
+
+def _thresholds(acc_sample, n, rng):
+    """n non-decreasing integer thresholds spread over the observed accumulator range (some repeated)."""
+    lo, hi = int(acc_sample.min()) - 2, int(acc_sample.max()) + 2
+    return np.sort(rng.integers(lo, hi + 1, size=n))
+
+
+def make_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, domain_suffix=""):
+    """One-node graph; returns (model, x). Weights random codes of fw; thresholds from a sample of accumulators."""
+    rng = np.random.default_rng(seed)
+    w = fw.values()[rng.integers(0, len(fw.values()), size=(mw, mh))]
+    x = fa.values()[rng.integers(0, len(fa.values()), size=(n_vec, mw))].astype(np.float32)
+    w_int = w.astype(np.float64) * 2.0 ** -fw.lsb_exponent
+    acc_bits = accumulator_bits_from_weights(np.rint(w_int).astype(np.int64), fa)
+    inputs = ["x", "W"]
+    inits = {"W": w.astype(np.float32)}
+    odt = f"INT{acc_bits}" if no_act else fo.qonnx_name
+    if not no_act:
+        a_sample = np.rint(x.astype(np.float64) * 2.0 ** -fa.lsb_exponent) @ w_int
+        n = len(fo.values()) - 1
+        inits["T"] = np.stack([_thresholds(a_sample[:, h], n, rng) for h in range(mh)]).astype(np.float32)
+        inputs.append("T")
+    node = helper.make_node(
+        "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix, backend="fpgadataflow",
+        MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
+        accDataType=f"INT{acc_bits}", outputDataType=odt, noActivation=int(no_act), numInputVectors=[n_vec],
+    )
+    graph = helper.make_graph([node], "mvau", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n_vec, mw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n_vec, mh])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for name, value in inits.items():
+        model.set_initializer(name, value)
+    model.set_tensor_datatype("x", fa.datatype)
+    model.set_tensor_datatype("W", fw.datatype)
+    return model.transform(GiveUniqueNodeNames()), x
+
+
+def reference(fa, fw, fo, model, x, no_act):
+    """Independent reference: Python ints, explicit threshold counting."""
+    w = model.get_initializer("W").astype(np.float64)
+    xi = [[int(round(v * 2.0 ** -fa.lsb_exponent)) for v in row] for row in x.astype(np.float64)]
+    wi = [[int(round(v * 2.0 ** -fw.lsb_exponent)) for v in row] for row in w]
+    mh = w.shape[1]
+    acc = [[sum(xr[k] * wi[k][h] for k in range(len(xr))) for h in range(mh)] for xr in xi]
+    if no_act:
+        return np.array(acc, dtype=object)
+    t = model.get_initializer("T")
+    vals = fo.values()
+    return np.array([[vals[sum(1 for th in t[h] if a[h] >= th)] for h in range(mh)] for a in acc], dtype=np.float32)
+
+
+def _run(model, x, mode):
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+
+    if mode == "cppsim":
+        model = model.transform(PrepareCppSim()).transform(CompileCppSim())
+    elif mode == "rtlsim":
+        model = model.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
+    model = model.transform(SetExecMode(mode)) if mode else model
+    return execute_onnx(model, {"x": x})["y"]
+
+
+F = MinifloatFormat
+CASES = [  # (input, weight, output, MW, MH, PE, SIMD, noActivation)
+    (F(4, 3), F(4, 3), F(4, 3), 16, 8, 2, 4, 0),
+    (F(3, 2), F(2, 1), F(3, 2), 12, 6, 3, 3, 0),
+    (F(2, 3), F(2, 3), F(2, 3), 8, 4, 4, 8, 1),
+    (IntFormat(4), IntFormat(4), IntFormat(4), 32, 16, 4, 8, 0),
+    (IntFormat(8), F(2, 1), F(4, 3), 20, 10, 5, 4, 0),
+    (F(5, 2), F(5, 2), F(3, 2), 6, 4, 2, 2, 1),
+    (IntFormat(3, signed=False), IntFormat(6), IntFormat(5), 9, 3, 1, 3, 0),
+    (F(1, 5), F(3, 4), F(2, 2), 64, 32, 8, 16, 0),
+]
+
+
+def _id(c):
+    return f"{c[0].name}x{c[1].name}->{c[2].name}_{c[3]}x{c[4]}_pe{c[5]}_simd{c[6]}_noact{c[7]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_python_golden_matches_independent_reference(case):
+    fa, fw, fo, mw, mh, pe, simd, no_act = case
+    model, x = make_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, seed=mw)
+    got = _run(model, x, None)
+    want = reference(fa, fw, fo, model, x, no_act)
+    assert np.array_equal(np.asarray(got, dtype=object) if no_act else got, want)
+
+
+@needs_sim
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_cppsim_and_rtlsim_bit_exact(case):
+    fa, fw, fo, mw, mh, pe, simd, no_act = case
+    golden = {}
+    for suffix, mode in (("", None), (".hls", "cppsim"), (".rtl", "rtlsim")):
+        model, x = make_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, seed=mw + 1, domain_suffix=suffix)
+        if suffix:
+            node = model.graph.node[0]
+            node.op_type = "MinifloatMVAU" + suffix.replace(".", "_")
+        golden[mode] = np.asarray(_run(model, x, mode))
+    for mode in ("cppsim", "rtlsim"):
+        assert golden[mode].shape == golden[None].shape
+        assert np.array_equal(golden[mode].astype(object), golden[None].astype(object)), mode
+
+
+def test_finn_passes_accept_the_op():
+    from qonnx.custom_op.registry import getCustomOp
+
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from passes.folding import SetFoldingMinifloat
+
+    model, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 1, 1, 0)
+    model = model.transform(SpecializeLayers("xc7z020clg400-1"))
+    node = model.graph.node[0]
+    assert node.op_type == "MinifloatMVAU_rtl" and node.domain == "finn.custom_op.fpgadataflow.rtl"
+    cycles_before = model.analysis(exp_cycles_per_layer)[node.name]
+    assert cycles_before == 3 * 8 * 16
+    model = model.transform(SetFolding(target_cycles_per_frame=50))  # FINN's own pass runs (it skips our op)
+    model = model.transform(SetFoldingMinifloat(target_cycles_per_frame=50))
+    inst = getCustomOp(model.graph.node[0])
+    assert inst.get_exp_cycles() <= 50 and inst.get_nodeattr("PE") * inst.get_nodeattr("SIMD") > 1
+    res = model.analysis(partial(res_estimation, fpgapart="xc7z020clg400-1"))[node.name]
+    assert res["LUT"] > 0 and res["DSP"] == 0
+    parent = model.transform(CreateDataflowPartition())
+    assert [n.op_type for n in parent.graph.node] == ["StreamingDataflowPartition"]
+
+
+def test_estimates_know_the_format():
+    big, _ = make_mvau_model(F(4, 3), F(4, 3), F(4, 3), 16, 8, 2, 4, 0)
+    small, _ = make_mvau_model(F(2, 1), F(2, 1), F(2, 1), 16, 8, 2, 4, 0)
+    from qonnx.custom_op.registry import getCustomOp
+
+    lut_big = getCustomOp(big.graph.node[0]).lut_estimation()
+    lut_small = getCustomOp(small.graph.node[0]).lut_estimation()
+    assert lut_big > 2 * lut_small
+
+
+def test_bad_folding_is_a_clear_error():
+    from qonnx.custom_op.registry import getCustomOp
+
+    model, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 3, 1, 0)
+    with pytest.raises(UnsupportedNodeError, match="PE=3 must divide MH=8"):
+        getCustomOp(model.graph.node[0]).get_exp_cycles()

@@ -46,6 +46,7 @@ def train(
     are given the validation accuracy is recorded after every epoch. History keys: ``loss`` (mean train loss per
     epoch), ``train_acc`` (per epoch), ``val_acc`` (per epoch, when validation data is given), ``lr`` (per epoch,
     at its end), ``seconds`` (wall time of training), ``threads``, ``epochs``, ``steps``.
+    ``threads`` is applied with ``torch.set_num_threads`` and stays in effect after training.
     """
     if epochs < 1:
         raise MinifinnError(f"train: epochs={epochs}; need at least 1")

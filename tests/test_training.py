@@ -1,3 +1,4 @@
+import json
 
 import pytest
 import torch
@@ -70,3 +71,48 @@ def test_bad_arguments():
         train(_mlp(), x, y, epochs=0, progress=False)
     with pytest.raises(MinifinnError, match="schedule"):
         train(_mlp(), x, y, epochs=1, schedule="step", progress=False)
+
+
+def _write_fake_fmnist(d, n_train=96, n_test=32):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, size=n).astype(np.uint8)
+        # class-dependent images so that something is learnable
+        x = (rng.integers(0, 60, size=(n, 28, 28)) + (y[:, None, None] * 20)).astype(np.uint8)
+        for kind, arr in (("images-idx3", x), ("labels-idx1", y)):
+            raw = struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", s) for s in arr.shape)
+            (d / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(raw + arr.tobytes()))
+
+
+def test_train_vit_flow_smoke(tmp_path):
+    """build_flows/train_vit.py end to end on a tiny fake data set: checkpoint, metrics.json, ptq.json."""
+    pytest.importorskip("compiler.zoo")
+    from build_flows import train_vit
+    from compiler.zoo import build_model
+
+    assert train_vit.edge_format("fp:e2m1") == "fp:e4m3" and train_vit.edge_format("int:4") == "int:8"
+    spec = train_vit.make_spec("int:4")
+    assert (spec.weights, spec.acts, spec.first, spec.last) == ("int:4", "int:4", "int:8", "int:8")
+    _write_fake_fmnist(tmp_path)
+    out = tmp_path / "out"
+    rc = train_vit.main(["--epochs", "1", "--dim", "16", "--depth", "1", "--heads", "2", "--patch", "7",
+                         "--threads", "1", "--data-dir", str(tmp_path), "--output-dir", str(out), "--no-progress",
+                         "--ptq", "--ptq-formats", "fp:e2m1", "int:4", "--calib-size", "48"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["threads"] == 1 and 0 <= metrics["test_acc"] <= 1 and metrics["train_seconds"] > 0
+    assert metrics["config"]["model"]["dim"] == 16
+    sd, cfg, met = load_checkpoint(out / "vit_float.pt")
+    model = build_model("vit", "float", **cfg["model"])
+    model.load_state_dict(sd)
+    assert met["test_acc"] == metrics["test_acc"]
+    ptq = json.loads((out / "ptq.json").read_text())
+    assert [r["format"] for r in ptq["rows"]] == ["fp:e2m1", "int:4"]
+    assert [r["first_last"] for r in ptq["rows"]] == ["fp:e4m3", "int:8"]
+    assert all(0 <= r["test_acc"] <= 1 and r["techniques"] == "calibrate" for r in ptq["rows"])
+    assert ptq["calib_size"] == 48

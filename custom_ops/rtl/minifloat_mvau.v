@@ -4,7 +4,7 @@
 // folds, one (nf, sf) step per cycle. The input vector is buffered during nf = 0 and reused for nf > 0.
 // Weights: ROM word nf*SF+sf holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*W_BITS (from WEIGHT_FILE).
 // After the last sf step of a fold the PE accumulators hold exact dot products (mf_dotp); with NO_ACT=0 each is
-// compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch*N_THRES+i) and the count
+// compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch, T_0 in the LSBs); the count
 // is mapped to an output code (CODE_FILE: word count); with NO_ACT=1 the accumulator is the output.
 // AXI-stream: in (SIMD codes, element 0 in the LSBs), out (PE results, element 0 in the LSBs); valid/ready.
 module minifloat_mvau #(
@@ -34,9 +34,9 @@ module minifloat_mvau #(
     localparam SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam CW = (N_THRES > 0) ? $clog2(N_THRES + 1) : 1;
 
-    (* rom_style = "block" *) reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
-    reg [ACC_BITS-1:0] tmem [0:((NO_ACT || N_THRES == 0) ? 1 : MH*N_THRES)-1];
-    reg [O_BITS-1:0]   cmem [0:((NO_ACT || N_THRES == 0) ? 1 : N_THRES+1)-1];
+    reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
+    reg [N_THRES*ACC_BITS-1:0] tmem [0:(NO_ACT ? 1 : MH)-1];   // word ch: its thresholds, T_0 in the LSBs
+    reg [O_BITS-1:0]   cmem [0:(NO_ACT ? 1 : N_THRES+1)-1];
     initial begin
         $readmemh(WEIGHT_FILE, wmem);
         if (!NO_ACT) begin
@@ -71,23 +71,20 @@ module minifloat_mvau #(
     endgenerate
 
     // output stage: thresholds + code table, or the raw accumulators
-    reg [PE*O_BITS-1:0] result;
-    integer q, t;
-    reg [CW-1:0] cnt;
-    always @* begin
-        result = {PE*O_BITS{1'b0}};
-        for (q = 0; q < PE; q = q + 1) begin
-            if (NO_ACT) begin
-                result[q*O_BITS +: O_BITS] = accs[q*ACC_BITS +: ACC_BITS];
-            end else begin
-                cnt = {CW{1'b0}};
-                for (t = 0; t < N_THRES; t = t + 1)
-                    if ($signed(accs[q*ACC_BITS +: ACC_BITS]) >= $signed(tmem[(nf_pending*PE + q)*N_THRES + t]))
-                        cnt = cnt + 1'b1;
-                result[q*O_BITS +: O_BITS] = cmem[cnt];
+    wire [PE*O_BITS-1:0] result;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_out
+            if (NO_ACT) begin : g_acc
+                assign result[p*O_BITS +: O_BITS] = accs[p*ACC_BITS +: ACC_BITS];
+            end else begin : g_thr
+                wire [N_THRES*ACC_BITS-1:0] tword = tmem[nf_pending*PE + p];
+                wire [CW-1:0] cnt;
+                mf_threshold #(.ACC_BITS(ACC_BITS), .N(N_THRES), .OUT_BITS(CW))
+                    thr (.acc(accs[p*ACC_BITS +: ACC_BITS]), .thresholds(tword), .count(cnt));
+                assign result[p*O_BITS +: O_BITS] = cmem[cnt];
             end
         end
-    end
+    endgenerate
 
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin

@@ -66,7 +66,8 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
                     f"{self.onnx_node.name}: thresholds have shape {thr.shape}, expected "
                     f"({self.get_nodeattr('MH')}, {n_thr}) for output {self.get_nodeattr('outputDataType')}"
                 )
-            write_hex(code_dir / "thresholds.hex", [int(t) for t in thr.ravel()], acc_bits)
+            words = pack_words(np.asarray(thr, dtype=object), acc_bits)  # one word per channel, T_0 in the LSBs
+            write_hex(code_dir / "thresholds.hex", words, n_thr * acc_bits)
             ofmt = self.output_format()
             write_hex(code_dir / "codes.hex", [int(c) for c in codes_of(ofmt.values(), ofmt)], ofmt.bits)
         (ab, ae, asg), (wb, we, wsg) = operand_params(fa), operand_params(fw)

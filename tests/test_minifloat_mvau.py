@@ -169,3 +169,54 @@ def test_bad_folding_is_a_clear_error():
     model, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 3, 1, 0)
     with pytest.raises(UnsupportedNodeError, match="PE=3 must divide MH=8"):
         getCustomOp(model.graph.node[0]).get_exp_cycles()
+
+
+def _random_case(rng):
+    """A random (formats, shape, folding) case: INT3-8 or ExMy with 3-8 bits, MW/MH up to 256."""
+    def fmt():
+        bits = int(rng.integers(3, 9))
+        if rng.random() < 0.4:
+            return IntFormat(bits)
+        e = int(rng.integers(1, bits - 1))
+        return F(e, bits - 1 - e)
+
+    def divisor(n):
+        ds = [d for d in range(1, n + 1) if n % d == 0 and d <= 32]
+        return int(rng.choice(ds))
+
+    mw, mh = int(rng.choice([8, 12, 16, 24, 32, 64, 128, 256])), int(rng.choice([4, 6, 8, 16, 32, 64, 256]))
+    return (fmt(), fmt(), fmt(), mw, mh, divisor(mh), divisor(mw), int(rng.random() < 0.3))
+
+
+GRID = [_random_case(np.random.default_rng(seed)) for seed in range(24)]
+
+
+@pytest.mark.slow
+@needs_sim
+@pytest.mark.parametrize("case", GRID, ids=_id)
+def test_random_grid_cppsim_and_rtlsim_bit_exact(case):
+    test_cppsim_and_rtlsim_bit_exact(case)
+
+
+def test_dynamic_input_python_golden():
+    """dynamic_input=1: W is a second (activation) input, e.g. K^T in attention; Python golden model only."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    fa, fo = F(3, 2), F(3, 2)
+    rng = np.random.default_rng(9)
+    n, d = 5, 8
+    q = fa.values()[rng.integers(0, len(fa.values()), size=(n, d))].astype(np.float32)
+    kt = fa.values()[rng.integers(0, len(fa.values()), size=(d, n))].astype(np.float32)
+    node = helper.make_node("MinifloatMVAU", ["q", "kt"], ["s"], domain="finn.custom_op.fpgadataflow",
+                            backend="fpgadataflow", MW=d, MH=n, PE=1, SIMD=1, inputDataType=fa.qonnx_name,
+                            weightDataType=fa.qonnx_name, accDataType="INT24", outputDataType="INT24",
+                            noActivation=1, dynamic_input=1, numInputVectors=[n])
+    graph = helper.make_graph([node], "qk", [helper.make_tensor_value_info("q", TensorProto.FLOAT, [n, d]),
+                                             helper.make_tensor_value_info("kt", TensorProto.FLOAT, [d, n])],
+                              [helper.make_tensor_value_info("s", TensorProto.FLOAT, [n, n])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    got = execute_onnx(model, {"q": q, "kt": kt})["s"]
+    scale = 2.0 ** -fa.lsb_exponent
+    want = np.rint(q.astype(np.float64) * scale).astype(np.int64) @ np.rint(kt.astype(np.float64) * scale).astype(
+        np.int64)
+    assert np.array_equal(got, want)

@@ -13,7 +13,9 @@ int main() {
     unsigned n_in = 0;
     while (std::getline(fin, line)) {
         if (line.empty()) continue;
-        in0_V.write(ap_uint<$IW$>(line.c_str(), 16));
+        ap_uint<$IW$> word = 0;  // parse hex by hand: ap_int's string parser reads "0b..."/"0d..." as prefixes
+        for (char c : line) word = (word << 4) | ap_uint<$IW$>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        in0_V.write(word);
         n_in++;
     }
     $NAME$(in0_V, out0_V);

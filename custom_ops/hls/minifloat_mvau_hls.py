@@ -94,7 +94,7 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
                 words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
         ww = pe * simd * fw.bits
         lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
-        lines += [f'    ap_uint<{ww}>("{w:x}", 16),' for w in words] + ["};"]
+        lines += [f'    ap_uint<{ww}>("{w}", 10),' for w in words] + ["};"]  # decimal: hex text like "0b.." would parse as a prefix
         acc, nt = self.acc_bits(), max(self.n_thresholds(), 1)
         ob = self.get_output_datatype().bitwidth()
         if self.n_thresholds():

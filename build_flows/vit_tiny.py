@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--last", default=None, help="last-layer format (default: 8-bit: fp:e4m3 or int:8)")
     p.add_argument("--board", default="Pynq-Z2", help="target board (used by the later stages)")
     p.add_argument("--target-fps", type=float, default=None, help="throughput target (used by the later stages)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 10, --quick 1)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 8, --quick 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     p.add_argument("--golden-images", type=int, default=None, help="test images for the golden run (default all)")
     p.add_argument("--checkpoint", type=Path, default=None, help="float checkpoint to use instead of training")
@@ -83,7 +83,7 @@ def train_or_load(args, cfg, x_train, y_train):
             print(f"[1/4] float model: loaded {ckpt} (trained {metrics.get('train_seconds', '?')} s)")
             return model, metrics.get("train_seconds")
         print(f"[1/4] {ckpt} has another configuration; training anew")
-    epochs = args.epochs or (1 if args.quick else 10)
+    epochs = args.epochs or (1 if args.quick else 8)
     print(f"[1/4] training the float ViT ({sum(p.numel() for p in model.parameters())} parameters, "
           f"{epochs} epochs, {args.threads} threads)")
     hist = train(model, x_train, y_train, epochs=epochs, lr=3e-3, batch_size=128, weight_decay=0.05,

@@ -31,7 +31,7 @@ test-slow: setup
 	@$(PY) -m pytest -m "slow" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: setup
-	$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	@$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no benchmarks collected"; exit 0; fi; exit $$rc
 
 clean-venv:
 	rm -rf $(VENV)

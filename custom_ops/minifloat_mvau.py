@@ -228,6 +228,22 @@ class MinifloatMVAU(HWCustomOp):
     def weight_ints(self, model):
         return to_int_domain(model.get_initializer(self.onnx_node.input[1]), self.weight_format())
 
+    def weight_rom_words(self, model):
+        """Weight memory words: word nf*SF+sf packs W[sf*SIMD+i, nf*PE+p] codes at lane p*SIMD+i (lane 0 in the LSBs),
+        the layout both backends use."""
+        from custom_ops.codegen import codes_of, pack_words
+
+        nf, sf = self.folds()
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        fw = self.weight_format()
+        w_codes = codes_of(model.get_initializer(self.onnx_node.input[1]), fw)  # (MW, MH)
+        words = []
+        for n in range(nf):
+            for s in range(sf):
+                block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]  # (SIMD, PE)
+                words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
+        return words
+
     def threshold_ints(self, model):
         if self.get_nodeattr("noActivation"):
             return None

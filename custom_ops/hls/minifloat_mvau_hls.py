@@ -85,14 +85,8 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
             )
         nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        fw = self.weight_format()
-        w_codes = codes_of(model.get_initializer(self.onnx_node.input[1]), fw)
-        words = []
-        for n in range(nf):
-            for s in range(sf):
-                block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]
-                words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
-        ww = pe * simd * fw.bits
+        words = self.weight_rom_words(model)
+        ww = pe * simd * self.weight_format().bits
         lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
         lines += [f'    ap_uint<{ww}>("{w}", 10),' for w in words] + ["};"]  # decimal: hex text like "0b.." would parse as a prefix
         acc, nt = self.acc_bits(), max(self.n_thresholds(), 1)

@@ -111,6 +111,7 @@ module mf_mul #(
     assign p = spx <<< sh;
 endmodule
 
+// A single MAC is the SIMD = 1 dot product.
 module mf_mac #(
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
     parameter B_BITS = 6, parameter B_E = 3, parameter B_SIGNED = 1,
@@ -122,17 +123,11 @@ module mf_mac #(
     input  wire                       clear,
     input  wire [A_BITS-1:0]          a,
     input  wire [B_BITS-1:0]          b,
-    output reg  signed [ACC_BITS-1:0] acc
+    output wire signed [ACC_BITS-1:0] acc
 );
-    localparam DWA = (A_E == 0) ? (A_SIGNED ? A_BITS : A_BITS + 1) : ((1 << A_E) + A_BITS - 1 - A_E);
-    localparam DWB = (B_E == 0) ? (B_SIGNED ? B_BITS : B_BITS + 1) : ((1 << B_E) + B_BITS - 1 - B_E);
-    wire signed [DWA+DWB-1:0] p;
-    mf_mul #(.A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(B_BITS), .B_E(B_E), .B_SIGNED(B_SIGNED))
-        mul (.a(a), .b(b), .p(p));
-    always @(posedge clk) begin
-        if (rst) acc <= {ACC_BITS{1'b0}};
-        else if (en) acc <= (clear ? $signed({ACC_BITS{1'b0}}) : acc) + p;
-    end
+    mf_dotp #(.SIMD(1), .A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(B_BITS), .B_E(B_E),
+              .B_SIGNED(B_SIGNED), .ACC_BITS(ACC_BITS))
+        dot (.clk(clk), .rst(rst), .en(en), .clear(clear), .a(a), .b(b), .acc(acc));
 endmodule
 
 module mf_dotp #(

@@ -46,17 +46,9 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
         self._check_static()
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
         code_dir.mkdir(parents=True, exist_ok=True)
-        nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fa, fw = self.input_format(), self.weight_format()
-        w_codes = codes_of(model.get_initializer(self.onnx_node.input[1]), fw)  # (MW, MH)
-        # ROM word nf*SF+sf: lane (p, i) = W[sf*SIMD+i, nf*PE+p], lane index p*SIMD+i
-        words = []
-        for n in range(nf):
-            for s in range(sf):
-                block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]  # (SIMD, PE)
-                words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
-        write_hex(code_dir / "weights.hex", words, pe * simd * fw.bits)
+        write_hex(code_dir / "weights.hex", self.weight_rom_words(model), pe * simd * fw.bits)
         acc_bits = self.acc_bits()
         n_thr = self.n_thresholds()
         if n_thr:

@@ -16,7 +16,10 @@ Folding as FINN's MVAU: PE output channels and SIMD input elements per cycle; st
 HLS/RTL backends implement static (embedded) weights.
 """
 
+import functools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 from qonnx.core.datatype import DataType
@@ -25,15 +28,19 @@ from compiler.errors import UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
-# LUT/FF cost model of one MAC lane and its accumulator bits; fitted against Yosys synth_xilinx of the generated RTL
-# (see build_flows/mac_sweep.py). Features: significand product bits, shifter span, accumulator bits.
-RESOURCE_MODEL = {
-    "lut_per_product_bit": 1.1,  # (SW_a * SW_b) partial-product bits of the significand multiplier
-    "lut_per_shift_bit": 0.9,  # shifted product width x log2(shift span)
-    "lut_per_acc_bit": 1.0,  # adder (tree + accumulator) per accumulator bit and lane
-    "lut_per_threshold_bit": 0.55,  # comparator LUTs per threshold bit
-    "lut_control": 60,
-}
+# LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
+# coefficients are fitted by build_flows/calibrate_resources.py to Yosys synth_xilinx counts of the generated RTL.
+RESOURCE_MODEL_FILE = Path(__file__).resolve().parent / "resource_model.json"
+
+
+@functools.lru_cache(maxsize=1)
+def resource_model():
+    """The fitted LUT coefficients {feature: LUTs per unit}."""
+    if not RESOURCE_MODEL_FILE.is_file():
+        raise UnsupportedNodeError(
+            f"{RESOURCE_MODEL_FILE} is missing; run python build_flows/calibrate_resources.py to fit it"
+        )
+    return json.loads(RESOURCE_MODEL_FILE.read_text())["lut_coefficients"]
 
 
 def format_of(dtype_name):
@@ -253,7 +260,8 @@ class MinifloatMVAU(HWCustomOp):
         return t
 
     # --- estimates ------------------------------------------------------------------------------------------------
-    def _mac_features(self):
+    def resource_features(self):
+        """Size features of the datapath the LUT model is linear in (counts of bits, per unit of LUT cost)."""
         from custom_ops.mac import operand_params
 
         def sig_width(fmt):
@@ -265,19 +273,24 @@ class MinifloatMVAU(HWCustomOp):
         swa, sha = sig_width(self.input_format())
         swb, shb = sig_width(self.weight_format())
         span = sha + shb
-        return swa * swb, (swa + swb) * math.ceil(math.log2(span + 1)) if span else 0
+        lanes = self.get_nodeattr("PE") * self.get_nodeattr("SIMD")
+        nf, sf = self.folds()
+        acc = self.acc_bits()
+        product_bits = swa + swb + span  # width of the shifted product
+        return {
+            "mult_bits": lanes * swa * swb,
+            "shift_bits": lanes * product_bits * math.ceil(math.log2(span + 1)) if span else 0,
+            "tree_bits": lanes * product_bits,
+            "acc_bits": self.get_nodeattr("PE") * acc,
+            "threshold_bits": self.get_nodeattr("PE") * self.n_thresholds() * acc,
+            "weight_rom_bits": 0 if self._weight_storage() != "lutram" else self._weight_bits_total() / 64,
+            "ibuf_bits": sf * self.get_nodeattr("SIMD") * self.input_format().bits / 32,
+            "const": 1,
+        }
 
     def lut_estimation(self, fpgapart=None):
-        m = RESOURCE_MODEL
-        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        prod_bits, shift_bits = self._mac_features()
-        macs = pe * simd * (m["lut_per_product_bit"] * prod_bits + m["lut_per_shift_bit"] * shift_bits)
-        adders = pe * simd * m["lut_per_acc_bit"] * self.acc_bits()
-        thresholds = pe * m["lut_per_threshold_bit"] * self.n_thresholds() * self.acc_bits()
-        weights_lutram = 0
-        if self._weight_storage() == "lutram":
-            weights_lutram = math.ceil(self._weight_bits_total() / 64)
-        return int(round(macs + adders + thresholds + m["lut_control"] + weights_lutram))
+        coeffs = resource_model()
+        return int(round(sum(coeffs.get(k, 0.0) * v for k, v in self.resource_features().items())))
 
     def _weight_bits_total(self):
         if self.get_nodeattr("dynamic_input"):

@@ -7,51 +7,18 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.util.basic import qonnx_make_model
 
 import custom_ops  # noqa: F401  (registers the ops into FINN's registries)
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import IntFormat, MinifloatFormat, accumulator_bits_from_weights
+from compiler.numerics import IntFormat, MinifloatFormat
+from custom_ops.examples import random_mvau_model
 
 needs_sim = pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("g++") is None,
                                reason="needs g++ and iverilog (apt-get install g++ iverilog)")
 
 
-def _thresholds(acc_sample, n, rng):
-    """n non-decreasing integer thresholds spread over the observed accumulator range (some repeated)."""
-    lo, hi = int(acc_sample.min()) - 2, int(acc_sample.max()) + 2
-    return np.sort(rng.integers(lo, hi + 1, size=n))
-
-
-def make_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, domain_suffix=""):
-    """One-node graph; returns (model, x). Weights random codes of fw; thresholds from a sample of accumulators."""
-    rng = np.random.default_rng(seed)
-    w = fw.values()[rng.integers(0, len(fw.values()), size=(mw, mh))]
-    x = fa.values()[rng.integers(0, len(fa.values()), size=(n_vec, mw))].astype(np.float32)
-    w_int = w.astype(np.float64) * 2.0 ** -fw.lsb_exponent
-    acc_bits = accumulator_bits_from_weights(np.rint(w_int).astype(np.int64), fa)
-    inputs = ["x", "W"]
-    inits = {"W": w.astype(np.float32)}
-    odt = f"INT{acc_bits}" if no_act else fo.qonnx_name
-    if not no_act:
-        a_sample = np.rint(x.astype(np.float64) * 2.0 ** -fa.lsb_exponent) @ w_int
-        n = len(fo.values()) - 1
-        inits["T"] = np.stack([_thresholds(a_sample[:, h], n, rng) for h in range(mh)]).astype(np.float32)
-        inputs.append("T")
-    node = helper.make_node(
-        "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix, backend="fpgadataflow",
-        MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
-        accDataType=f"INT{acc_bits}", outputDataType=odt, noActivation=int(no_act), numInputVectors=[n_vec],
-    )
-    graph = helper.make_graph([node], "mvau", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n_vec, mw])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n_vec, mh])])
-    model = ModelWrapper(qonnx_make_model(graph))
-    for name, value in inits.items():
-        model.set_initializer(name, value)
-    model.set_tensor_datatype("x", fa.datatype)
-    model.set_tensor_datatype("W", fw.datatype)
-    return model.transform(GiveUniqueNodeNames()), x
+make_mvau_model = random_mvau_model
 
 
 def reference(fa, fw, fo, model, x, no_act):
@@ -202,7 +169,7 @@ def test_dynamic_input_python_golden():
     """dynamic_input=1: W is a second (activation) input, e.g. K^T in attention; Python golden model only."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    fa, fo = F(3, 2), F(3, 2)
+    fa = F(3, 2)
     rng = np.random.default_rng(9)
     n, d = 5, 8
     q = fa.values()[rng.integers(0, len(fa.values()), size=(n, d))].astype(np.float32)

@@ -1,0 +1,177 @@
+"""Calibrate the MinifloatMVAU LUT / FF estimate against Yosys ``synth_xilinx`` (xc7) results.
+
+Fitting part (this section) is independent of the hardware: a linear model  resource ~= sum_j c_j * f_j(config)
+over physically motivated features, fitted by non-negative least squares on *relative* residuals (each row divided by
+its measured value), because the quality target is a median absolute percentage error and the designs span two orders
+of magnitude in size. Non-negative coefficients keep every term a cost (no cancelling terms that extrapolate badly).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from compiler.errors import MinifinnError  # noqa: E402
+
+
+def fit_linear_model(X, y, feature_names, *, relative: bool = True, nonneg: bool = True) -> dict:
+    """Least-squares fit of ``y ~= X @ c``; returns ``{feature name: coefficient}``.
+
+    ``relative=True`` minimises sum(((X c - y) / y)^2) (needs y > 0); ``nonneg=True`` constrains c >= 0 (scipy nnls).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    names = list(feature_names)
+    if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[1] != len(names):
+        raise MinifinnError(f"fit: X {X.shape}, y {y.shape} and {len(names)} feature names do not match")
+    if X.shape[0] < X.shape[1]:
+        raise MinifinnError(f"fit: {X.shape[0]} samples for {X.shape[1]} features; need at least as many samples")
+    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
+        raise MinifinnError("fit: features or targets contain NaN/inf")
+    if relative:
+        if np.any(y <= 0):
+            raise MinifinnError(f"fit: relative fit needs positive targets; found {int(np.sum(y <= 0))} <= 0")
+        A, b = X / y[:, None], np.ones_like(y)
+    else:
+        A, b = X, y
+    # column scaling for conditioning; undone on the coefficients
+    scale = np.linalg.norm(A, axis=0)
+    scale[scale == 0] = 1.0
+    As = A / scale
+    if nonneg:
+        from scipy.optimize import nnls
+
+        cs, _ = nnls(As, b, maxiter=50 * As.shape[1])
+    else:
+        cs, *_ = np.linalg.lstsq(As, b, rcond=None)
+    c = cs / scale
+    return {n: float(v) for n, v in zip(names, c)}
+
+
+def predict(coeffs: dict, feats: dict) -> float:
+    """sum_j c_j * f_j; every coefficient's feature must be present."""
+    missing = [n for n in coeffs if n not in feats]
+    if missing:
+        raise MinifinnError(f"predict: features {missing} missing (have {sorted(feats)})")
+    return float(sum(c * feats[n] for n, c in coeffs.items()))
+
+
+def abs_pct_errors(pred, meas) -> np.ndarray:
+    pred = np.asarray(pred, dtype=float)
+    meas = np.asarray(meas, dtype=float)
+    return 100.0 * np.abs(pred - meas) / np.maximum(np.abs(meas), 1e-12)
+
+
+def median_abs_pct_error(pred, meas) -> float:
+    return float(np.median(abs_pct_errors(pred, meas)))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Measuring: synthesize the generated MinifloatMVAU RTL over a grid of formats, sizes and foldings.
+
+def _fmt(name):
+    from compiler.numerics import parse_format
+
+    return parse_format(name)
+
+
+# (input, weight, output, MW, MH, PE, SIMD, noActivation)
+CALIBRATION_GRID = [
+    ("int4", "int4", "int4", 32, 16, 2, 4, 0), ("int8", "int8", "int8", 32, 16, 2, 4, 1),
+    ("e3m2", "e3m2", "e3m2", 32, 16, 2, 4, 0), ("e2m1", "e2m1", "e2m1", 64, 16, 4, 8, 0),
+    ("e4m3", "e4m3", "e3m2", 32, 8, 2, 2, 0), ("e2m3", "e2m3", "e2m3", 16, 16, 4, 4, 0),
+    ("int6", "int6", "int4", 48, 12, 3, 6, 0), ("e3m2", "int4", "e3m2", 32, 16, 4, 2, 0),
+    ("e1m2", "e1m2", "e1m2", 64, 32, 8, 8, 0), ("int3", "int3", "int3", 64, 64, 8, 8, 0),
+    ("e4m3", "e4m3", "e4m3", 16, 8, 1, 4, 1), ("e5m2", "e5m2", "e2m1", 16, 8, 2, 2, 0),
+    ("int8", "e2m1", "int8", 32, 8, 2, 8, 0), ("e3m4", "e3m4", "e3m2", 32, 16, 4, 4, 0),
+]
+HELD_OUT = [
+    ("e3m2", "e3m2", "e3m2", 64, 32, 4, 8, 0), ("int4", "int4", "int4", 64, 32, 8, 4, 0),
+    ("e2m1", "e3m2", "e2m1", 48, 24, 6, 4, 0), ("e4m3", "int8", "e4m3", 32, 16, 2, 4, 1),
+    ("e2m2", "e2m2", "e2m2", 32, 16, 4, 4, 0), ("int5", "int5", "int5", 32, 32, 4, 4, 0),
+]
+
+
+def measure(config, jobs=1):
+    """Yosys LUTs of the generated RTL of one MinifloatMVAU configuration, plus its model features."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from compiler.finn_env import ensure_finn_offline
+    from compiler.synth import synthesize
+    from custom_ops.examples import random_mvau_model
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    ensure_finn_offline()
+    fa, fw, fo, mw, mh, pe, simd, no_act = config
+    model, _ = random_mvau_model(_fmt(fa), _fmt(fw), _fmt(fo), mw, mh, pe, simd, no_act, domain_suffix=".rtl")
+    model.graph.node[0].op_type = "MinifloatMVAU_rtl"
+    model = model.transform(PrepareIP("xc7z020clg400-1", 10.0))
+    inst = getCustomOp(model.graph.node[0])
+    res = synthesize(inst.get_rtl_file_list(abspath=True), top=inst.get_verilog_top_module_name())
+    return inst.resource_features(), res.lut_total, res.ff
+
+
+def main(argv=None):
+    import argparse
+    import csv
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = argparse.ArgumentParser(description="Fit the MinifloatMVAU LUT model to Yosys synthesis of its RTL")
+    p.add_argument("--output-dir", type=Path, default=REPO / "docs" / "results" / "calibration")
+    p.add_argument("--model-file", type=Path, default=REPO / "custom_ops" / "resource_model.json")
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    configs = CALIBRATION_GRID + HELD_OUT
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(measure, configs))
+    names = sorted(results[0][0])
+    X = np.array([[r[0][n] for n in names] for r in results], dtype=float)
+    y = np.array([r[1] for r in results], dtype=float)
+    n_cal = len(CALIBRATION_GRID)
+    coeffs = fit_linear_model(X[:n_cal], y[:n_cal], names)
+    pred = X @ np.array([coeffs[n] for n in names])
+    err_cal = median_abs_pct_error(pred[:n_cal], y[:n_cal])
+    err_held = median_abs_pct_error(pred[n_cal:], y[n_cal:])
+    args.model_file.write_text(json.dumps({
+        "lut_coefficients": coeffs,
+        "fitted_on": "Yosys synth_xilinx -family xc7 -nodsp of MinifloatMVAU_rtl (lut_total)",
+        "median_abs_pct_error_calibration": round(err_cal, 2),
+        "median_abs_pct_error_held_out": round(err_held, 2),
+        "calibration_configs": len(CALIBRATION_GRID), "held_out_configs": len(HELD_OUT),
+    }, indent=2) + "\n")
+    with open(args.output_dir / "calibration.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["set", "input", "weight", "output", "MW", "MH", "PE", "SIMD", "noActivation", "LUT_yosys",
+                    "FF_yosys", "LUT_model", "abs_pct_error"])
+        for i, (cfg, r) in enumerate(zip(configs, results)):
+            w.writerow(["calibration" if i < n_cal else "held_out", *cfg, int(y[i]), r[2], int(round(pred[i])),
+                        round(float(abs_pct_errors([pred[i]], [y[i]])[0]), 1)])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.loglog(y[:n_cal], pred[:n_cal], "o", label=f"calibration (median {err_cal:.1f} %)")
+    ax.loglog(y[n_cal:], pred[n_cal:], "s", label=f"held out (median {err_held:.1f} %)")
+    lim = [min(y.min(), pred.min()) * 0.8, max(y.max(), pred.max()) * 1.2]
+    ax.plot(lim, lim, "k-", lw=0.8)
+    ax.set(xlabel="Yosys LUTs", ylabel="model LUTs", title="MinifloatMVAU LUT model vs Yosys (xc7)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.output_dir / "calibration.png", dpi=110)
+    print(f"median |error|: calibration {err_cal:.1f} % ({n_cal} configs), held out {err_held:.1f} % "
+          f"({len(HELD_OUT)} configs); coefficients -> {args.model_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

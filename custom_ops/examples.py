@@ -1,0 +1,45 @@
+"""Small example graphs of minifinn hardware ops, for tests, calibration and benchmarks."""
+
+import numpy as np
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.util.basic import qonnx_make_model
+
+from compiler.numerics import accumulator_bits_from_weights
+
+
+def _thresholds(acc_sample, n, rng):
+    """n non-decreasing integer thresholds spread over the observed accumulator range (some repeated)."""
+    lo, hi = int(acc_sample.min()) - 2, int(acc_sample.max()) + 2
+    return np.sort(rng.integers(lo, hi + 1, size=n))
+
+
+def random_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, domain_suffix=""):
+    """One-node graph; returns (model, x). Weights random codes of fw; thresholds from a sample of accumulators."""
+    rng = np.random.default_rng(seed)
+    w = fw.values()[rng.integers(0, len(fw.values()), size=(mw, mh))]
+    x = fa.values()[rng.integers(0, len(fa.values()), size=(n_vec, mw))].astype(np.float32)
+    w_int = w.astype(np.float64) * 2.0 ** -fw.lsb_exponent
+    acc_bits = accumulator_bits_from_weights(np.rint(w_int).astype(np.int64), fa)
+    inputs = ["x", "W"]
+    inits = {"W": w.astype(np.float32)}
+    odt = f"INT{acc_bits}" if no_act else fo.qonnx_name
+    if not no_act:
+        a_sample = np.rint(x.astype(np.float64) * 2.0 ** -fa.lsb_exponent) @ w_int
+        n = len(fo.values()) - 1
+        inits["T"] = np.stack([_thresholds(a_sample[:, h], n, rng) for h in range(mh)]).astype(np.float32)
+        inputs.append("T")
+    node = helper.make_node(
+        "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix, backend="fpgadataflow",
+        MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
+        accDataType=f"INT{acc_bits}", outputDataType=odt, noActivation=int(no_act), numInputVectors=[n_vec],
+    )
+    graph = helper.make_graph([node], "mvau", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n_vec, mw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n_vec, mh])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for name, value in inits.items():
+        model.set_initializer(name, value)
+    model.set_tensor_datatype("x", fa.datatype)
+    model.set_tensor_datatype("W", fw.datatype)
+    return model.transform(GiveUniqueNodeNames()), x

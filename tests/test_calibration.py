@@ -1,0 +1,39 @@
+"""LUT model calibration: the fit recovers known coefficients; the committed model meets its error targets and
+predicts a fresh Yosys run of the generated RTL."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from build_flows import calibrate_resources as cal
+from custom_ops.minifloat_mvau import RESOURCE_MODEL_FILE
+
+
+def test_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 100, size=(40, 3))
+    truth = np.array([2.0, 0.5, 7.0])
+    y = X @ truth
+    coeffs = cal.fit_linear_model(X, y, ["a", "b", "c"])
+    assert np.allclose([coeffs[k] for k in "abc"], truth, rtol=1e-6)
+    assert cal.median_abs_pct_error(X @ truth, y) == 0.0
+    with pytest.raises(Exception, match="need at least as many samples"):
+        cal.fit_linear_model(X[:2], y[:2], ["a", "b", "c"])
+
+
+def test_committed_model_meets_targets():
+    model = json.loads(RESOURCE_MODEL_FILE.read_text())
+    assert model["median_abs_pct_error_calibration"] <= 15.0
+    assert model["median_abs_pct_error_held_out"] <= 25.0
+    assert all(v >= 0 for v in model["lut_coefficients"].values())
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
+def test_model_predicts_a_fresh_synthesis(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIFINN_SYNTH_CACHE", str(tmp_path))
+    features, lut, _ = cal.measure(("int4", "int4", "int4", 32, 16, 2, 4, 0))
+    coeffs = json.loads(RESOURCE_MODEL_FILE.read_text())["lut_coefficients"]
+    predicted = sum(coeffs[k] * v for k, v in features.items())
+    assert abs(predicted - lut) / lut < 0.35

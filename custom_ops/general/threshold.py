@@ -1,0 +1,73 @@
+"""MinifloatThreshold: requantize exact integer accumulators to a minifloat / integer format by thresholds.
+
+Contract (bit exact, docs/lowered_graph.md): inputs ``acc`` (exact integers), ``T`` (integer thresholds, shape
+``(C or 1, N)``, non-decreasing along N, ``N = len(out_values) - 1``). With ``c`` the index along
+``channel_axis`` and ``sign[c]`` from ``channel_signs`` (all +1 when empty):
+
+    out[..., c, ...] = out_values[ #{ i : sign[c] * acc[..., c, ...] >= T[c, i] } ]
+
+where ``out_values`` are the sorted distinct values of ``out_format`` (``compiler.numerics`` ``values()``), so the
+count is the output's index in value order. The thresholds encode the scale folding, biases, batch norm, ReLU and
+the round-half-to-even tie policy of the target format (passes/thresholds.py computes them exactly).
+"""
+
+import numpy as np
+import onnx.helper as helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.base import CustomOp
+
+from custom_ops.general.common import format_of
+
+
+def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
+    """The contract above on numpy arrays (int64 or object accumulators)."""
+    acc = np.asarray(acc)
+    t = np.asarray(thresholds)
+    axis = channel_axis % acc.ndim
+    moved = np.moveaxis(acc, axis, -1)
+    counts = np.empty(moved.shape, dtype=np.int64)
+    channels = moved.shape[-1]
+    if t.shape[0] not in (1, channels):
+        raise ValueError(f"thresholds have {t.shape[0]} rows for {channels} channels")
+    for c in range(channels):
+        row = t[c if t.shape[0] > 1 else 0]
+        x = moved[..., c]
+        if signs is not None and len(signs) and signs[c if len(signs) > 1 else 0] < 0:
+            x = -x
+        if x.dtype == object or row.dtype == object:
+            counts[..., c] = np.array([sum(1 for th in row if v >= th) for v in x.ravel()],
+                                      dtype=np.int64).reshape(x.shape)
+        else:
+            counts[..., c] = np.searchsorted(row, x, side="right")
+    out = np.asarray(out_values, dtype=np.float32)[counts]
+    return np.moveaxis(out, -1, axis)
+
+
+class MinifloatThreshold(CustomOp):
+    """Threshold requantizer (see module docstring)."""
+
+    def get_nodeattr_types(self):
+        return {
+            "out_format": ("s", True, ""),
+            "channel_axis": ("i", False, -1),
+            "channel_signs": ("ints", False, []),
+        }
+
+    def out_format(self):
+        return format_of(self.get_nodeattr("out_format"), f"MinifloatThreshold {self.onnx_node.name}")
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.get_nodeattr("out_format")])
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        context[node.output[0]] = apply_thresholds(
+            context[node.input[0]], context[node.input[1]], self.out_format().values(),
+            self.get_nodeattr("channel_axis"), self.get_nodeattr("channel_signs"),
+        )
+
+    def verify_node(self):
+        return [f"MinifloatThreshold {self.onnx_node.name}: out_format {self.get_nodeattr('out_format')}"]

@@ -1,0 +1,87 @@
+"""``lower_qonnx``: QONNX (Brevitas export) -> the lowered graph of exact integer arithmetic and thresholds.
+
+Pipeline (each step a qonnx Transformation, usable alone or as a build step):
+
+1. qonnx ``InferShapes``; every tensor must have a shape (``MissingShapesError`` names those without);
+2. ``LegalizeFloatQuant`` (passes/legalize.py): check quantizers, split into format values + scale;
+3. ``FoldScalesIntoThresholds`` (passes/streamline.py): exact integer ops between quantizers, thresholds;
+4. cleanup: qonnx ``RemoveUnusedTensors``, ``InferShapes``, ``InferExactDatatypes`` (passes/datatypes.py),
+   ``GiveUniqueNodeNames``.
+
+The result executes with ``qonnx.core.onnx_exec.execute_onnx`` (``import custom_ops`` registers the ops); its
+reference semantics are in docs/lowered_graph.md.
+"""
+
+import os
+
+import onnx
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import GiveUniqueNodeNames, RemoveUnusedTensors, SortGraph
+from qonnx.transformation.infer_shapes import InferShapes
+
+import custom_ops.general  # noqa: F401  (registers the lowered graph's ops)
+from compiler.errors import MinifinnError, UnsupportedNodeError
+from passes.datatypes import InferExactDatatypes
+from passes.legalize import LegalizeFloatQuant
+from passes.streamline import FoldScalesIntoThresholds
+
+
+class ModelLoadError(MinifinnError):
+    """A model file that cannot be read as ONNX."""
+
+
+class MissingShapesError(UnsupportedNodeError):
+    """Tensors whose shapes cannot be inferred."""
+
+
+def load_model(model):
+    """A ModelWrapper from a ModelWrapper, an onnx ModelProto or a path, with a clear error for bad files."""
+    if isinstance(model, ModelWrapper):
+        return model
+    if isinstance(model, onnx.ModelProto):
+        return ModelWrapper(model)
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"model file {path} does not exist")
+    try:
+        return ModelWrapper(path)
+    except Exception as exc:  # onnx raises DecodeError / ValueError / ... for broken files
+        raise ModelLoadError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); export it with "
+            "compiler.export.export_qonnx_model or brevitas.export.export_qonnx"
+        ) from None
+
+
+def check_shapes(model):
+    """Run shape inference and fail naming every tensor without a shape."""
+    try:
+        model = model.transform(InferShapes())
+    except Exception as exc:
+        raise MissingShapesError(f"shape inference failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+    missing = []
+    for node in model.graph.node:
+        for tensor in list(node.input) + list(node.output):
+            if tensor and model.get_initializer(tensor) is None and model.get_tensor_shape(tensor) is None:
+                missing.append(f"{tensor} ({node.op_type} {node.name})")
+    if missing:
+        raise MissingShapesError(
+            f"{len(missing)} tensor(s) have no shape after shape inference: {', '.join(sorted(set(missing))[:8])}; "
+            "export with a concrete example input so every shape is known"
+        )
+    return model
+
+
+def lower_qonnx(model):
+    """QONNX model (ModelWrapper, ModelProto or path) -> lowered ModelWrapper (module docstring)."""
+    model = load_model(model)
+    model = ModelWrapper(model.model.__deepcopy__() if hasattr(model.model, "__deepcopy__") else model.model)
+    model = model.transform(SortGraph())
+    model = check_shapes(model)
+    model = model.transform(LegalizeFloatQuant())
+    model = model.transform(InferShapes())
+    model = model.transform(FoldScalesIntoThresholds())
+    model = model.transform(RemoveUnusedTensors())
+    model = model.transform(InferShapes())
+    model = model.transform(InferExactDatatypes())
+    model = model.transform(GiveUniqueNodeNames())
+    return model

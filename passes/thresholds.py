@@ -1,0 +1,88 @@
+"""Exact requantization thresholds: a quantizer applied to an affine function of an integer accumulator.
+
+Reference semantics (docs/lowered_graph.md): a quantizer with scale ``s`` and format ``F`` applied to the real
+number ``y = relu?(a * acc + b)`` returns ``F.round(y / s)`` evaluated **exactly** (no fp32 rounding of ``y / s``),
+with ``F``'s round-half-to-even tie policy and saturation. ``a``, ``b``, ``s`` are exact rationals (every fp32 /
+fp64 parameter is a dyadic rational; batch norm's ``1/sqrt(var + eps)`` is taken as its float64 value).
+
+With ``v_0 < ... < v_N`` the values of ``F`` and midpoints ``m_i = (v_i + v_{i+1}) / 2``, ``y / s`` rounds to at
+least ``v_{i+1}`` iff ``y >= s * m_i`` when the tie ``m_i`` rounds up (to ``v_{i+1}``), iff ``y > s * m_i`` when it
+rounds down. Solving for the integer ``acc`` gives integer thresholds ``T[c, i]`` with
+``out = v[#{i : sign_c * acc >= T[c, i]}]``, ``sign_c`` the sign of ``a_c``.
+"""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from compiler.errors import UnsupportedNodeError
+
+
+def as_fraction(x):
+    """Exact rational of a float (or int / Fraction)."""
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return Fraction(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        raise UnsupportedNodeError(f"non-finite parameter {x} in a scale/bias chain")
+    return Fraction(x)
+
+
+def tie_rounds_up(fmt):
+    """For every midpoint between consecutive values of ``fmt``: True when an exact tie rounds to the upper value.
+
+    Asked of the format's own quantizer (``compiler.numerics``, bit-identical to qonnx), not of a parity rule.
+    """
+    values = [Fraction(float(v)) for v in fmt.values()]
+    mids = [(lo + hi) / 2 for lo, hi in zip(values, values[1:])]
+    as32 = np.array([float(m) for m in mids], dtype=np.float32)
+    if any(Fraction(float(m32)) != m for m32, m in zip(as32, mids)):
+        raise UnsupportedNodeError(f"{fmt.name}: midpoints between values are not representable in float32")
+    rounded = fmt.quantize(as32)
+    return mids, [Fraction(float(r)) == hi for r, hi in zip(rounded, values[1:])]
+
+
+def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
+    """Integer thresholds ``T`` (C, N) and channel signs for ``fmt.round(relu?(a_c * acc + b_c) / out_scale)``.
+
+    ``a``, ``b``: sequences of C exact rationals (floats accepted); ``out_scale > 0``. ``acc_range = (lo, hi)``
+    clips the thresholds to ``[lo, hi + 1]`` (semantics-preserving for accumulators inside the range); thresholds
+    that are always passed become ``lo``, never passed ``hi + 1``. Without a range, always/never use ``-2**62`` /
+    ``2**62``. Returns ``(T as an int64 array, signs as a list of +1/-1)``.
+    """
+    s = as_fraction(out_scale)
+    if s <= 0:
+        raise UnsupportedNodeError(f"quantizer scale must be positive, got {float(s)}")
+    mids, up = tie_rounds_up(fmt)
+    lo, hi = acc_range if acc_range is not None else (-(2**62), 2**62 - 1)
+    rows, signs = [], []
+    for a_c, b_c in zip(a, b):
+        a_c, b_c = as_fraction(a_c), as_fraction(b_c)
+        sign = -1 if a_c < 0 else 1
+        # range of u = sign * acc
+        always, never = (int(lo), int(hi) + 1) if sign > 0 else (-int(hi), -int(lo) + 1)
+        row = []
+        for m, tie_up in zip(mids, up):
+            t = s * m
+            if relu and (t < 0 or (t == 0 and tie_up)):
+                row.append(always)  # relu(y) >= 0 >= t
+                continue
+            # pass condition: y >= t (tie_up) or y > t; y = a*acc + b; with u = sign*acc: |a|*u >= t - b
+            if a_c == 0:
+                passes = (b_c >= t) if tie_up else (b_c > t)
+                row.append(always if passes else never)
+                continue
+            q = (t - b_c) / abs(a_c)
+            th = math.ceil(q) if tie_up else math.floor(q) + 1
+            row.append(min(max(th, always), never))
+        rows.append(row)
+        signs.append(sign)
+    arr = np.array(rows, dtype=object)
+    if arr.size and (min(arr.ravel()) < -(2**63) or max(arr.ravel()) >= 2**63):
+        raise UnsupportedNodeError(
+            f"thresholds for {fmt.name} exceed 64 bits; the accumulator is too wide for a threshold initializer"
+        )
+    return arr.astype(np.int64), signs

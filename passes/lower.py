@@ -85,3 +85,22 @@ def lower_qonnx(model):
     model = model.transform(InferExactDatatypes())
     model = model.transform(GiveUniqueNodeNames())
     return model
+
+
+def set_batch_size(model, batch_size):
+    """A copy of a lowered (or QONNX) model that runs batches of ``batch_size``: qonnx ``ChangeBatchSize``, and every
+    qonnx ``Im2Col`` (whose shape inference assumes batch 1) replaced by ``BatchedIm2Col`` with the batch in its
+    ``input_shape``."""
+    import copy
+
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+
+    copied = ModelWrapper(copy.deepcopy(model.model))
+    copied = copied.transform(ChangeBatchSize(batch_size))
+    for node in copied.get_nodes_by_op_type("Im2Col"):
+        node.op_type, node.domain = "BatchedIm2Col", "custom_ops.general"
+        inst = getCustomOp(node)
+        dims = inst.get_nodeattr("input_shape").strip("()").split(",")
+        inst.set_nodeattr("input_shape", "(" + ",".join([str(int(batch_size))] + dims[1:]) + ")")
+    return check_shapes(copied)

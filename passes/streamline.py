@@ -516,9 +516,13 @@ class _Walker:
         return True
 
     # --- pooling ----------------------------------------------------------------------------------------------
-    def _sum_pool(self, node, st, window, **attrs):
+    def _sum_pool(self, node, st, window, axes=None, kernel=None):
         acc = self.name(node.output[0] + "_acc")
-        self.emit("ExactSumPool", [st.name], [acc], domain=DOMAIN, format=st.fmt.qonnx_name, **attrs)
+        if kernel:
+            self.emit("ExactSumPool", [st.name], [acc], domain=DOMAIN, format=st.fmt.qonnx_name, kernel=kernel)
+        else:
+            axes_name = self.const("pool_axes", np.array(axes, dtype=np.int64))
+            self.emit("ExactSumPool", [st.name, axes_name], [acc], domain=DOMAIN, format=st.fmt.qonnx_name)
         a = _scalar(st.scale) * Fraction(2) ** st.fmt.lsb_exponent / window
         return acc, fractions(np.float64(0.0)) + a
 

@@ -5,6 +5,7 @@ model executes with ``qonnx.core.onnx_exec.execute_onnx`` once ``custom_ops`` is
 contract of every op is in its docstring and in docs/lowered_graph.md.
 """
 
+from custom_ops.general.batched_im2col import BatchedIm2Col
 from custom_ops.general.exact_ops import ExactAdd, ExactMatMul, ExactSumPool
 from custom_ops.general.quantize import Dequantize, QuantizeToFormat
 from custom_ops.general.threshold import MinifloatThreshold
@@ -18,6 +19,7 @@ custom_op = {
     "ExactAdd": ExactAdd,
     "ExactSumPool": ExactSumPool,
     "MinifloatThreshold": MinifloatThreshold,
+    "BatchedIm2Col": BatchedIm2Col,
 }
 
 __all__ = list(custom_op) + ["DOMAIN", "custom_op"]

@@ -8,7 +8,7 @@ bound reaches 2**62), annotated ``INTn`` with ``n`` from the value ranges (``acc
   activation x activation products, a second dynamic input).
 * ``ExactAdd(x_0, ..., x_n) -> acc``: ``acc = sum_j coeffs[j] * x_j_int`` (broadcasting), integer coefficients.
   Aligns differently scaled streams exactly (residual adds, positional embedding).
-* ``ExactSumPool(x) -> acc``: sums of ``x_int`` over ``axes`` (keepdims) when ``kernel`` is empty, else over
+* ``ExactSumPool(x[, axes]) -> acc``: sums of ``x_int`` over ``axes`` (keepdims) when ``kernel`` is empty, else over
   non-overlapping ``kernel`` windows of the spatial axes of an NCHW tensor (average pooling without padding).
   The division of an average is a scale, folded into the next thresholds.
 """
@@ -124,32 +124,41 @@ class ExactAdd(_ExactOp):
 
 
 class ExactSumPool(_ExactOp):
+    """Sum pooling; inputs ``x`` and (without ``kernel``) ``axes``, an int64 initializer as for ONNX ReduceSum."""
+
     def get_nodeattr_types(self):
-        return {"format": ("s", True, ""), "axes": ("ints", False, []), "kernel": ("ints", False, [])}
+        return {"format": ("s", True, ""), "kernel": ("ints", False, [])}
 
     def fmt(self):
         return format_of(self.get_nodeattr("format"), self.where())
 
-    def out_shape(self, in_shape):
-        kernel = list(self.get_nodeattr("kernel"))
-        if kernel:
-            n, c, h, w = in_shape
-            return [n, c, h // kernel[0], w // kernel[1]]
-        axes = [a % len(in_shape) for a in self.get_nodeattr("axes")]
-        return [1 if i in axes else d for i, d in enumerate(in_shape)]
+    def axes(self, model_or_context, rank):
+        name = self.onnx_node.input[1] if len(self.onnx_node.input) > 1 else ""
+        if isinstance(model_or_context, dict):
+            value = model_or_context.get(name) if name else None
+        else:
+            value = model_or_context.get_initializer(name) if name else None
+        if value is None:
+            raise ValueError(f"{self.where()}: needs a constant axes input (or the kernel attribute)")
+        return sorted(int(a) % rank for a in np.asarray(value).ravel())
 
-    def window(self, in_shape):
+    def window(self, model):
         kernel = list(self.get_nodeattr("kernel"))
         if kernel:
             return kernel[0] * kernel[1]
-        return int(np.prod([in_shape[a % len(in_shape)] for a in self.get_nodeattr("axes")]))
+        shape = model.get_tensor_shape(self.onnx_node.input[0])
+        return int(np.prod([shape[a] for a in self.axes(model, len(shape))]))
 
     def make_shape_compatible_op(self, model):
-        shape = self.out_shape(model.get_tensor_shape(self.onnx_node.input[0]))
-        return super().make_const_shape_op(shape)
+        node = self.onnx_node
+        kernel = list(self.get_nodeattr("kernel"))
+        if kernel:
+            return helper.make_node("AveragePool", [node.input[0]], [node.output[0]], kernel_shape=kernel,
+                                    strides=kernel)
+        return helper.make_node("ReduceSum", [node.input[0], node.input[1]], [node.output[0]], keepdims=1)
 
     def acc_range(self, model):
-        n = self.window(model.get_tensor_shape(self.onnx_node.input[0]))
+        n = self.window(model)
         lo, hi = _int_range(self.fmt())
         return n * lo, n * hi
 
@@ -164,7 +173,7 @@ class ExactSumPool(_ExactOp):
                 raise ValueError(f"{self.where()}: {h}x{w} is not a multiple of the {kh}x{kw} pooling window")
             out = x.reshape(n, c, h // kh, kh, w // kw, kw).sum(axis=(3, 5))
         else:
-            out = x.sum(axis=tuple(self.get_nodeattr("axes")), keepdims=True)
+            out = x.sum(axis=tuple(self.axes(context, x.ndim)), keepdims=True)
         context[self.onnx_node.output[0]] = out
 
     def verify_node(self):

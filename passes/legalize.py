@@ -22,7 +22,7 @@ import numpy as np
 import onnx.helper as helper
 from qonnx.transformation.base import Transformation
 
-from compiler.errors import UnsupportedNodeError
+from compiler.errors import FormatError, UnsupportedNodeError
 from compiler.export import quantizer_format
 from compiler.numerics import MinifloatFormat
 from custom_ops.general import DOMAIN
@@ -54,7 +54,10 @@ def check_quantizer(model, node):
             f"BipolarQuant {node.name}: bipolar (1-bit) quantizers are not supported; minifinn handles minifloats "
             "(FloatQuant) and 2..8-bit integers (Quant)"
         )
-    fmt = quantizer_format(model, node)
+    try:
+        fmt = quantizer_format(model, node)
+    except FormatError as exc:  # e.g. more than 8 bits: the format itself refuses
+        raise UnsupportedNodeError(f"{node.op_type} {node.name}: {exc}") from None
     bits = fmt.bits
     if bits > MAX_BITS:
         what = (f"1 + exponent {fmt.exponent_bits} + mantissa {fmt.mantissa_bits} = {bits} bits"
@@ -72,7 +75,7 @@ class LegalizeFloatQuant(Transformation):
     def apply(self, model):
         modified = False
         graph = model.graph
-        for index, node in enumerate(list(graph.node)):
+        for node in list(graph.node):
             if node.op_type not in ("FloatQuant", "Quant", "BipolarQuant"):
                 continue
             fmt = check_quantizer(model, node)
@@ -96,5 +99,8 @@ class LegalizeFloatQuant(Transformation):
             for offset, new in enumerate(new_nodes):
                 graph.node.insert(pos + offset, new)
             model.set_tensor_datatype(values, fmt.datatype)
+            shape = model.get_tensor_shape(out)
+            if shape is not None and model.get_initializer(values) is None:
+                model.set_tensor_shape(values, shape)  # the graph stays shape-complete
             modified = True
         return model, modified

@@ -28,7 +28,8 @@ def pack_words(codes, bits):
 
 
 def unpack_words(words, bits, n, signed=False):
-    """Inverse of pack_words: list of words -> (len(words), n) array of codes (object dtype for wide fields)."""
+    """Inverse of pack_words: list of words -> (len(words), n) array of codes (int64; object dtype for fields wider
+    than 62 bits)."""
     mask = (1 << bits) - 1
     out = []
     for w in words:
@@ -39,7 +40,7 @@ def unpack_words(words, bits, n, signed=False):
                 c -= 1 << bits
             row.append(c)
         out.append(row)
-    return np.array(out, dtype=object)
+    return np.array(out, dtype=object if bits > 62 else np.int64)
 
 
 def write_hex(path, words, bits):

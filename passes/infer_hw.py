@@ -1,0 +1,120 @@
+"""InferMinifloatMVAU: lowered ``ExactMatMul`` (+ its ``MinifloatThreshold``) -> the ``MinifloatMVAU`` hardware op.
+
+One op for both number systems: integer layers become ``MinifloatMVAU`` too (INTn/UINTn formats), not FINN's MVAU,
+so that minifloat/integer comparisons use the same MAC library, the same folding and the same resource model (the
+paper's study needs equal footing), and because FINN's MVAU thresholds are fp32-rounded MultiThreshold values while
+ours are exact integers in the accumulator domain.
+
+Pattern: ``ExactMatMul(x, W)`` with a constant 2-D ``W`` (MW, MH) and values input ``x`` (..., MW).
+
+* If its only consumer is a ``MinifloatThreshold`` on the last axis, both fuse into one node with
+  ``noActivation = 0``: channels with ``channel_signs = -1`` get their weight column negated (exact: the weight
+  formats are symmetric; an asymmetric integer weight that cannot be negated is reported), so the MVAU compares
+  ``acc >= T`` as its contract says.
+* Otherwise ``noActivation = 1`` and the MVAU outputs the accumulator (``accDataType`` = the tensor's INTn).
+
+Activation x activation products (dynamic ``W``) stay ``ExactMatMul`` here (the transformer issue maps them).
+``numInputVectors`` is the input's shape without the last axis (FINN's convention, batch included).
+"""
+
+import numpy as np
+from onnx import helper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_shapes import InferShapes
+
+import custom_ops  # noqa: F401  (registers MinifloatMVAU into FINN's registries)
+from compiler.errors import UnsupportedNodeError
+from custom_ops.general.common import format_of
+
+FPGADATAFLOW = "finn.custom_op.fpgadataflow"
+
+
+class InferMinifloatMVAU(Transformation):
+    """Convert lowered matrix products with constant weights into MinifloatMVAU nodes (module docstring)."""
+
+    def apply(self, model):
+        graph = model.graph
+        modified = False
+        for node in list(graph.node):
+            if node.op_type != "ExactMatMul":
+                continue
+            w = model.get_initializer(node.input[1])
+            if w is None or w.ndim != 2:
+                continue
+            inst = getCustomOp(node)
+            fx, fw = inst.formats()
+            mw, mh = w.shape
+            in_shape = model.get_tensor_shape(node.input[0])
+            consumers = model.find_consumers(node.output[0]) or []
+            thr = consumers[0] if len(consumers) == 1 and consumers[0].op_type == "MinifloatThreshold" else None
+            acc_dt = model.get_tensor_datatype(node.output[0])
+            w_values = np.asarray(w, dtype=np.float32)
+            inputs = [node.input[0]]
+            if thr is not None:
+                tinst = getCustomOp(thr)
+                if tinst.get_nodeattr("channel_axis") % len(in_shape) != len(in_shape) - 1:
+                    thr = None
+            if thr is not None:
+                signs = list(tinst.get_nodeattr("channel_signs"))
+                if signs:
+                    w_values = self._negate_columns(w_values, fw, signs, node)
+                out_fmt = tinst.get_nodeattr("out_format")
+                thresholds = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
+                output = thr.output[0]
+                no_act = 0
+            else:
+                out_fmt = acc_dt.name
+                output = node.output[0]
+                no_act = 1
+            w_name = model.make_new_valueinfo_name()
+            model.set_initializer(w_name, w_values)
+            model.set_tensor_datatype(w_name, fw.datatype)
+            inputs.append(w_name)
+            if not no_act:
+                t_name = model.make_new_valueinfo_name()
+                model.set_initializer(t_name, thresholds)
+                inputs.append(t_name)
+            mvau = helper.make_node(
+                "MinifloatMVAU", inputs, [output], domain=FPGADATAFLOW, backend="fpgadataflow",
+                name=f"MinifloatMVAU_{node.name}",
+                MW=int(mw), MH=int(mh), PE=1, SIMD=1, inputDataType=fx.qonnx_name, weightDataType=fw.qonnx_name,
+                accDataType=acc_dt.name, outputDataType=out_fmt, noActivation=no_act,
+                numInputVectors=[int(d) for d in in_shape[:-1]],
+            )
+            pos = list(graph.node).index(node)
+            graph.node.insert(pos, mvau)
+            graph.node.remove(node)
+            if thr is not None:
+                graph.node.remove(thr)
+            modified = True
+        if modified:
+            model = model.transform(InferShapes())
+            model = model.transform(GiveUniqueNodeNames())
+        return model, False
+
+    @staticmethod
+    def _negate_columns(w, fmt, signs, node):
+        if len(signs) == 1:
+            signs = signs * w.shape[1]
+        w = w.copy()
+        allowed = set(float(v) for v in fmt.values())
+        for c, s in enumerate(signs):
+            if s < 0:
+                col = -w[:, c]
+                if not all(float(v) in allowed for v in col):
+                    raise UnsupportedNodeError(
+                        f"{node.name}: output channel {c} has a negative scale and its weights cannot be negated in "
+                        f"{fmt.name} (asymmetric range); use a narrow-range integer or a minifloat weight format"
+                    )
+                w[:, c] = col
+        return w
+
+
+def mvau_nodes(model):
+    """The MinifloatMVAU nodes (any backend) of a model."""
+    return [n for n in model.graph.node if n.op_type.startswith("MinifloatMVAU")]
+
+
+__all__ = ["InferMinifloatMVAU", "mvau_nodes", "format_of"]

@@ -15,6 +15,7 @@ weights and activations into FINN-style streaming dataflow accelerators, with bi
 C++ (HLS) and Verilog (RTL) models of every layer.
 
 Typical use:
+  minifinn build model.onnx --board Pynq-Z2 --output-dir out/mlp   compile a QONNX model
   minifinn formats e3m2 int4          show what a number format can represent
   minifinn mac-sweep --quick          synthesize minifloat vs integer MACs with Yosys
 Full flows live in build_flows/ (e.g. python build_flows/vit_tiny.py --help).
@@ -22,6 +23,7 @@ Full flows live in build_flows/ (e.g. python build_flows/vit_tiny.py --help).
 
 # name -> (module, one-line help). Entries whose module is missing are reported, not hidden.
 COMMANDS = {
+    "build": ("compiler.build_cmd", "compile a QONNX model: lower, map to hardware, fold, estimate, codegen, verify"),
     "formats": ("compiler.formats_cmd", "describe number formats (range, values, accumulator widths)"),
     "mac-sweep": ("build_flows.mac_sweep", "synthesize MACs / dot products for all formats with Yosys"),
 }

@@ -1,0 +1,287 @@
+"""The standard minifinn build steps (``step(model, cfg) -> model``), registered with the runner.
+
+Order (``DEFAULT_STEPS``): lower -> convert to hardware -> dataflow partition -> specialize -> folding ->
+estimate reports -> HW codegen -> verification. Every step works on the model the previous one returned; the
+QONNX input, the lowered graph and the dataflow parent are kept in ``output_dir/intermediate_models/`` for the
+verification ladder.
+"""
+
+import json
+import logging
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from compiler.boards import get_board
+from compiler.errors import MinifinnError
+from compiler.runner import register_step
+
+log = logging.getLogger("minifinn")
+
+HOST_INPUT_OPS = ("QuantizeToFormat",)
+HOST_OUTPUT_OPS = ("Dequantize",)
+#: why a lowered op has no hardware mapping yet (listed by step_convert_to_hw)
+NO_HW_REASON = {
+    "ExactMatMul": "activation x activation product (dynamic weights): mapped by the transformer issue",
+    "Im2Col": "convolution input generator: FINN's ConvolutionInputGenerator mapping is not wired in yet",
+    "Transpose": "layout change around a convolution: needs the NHWC streamlining not wired in yet",
+    "ExactAdd": "residual add of two streams: MinifloatAdd hardware op not built yet",
+    "MinifloatThreshold": "standalone requantizer (not fused into an MVAU): MinifloatThresholding not built yet",
+    "ExactSumPool": "average pooling: FINN GlobalAccPool mapping not wired in yet",
+    "MaxPool": "max pooling: FINN StreamingMaxPool mapping not wired in yet",
+    "Softmax": "float island: MinifloatSoftmax not built yet",
+    "LayerNormalization": "float island: MinifloatLayerNorm not built yet",
+    "Gelu": "float island: table op not built yet",
+}
+
+
+class UnmappableNodesError(MinifinnError):
+    """Nodes that keep the graph from becoming one dataflow partition."""
+
+
+def _inter(cfg, name):
+    return Path(cfg.output_dir) / "intermediate_models" / name
+
+
+def fpga_part(cfg):
+    return cfg.fpga_part or get_board(cfg.board).part
+
+
+@register_step("step_lower", default=True)
+def step_lower(model, cfg):
+    """QONNX -> lowered exact graph (passes.lower_qonnx); keeps a copy of the QONNX input for verification."""
+    from passes import lower_qonnx
+
+    _inter(cfg, "").mkdir(parents=True, exist_ok=True)
+    model.save(str(_inter(cfg, "qonnx_input.onnx")))
+    return lower_qonnx(model)
+
+
+HOST_LAYOUT_OPS = ("Flatten", "Reshape", "Transpose", "Identity")
+
+
+def unmappable_nodes(model):
+    """[(node name, op type, reason)] for nodes that are neither HW ops nor host-side boundary ops.
+
+    Host side: input quantization (``QuantizeToFormat`` and layout ops before it, fed only by graph inputs) and
+    output dequantization (``Dequantize`` and layout ops after it, feeding only graph outputs).
+    """
+    host = set()
+    host_tensors = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
+    for node in model.graph.node:  # topological order: the input side
+        dyn = [t for t in node.input if t and model.get_initializer(t) is None]
+        if node.op_type in HOST_INPUT_OPS + HOST_LAYOUT_OPS and all(t in host_tensors for t in dyn):
+            host.add(node.name)
+            host_tensors.update(node.output)
+    out_tensors = {o.name for o in model.graph.output}
+    for node in reversed(list(model.graph.node)):  # the output side
+        if node.op_type in HOST_OUTPUT_OPS + HOST_LAYOUT_OPS and all(o in out_tensors for o in node.output):
+            host.add(node.name)
+            out_tensors.update(t for t in node.input if t)
+    rows = []
+    for node in model.graph.node:
+        if node.domain.startswith("finn.custom_op.fpgadataflow") or node.name in host:
+            continue
+        reason = NO_HW_REASON.get(node.op_type, "no minifinn or FINN hardware op for this op type")
+        rows.append((node.name, node.op_type, reason))
+    return rows
+
+
+@register_step("step_convert_to_hw", default=True)
+def step_convert_to_hw(model, cfg):
+    """Lowered matrix products -> MinifloatMVAU; every other compute node must be mapped too, or the step lists
+    the nodes (name, op type, why) that keep the graph from being one dataflow partition."""
+    from passes.infer_hw import InferMinifloatMVAU
+
+    model = model.transform(InferMinifloatMVAU())
+    rows = unmappable_nodes(model)
+    if rows:
+        listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)
+        raise UnmappableNodesError(
+            f"{len(rows)} node(s) cannot be mapped to hardware, so the graph is not one dataflow partition:\n"
+            f"{listing}\nOnly input quantization (QuantizeToFormat) and output dequantization (Dequantize) may stay "
+            "on the host."
+        )
+    return model
+
+
+@register_step("step_create_dataflow_partition", default=True)
+def step_create_dataflow_partition(model, cfg):
+    """FINN's CreateDataflowPartition; the parent (host) model is saved, the dataflow model continues."""
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(_inter(cfg, "partitions"))))
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(sdp) != 1:
+        raise UnmappableNodesError(f"expected one dataflow partition, found {len(sdp)}")
+    parent.save(str(_inter(cfg, "dataflow_parent.onnx")))
+    return ModelWrapper(getCustomOp(sdp[0]).get_nodeattr("model"))
+
+
+@register_step("step_specialize_layers", default=True)
+def step_specialize_layers(model, cfg):
+    """FINN's SpecializeLayers: HLS or RTL variant per node (``preferred_impl_style``; RTL by default, which
+    simulates without vendor tools)."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    return model.transform(SpecializeLayers(fpga_part(cfg)))
+
+
+@register_step("step_folding", default=True)
+def step_folding(model, cfg):
+    """Resource-aware folding for the board (passes/budget_folding.py): target_fps when given, else the fastest
+    folding that fits."""
+    from passes.budget_folding import FoldToBoardBudget
+
+    board = get_board(cfg.board)
+    return model.transform(FoldToBoardBudget(board.resources, cfg.synth_clk_period_ns, cfg.target_fps,
+                                             fpgapart=fpga_part(cfg), board_name=board.name))
+
+
+@register_step("step_estimate_reports", default=True)
+def step_estimate_reports(model, cfg):
+    """FINN's estimate reports (same files and shapes as FINN's step_generate_estimate_reports) + summary.md."""
+    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+
+    report = Path(cfg.output_dir) / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    part = fpga_part(cfg)
+    ops = model.analysis(op_and_param_counts)
+    cycles = model.analysis(exp_cycles_per_layer)
+    res = model.analysis(partial(res_estimation, fpgapart=part))
+    res["total"] = aggregate_dict_keys(res)
+    model = model.transform(AnnotateCycles())
+    perf = dict(model.analysis(dataflow_performance))
+    perf["estimated_throughput_fps"] = 1e9 / cfg.synth_clk_period_ns / perf["max_cycles"]
+    perf["estimated_latency_ns"] = perf["critical_path_cycles"] * cfg.synth_clk_period_ns
+    for name, data in (("op_and_param_counts", ops), ("estimate_layer_cycles", cycles),
+                       ("estimate_layer_resources", res), ("estimate_network_performance", perf)):
+        (report / f"{name}.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
+    board = get_board(cfg.board)
+    (report / "summary.md").write_text(estimate_summary(model, res, cycles, perf, board, cfg))
+    return model
+
+
+def estimate_summary(model, res, cycles, perf, board, cfg):
+    lines = [f"# minifinn build estimates — {board.name} ({board.part}), {cfg.synth_clk_period_ns} ns clock", "",
+             "| layer | op | in | weights | out | PE | SIMD | cycles | LUT | FF | BRAM_18K | DSP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        r = res.get(node.name, {})
+        get = inst.get_nodeattr
+        fmt = (get("inputDataType"), get("weightDataType"), get("outputDataType")) \
+            if node.op_type.startswith("MinifloatMVAU") else ("", "", "")
+        pe_simd = (get("PE"), get("SIMD")) if node.op_type.startswith("MinifloatMVAU") else ("", "")
+        lines.append(f"| {node.name} | {node.op_type} | {fmt[0]} | {fmt[1]} | {fmt[2]} | {pe_simd[0]} | "
+                     f"{pe_simd[1]} | {cycles.get(node.name, '')} | {r.get('LUT', 0):.0f} | {r.get('FF', 0):.0f} | "
+                     f"{r.get('BRAM_18K', 0):.0f} | {r.get('DSP', 0):.0f} |")
+    total = res["total"]
+    share = board.share(total)
+    lines += ["", "| resource | estimated | board | share |", "|---|---|---|---|"]
+    for key in ("LUT", "FF", "BRAM_18K", "URAM", "DSP"):
+        lines.append(f"| {key} | {total.get(key, 0):.0f} | {board.resources[key]} | {100 * share[key]:.1f} % |")
+    fits = all(v <= 1.0 for v in share.values())
+    lines += ["", f"- estimated throughput {perf['estimated_throughput_fps']:.0f} FPS, latency "
+              f"{perf['estimated_latency_ns'] / 1000:.1f} us (slowest layer {perf['max_cycles']} cycles)",
+              f"- fits {board.name}: {'yes' if fits else 'NO'}", ""]
+    return "\n".join(lines)
+
+
+@register_step("step_hw_codegen", default=True)
+def step_hw_codegen(model, cfg):
+    """HLS C++ + Vitis HLS tcl and RTL Verilog + IPI tcl for every node (FINN's PrepareIP), and cppsim build
+    files for HLS nodes (FINN's PrepareCppSim + CompileCppSim with g++)."""
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    model = model.transform(PrepareIP(fpga_part(cfg), cfg.synth_clk_period_ns))
+    if any(n.op_type.endswith("_hls") for n in model.graph.node):
+        model = model.transform(PrepareCppSim()).transform(CompileCppSim())
+    return model
+
+
+def _node_inputs(model, x):
+    """Python (golden) execution of the dataflow model; returns the full context."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("exec_mode", "")  # "": the Python golden model
+    return execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
+
+
+@register_step("step_verify", default=True)
+def step_verify(model, cfg):
+    """Verification ladder on sample inputs; writes report/verification.json, fails naming the first mismatch.
+
+    1. QONNX golden vs lowered graph (``passes.compare``: differing codes, argmax agreement);
+    2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, Icarus), bit for bit;
+    3. whole partition: every node simulated, chained, vs the Python dataflow model.
+    """
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from passes.compare import compare_lowered
+
+    report = Path(cfg.output_dir) / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    if not cfg.verify_input_npy:
+        raise MinifinnError("step_verify needs verify_input_npy (a .npy batch of inputs for the QONNX model)")
+    x = np.load(cfg.verify_input_npy).astype(np.float32)
+    qonnx = ModelWrapper(str(_inter(cfg, "qonnx_input.onnx")))
+    lowered = ModelWrapper(str(_inter(cfg, "step_lower.onnx")))
+    parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
+    result = {"images": int(len(x)), "nodes": {}}
+    cmp = compare_lowered(qonnx, lowered, x, batch_size=min(50, len(x)))
+    result["qonnx_vs_lowered"] = {k: cmp[k] for k in ("differing_codes", "codes", "argmax_agreement",
+                                                       "max_abs_output_diff")}
+    # dataflow model inputs for each image: run the host part of the parent graph up to the partition
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    if any(n.op_type.endswith("_rtl") for n in model.graph.node):
+        model = model.transform(PrepareRTLSim())
+    df_in = model.graph.input[0].name
+    df_out = model.graph.output[0].name
+    mismatches = []
+    for i, image in enumerate(x):
+        host = _host_input(parent, sdp, image[None])
+        golden = _node_inputs(model, host)
+        for node in model.graph.node:
+            mode = "cppsim" if node.op_type.endswith("_hls") else "rtlsim"
+            inst = getCustomOp(node)
+            inst.set_nodeattr("exec_mode", mode)
+            ctx = {t: golden[t] for t in node.input if t in golden}
+            ctx[node.output[0]] = np.zeros_like(golden[node.output[0]])
+            inst.execute_node(ctx, model.graph)
+            ok = np.array_equal(np.asarray(ctx[node.output[0]], dtype=np.float64),
+                                np.asarray(golden[node.output[0]], dtype=np.float64))
+            entry = result["nodes"].setdefault(node.name, {"mode": mode, "passed": 0, "failed": 0})
+            entry["passed" if ok else "failed"] += 1
+            if not ok:
+                mismatches.append(f"{node.name} ({mode}) on input {i}")
+        whole = execute_onnx(model, {df_in: host})[df_out]  # every node in its simulation mode, chained
+        entry = result.setdefault("whole_partition", {"passed": 0, "failed": 0})
+        ok = np.array_equal(np.asarray(whole, dtype=np.float64), np.asarray(golden[df_out], dtype=np.float64))
+        entry["passed" if ok else "failed"] += 1
+        if not ok:
+            mismatches.append(f"whole partition on input {i}")
+    result["passed"] = not mismatches
+    (report / "verification.json").write_text(json.dumps(result, indent=2) + "\n")
+    if mismatches:
+        raise MinifinnError(f"verification failed: {', '.join(mismatches[:5])} (report/verification.json)")
+    return model
+
+
+def _host_input(parent, sdp, x):
+    """The dataflow partition's input for one QONNX input: the parent graph's host nodes before the partition."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    ctx = execute_onnx(parent, {parent.graph.input[0].name: x}, return_full_exec_context=True)
+    return ctx[sdp.input[0]]

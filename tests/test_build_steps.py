@@ -1,0 +1,148 @@
+"""The standard build (compiler/steps.py): reports, verification ladder, resource-aware folding, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from qonnx.custom_op.registry import getCustomOp
+
+import compiler.steps  # noqa: F401  (registers the steps)
+from compiler.boards import get_board
+from compiler.build_cmd import main as build_main
+from compiler.config import BuildConfig
+from compiler.errors import MinifinnError
+from compiler.export import export_qonnx_model
+from compiler.ptq import quantize_ptq
+from compiler.runner import DEFAULT_STEPS, run_build
+from compiler.steps import UnmappableNodesError
+from compiler.zoo import build_model
+from passes.budget_folding import FoldingError, FoldToBoardBudget, total_resources
+
+TINY_MLP = dict(in_features=64, hidden=(32, 16))
+
+
+def _qonnx(tmp_path, name="mlp", spec="fp:e3m2", **cfg):
+    torch.manual_seed(0)
+    cfg = cfg or TINY_MLP
+    f, q = build_model(name, "float", **cfg), build_model(name, spec, **cfg)
+    quantize_ptq(f, q, torch.randn(64, 1, 8, 8))
+    return export_qonnx_model(q, torch.randn(1, 1, 8, 8), tmp_path / f"{name}.onnx")
+
+
+def _cfg(tmp_path, **kw):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32))
+    return BuildConfig(output_dir=str(tmp_path / "build"), verify_input_npy=str(tmp_path / "x.npy"), **kw)
+
+
+def test_mlp_build_reports_and_verification(tmp_path):
+    cfg = _cfg(tmp_path)
+    run_build(_qonnx(tmp_path), cfg, progress=False)
+    report = tmp_path / "build" / "report"
+    res = json.loads((report / "estimate_layer_resources.json").read_text())
+    cycles = json.loads((report / "estimate_layer_cycles.json").read_text())
+    perf = json.loads((report / "estimate_network_performance.json").read_text())
+    ops = json.loads((report / "op_and_param_counts.json").read_text())
+    layers = [k for k in res if k != "total"]
+    assert len(layers) == 3 and set(cycles) == set(layers)
+    assert res["total"]["LUT"] == pytest.approx(sum(res[k]["LUT"] for k in layers))
+    assert {"critical_path_cycles", "max_cycles", "max_cycles_node_name", "estimated_throughput_fps",
+            "estimated_latency_ns"} <= set(perf)
+    assert perf["estimated_throughput_fps"] == pytest.approx(1e8 / max(cycles.values()))
+    assert ops["total"]["op_mac_e3m2_e3m2"] == 64 * 32 + 32 * 16 + 16 * 10
+    ver = json.loads((report / "verification.json").read_text())
+    assert ver["passed"] and ver["whole_partition"] == {"passed": 2, "failed": 0}
+    assert all(v["mode"] == "rtlsim" and v["passed"] == 2 for v in ver["nodes"].values())
+    assert ver["qonnx_vs_lowered"]["argmax_agreement"] == 1.0
+    summary = (report / "summary.md").read_text()
+    assert "MinifloatMVAU_rtl" in summary and "fits Pynq-Z2: yes" in summary
+    times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())
+    assert list(times) == DEFAULT_STEPS
+
+
+@pytest.mark.parametrize("target_fps", [2e5, 2e6, 8e6])
+def test_folding_meets_target_fps_within_budget(tmp_path, target_fps):
+    cfg = _cfg(tmp_path, target_fps=target_fps)
+    cfg.stop_step = "step_estimate_reports"
+    model = run_build(_qonnx(tmp_path), cfg, progress=False)
+    perf = json.loads((tmp_path / "build" / "report" / "estimate_network_performance.json").read_text())
+    assert perf["estimated_throughput_fps"] >= target_fps
+    board = get_board("Pynq-Z2")
+    total = total_resources(model)
+    assert all(total[k] <= 0.8 * board.resources[k] for k in total)
+
+
+def _specialized(tmp_path):
+    cfg = _cfg(tmp_path)
+    cfg.stop_step = "step_specialize_layers"
+    return run_build(_qonnx(tmp_path), cfg, progress=False)
+
+
+def test_resource_aware_folding_never_exceeds_the_budget(tmp_path):
+    model = _specialized(tmp_path)
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("PE", 1)
+        getCustomOp(node).set_nodeattr("SIMD", 1)
+    folded_luts = total_resources(model)["LUT"]
+    board = dict(get_board("Pynq-Z2").resources)
+    for factor in (1.3, 2.0, 4.0):  # budgets that allow a little, some, more parallelism
+        budget = dict(board, LUT=int(folded_luts * factor / 0.8))
+        model = model.transform(FoldToBoardBudget(budget))
+        assert total_resources(model)["LUT"] <= 0.8 * budget["LUT"]
+        pes = [getCustomOp(n).get_nodeattr("PE") * getCustomOp(n).get_nodeattr("SIMD") for n in model.graph.node]
+        assert max(pes) > 1  # it did unfold something
+    with pytest.raises(FoldingError, match=r"fully folded.*LUT \d+ needed vs \d+ available"):
+        model.transform(FoldToBoardBudget(dict(board, LUT=int(folded_luts * 0.5))))
+
+
+def test_impossible_fps_is_a_clear_error(tmp_path):
+    cfg = _cfg(tmp_path, target_fps=1e12)
+    with pytest.raises(FoldingError, match="cannot get there even fully unfolded"):
+        run_build(_qonnx(tmp_path), cfg, progress=False)
+
+
+def test_fps_that_does_not_fit_the_board_says_by_how_much(tmp_path):
+    model = _specialized(tmp_path)
+    budget = dict(get_board("Pynq-Z2").resources, LUT=3000)
+    with pytest.raises(FoldingError, match=r"does not fit .*LUT \d+ needed vs 2400 available"):
+        model.transform(FoldToBoardBudget(budget, target_fps=5e6))
+
+
+def test_unmappable_nodes_are_listed_with_reasons(tmp_path):
+    qonnx = _qonnx(tmp_path, "cnn", width=8, image_size=8)
+    cfg = _cfg(tmp_path)
+    with pytest.raises(UnmappableNodesError, match=r"(?s)cannot be mapped.*Im2Col.*convolution input generator"
+                                                   r".*ExactAdd.*residual add"):
+        run_build(qonnx, cfg, progress=False)
+
+
+def test_cli_bad_board_and_bad_model_are_one_line_errors(tmp_path, capsys):
+    qonnx = _qonnx(tmp_path)
+    path = tmp_path / "mlp.onnx"
+    assert build_main([str(path), "--board", "NoSuchBoard", "--output-dir", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown board 'NoSuchBoard'" in err and "Pynq-Z2" in err and "Traceback" not in err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    assert build_main([str(bad), "--output-dir", str(tmp_path / "b2")]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert path.is_file() and qonnx.graph.node
+
+
+def test_step_verify_fails_naming_the_node(tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path)
+    cfg.stop_step = "step_hw_codegen"
+    model = run_build(_qonnx(tmp_path), cfg, progress=False)
+    # corrupt one weight of the generated RTL's memory file: rtlsim must now disagree with the Python model
+    node = model.graph.node[1]
+    code_dir = getCustomOp(node).get_nodeattr("code_gen_dir_ipgen")
+    from pathlib import Path
+
+    weights = Path(code_dir) / "weights.hex"  # the $readmemh file of the generated RTL
+    lines = weights.read_text().split()
+    lines = [format(int(w, 16) ^ 0x7F, "x").zfill(len(w)) for w in lines]  # flip low bits of every word
+    weights.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MinifinnError, match=rf"verification failed: {node.name} \(rtlsim\)"):
+        compiler.steps.step_verify(model, cfg)
+    ver = json.loads((tmp_path / "build" / "report" / "verification.json").read_text())
+    assert not ver["passed"] and ver["nodes"][node.name]["failed"] >= 1

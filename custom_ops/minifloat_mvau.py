@@ -304,11 +304,19 @@ class MinifloatMVAU(HWCustomOp):
         return "uram" if style == "ultra" else "bram"
 
     def bram_estimation(self, fpgapart=None):
+        """BRAM_18K blocks for the weight memory: depth NF*SF words of PE*SIMD*bits, with the 18Kb block's aspect
+        ratios (16K x 1, 8K x 2, 4K x 4, 2K x 9, 1K x 18, 512 x 36), FINN's MVAU rule."""
         if self._weight_storage() != "bram" or self._weight_bits_total() == 0:
             return 0
         nf, sf = self.folds()
+        depth = nf * sf
         width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
-        return int(math.ceil(width / 36) * math.ceil(nf * sf / 512))
+        for max_width, max_depth in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024)):
+            if width <= max_width:
+                return int(math.ceil(depth / max_depth))
+        if depth > 512:
+            return int(math.ceil(depth / 1024) * math.ceil(width / 18))
+        return int(math.ceil(depth / 512) * math.ceil(width / 36))
 
     def uram_estimation(self, fpgapart=None):
         if self._weight_storage() != "uram":
@@ -328,7 +336,7 @@ class MinifloatMVAU(HWCustomOp):
 
     def node_res_estimation(self, fpgapart):
         return {
-            "BRAM_18K": 2 * self.bram_estimation(),
+            "BRAM_18K": self.bram_estimation(),
             "BRAM_efficiency": 1.0,
             "LUT": self.lut_estimation(),
             "URAM": self.uram_estimation(),

@@ -1,0 +1,32 @@
+"""Benchmark (``make bench``): QONNX -> estimates + codegen for the Fashion-MNIST-sized MLP, per-step times."""
+
+import json
+import time
+
+import pytest
+import torch
+
+import compiler.steps  # noqa: F401
+from compiler.config import BuildConfig
+from compiler.export import export_qonnx_model
+from compiler.ptq import quantize_ptq
+from compiler.runner import run_build
+from compiler.zoo import build_model
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("spec", ["fp:e3m2", "int:4"])
+def test_bench_mlp_qonnx_to_codegen(tmp_path, spec):
+    torch.manual_seed(0)
+    cfg_model = dict(in_features=784, hidden=(256, 128))
+    f, q = build_model("mlp", "float", **cfg_model), build_model("mlp", spec, **cfg_model)
+    quantize_ptq(f, q, torch.randn(256, 1, 28, 28))
+    qonnx = export_qonnx_model(q, torch.randn(1, 1, 28, 28), tmp_path / "mlp.onnx")
+    cfg = BuildConfig(output_dir=str(tmp_path / "build"), stop_step="step_hw_codegen")
+    t0 = time.perf_counter()
+    run_build(qonnx, cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())
+    print(f"\nMLP 784-256-128-10 {spec}: QONNX -> estimates + codegen in {seconds:.1f} s; per step: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+    assert seconds < 60

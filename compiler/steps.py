@@ -7,7 +7,6 @@ verification ladder.
 """
 
 import json
-import logging
 from functools import partial
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from qonnx.custom_op.registry import getCustomOp
 from compiler.boards import get_board
 from compiler.errors import MinifinnError
 from compiler.runner import register_step
-
-log = logging.getLogger("minifinn")
 
 HOST_INPUT_OPS = ("QuantizeToFormat",)
 HOST_OUTPUT_OPS = ("Dequantize",)

@@ -46,7 +46,7 @@ def _run(model, x, batch_size, names):
     return {k: np.concatenate(v) for k, v in collected.items()}, oname
 
 
-def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None, progress=None):
+def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None):
     """Report (dict) of code mismatches per quantizer tensor, argmax agreement, output difference, accuracies."""
     x = np.asarray(x, dtype=np.float32)
     qmap = lowered_quantizers(lowered)

@@ -26,7 +26,6 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers MinifloatMVAU into FINN's registries)
 from compiler.errors import UnsupportedNodeError
-from custom_ops.general.common import format_of
 
 FPGADATAFLOW = "finn.custom_op.fpgadataflow"
 
@@ -117,4 +116,4 @@ def mvau_nodes(model):
     return [n for n in model.graph.node if n.op_type.startswith("MinifloatMVAU")]
 
 
-__all__ = ["InferMinifloatMVAU", "mvau_nodes", "format_of"]
+__all__ = ["InferMinifloatMVAU", "mvau_nodes"]

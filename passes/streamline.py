@@ -40,7 +40,7 @@ from custom_ops.general.common import format_of
 from passes.thresholds import as_fraction, requant_thresholds
 
 LAYOUT_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
-VALUE_MOVE_OPS = LAYOUT_OPS + ("MaxPool", "Pad", "Gather", "Slice", "Concat_disabled")
+VALUE_MOVE_OPS = LAYOUT_OPS + ("MaxPool", "Pad", "Gather", "Slice")
 LOWERED_MAP_KEY = "minifinn_lowered_quantizers"
 
 _frac = np.vectorize(as_fraction, otypes=[object])
@@ -599,8 +599,6 @@ class _Walker:
             return True
         if isinstance(st, Vals) and _is_scalar(st.scale) and not st.const:
             if node.op_type == "Pad" and not _zero_pad(self, node):
-                return False
-            if node.op_type == "Concat_disabled":
                 return False
             new = copy.deepcopy(node)
             new.input[0] = st.name

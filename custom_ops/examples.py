@@ -43,3 +43,39 @@ def random_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, dom
     model.set_tensor_datatype("x", fa.datatype)
     model.set_tensor_datatype("W", fw.datatype)
     return model.transform(GiveUniqueNodeNames()), x
+
+
+def random_dynamic_mvau_model(fa, fw, fo, groups, vecs, mw, mh, pe, simd, no_act, seed=0):
+    """One-node dynamic_input graph (activation x activation): x (*groups, vecs, MW), W (*groups, MW, MH) both graph
+    inputs; returns (model, x, W). Thresholds from a sample of accumulators."""
+    rng = np.random.default_rng(seed)
+    groups = list(groups)
+    x = fa.values()[rng.integers(0, len(fa.values()), size=(*groups, vecs, mw))].astype(np.float32)
+    w = fw.values()[rng.integers(0, len(fw.values()), size=(*groups, mw, mh))].astype(np.float32)
+    bound = mw * fa.max_int * fw.max_int
+    acc_bits = int(bound).bit_length() + 1
+    inputs, inits = ["x", "W"], {}
+    if not no_act:
+        xi = np.rint(x.astype(np.float64) * 2.0 ** -fa.lsb_exponent)
+        wi = np.rint(w.astype(np.float64) * 2.0 ** -fw.lsb_exponent)
+        sample = np.matmul(xi, wi).reshape(-1, mh)
+        n = len(fo.values()) - 1
+        inits["T"] = np.stack([_thresholds(sample[:, h], n, rng) for h in range(mh)]).astype(np.int64)
+        inputs.append("T")
+    node = helper.make_node(
+        "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",
+        MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
+        accDataType=f"INT{acc_bits}", outputDataType=f"INT{acc_bits}" if no_act else fo.qonnx_name,
+        noActivation=int(no_act), dynamic_input=1, numInputVectors=[*groups, vecs],
+    )
+    graph = helper.make_graph(
+        [node], "mvau_dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [*groups, vecs, mw]),
+         helper.make_tensor_value_info("W", TensorProto.FLOAT, [*groups, mw, mh])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*groups, vecs, mh])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for name, value in inits.items():
+        model.set_initializer(name, value)
+    model.set_tensor_datatype("x", fa.datatype)
+    model.set_tensor_datatype("W", fw.datatype)
+    return model.transform(GiveUniqueNodeNames()), x, w

@@ -12,8 +12,11 @@ Arithmetic contract (bit exact; the HLS and RTL backends implement exactly this)
 
 Folding as FINN's MVAU: PE output channels and SIMD input elements per cycle; streams carry the formats' codes
 (``compiler.numerics`` ``encode``), element 0 in the least significant bits; one output word per PE group.
-``dynamic_input = 1`` takes W from a second input (activation x activation products) in the Python model; the
-HLS/RTL backends implement static (embedded) weights.
+``dynamic_input = 1`` takes W from a second input (activation x activation products such as Q K^T in attention):
+``numInputVectors = [..., V]`` splits the input into ``G = prod(numInputVectors[:-1])`` groups of ``V`` vectors and
+W holds one (MW, MH) matrix per group (shape ``numInputVectors[:-1] + [MW, MH]``; a single (MW, MH) matrix when
+G = 1). In hardware the matrix arrives on stream ``in1`` once per group, before that group's vectors, as NF*SF
+words in the weight-ROM layout (``matrix_words``), and is buffered while the V vectors are processed.
 """
 
 import functools
@@ -146,7 +149,8 @@ class MinifloatMVAU(HWCustomOp):
         if ind == 0:
             return tuple(vecs + [self.get_nodeattr("MW")])
         if ind == 1:
-            return (self.get_nodeattr("MW"), self.get_nodeattr("MH"))
+            groups = list(self.get_nodeattr("numInputVectors"))[:-1] if self.get_nodeattr("dynamic_input") else []
+            return tuple(groups + [self.get_nodeattr("MW"), self.get_nodeattr("MH")])
         return (self.get_nodeattr("MH"), self.n_thresholds())
 
     def get_normal_output_shape(self, ind=0):
@@ -168,6 +172,16 @@ class MinifloatMVAU(HWCustomOp):
             return self.get_nodeattr("SIMD") * self.input_format().bits
         return self.get_nodeattr("SIMD") * self.get_nodeattr("PE") * self.weight_format().bits
 
+    def get_verilog_top_module_intf_names(self):
+        """AXI-stream interfaces of the generated top: in0 (+ in1, the matrix stream, for dynamic_input) and out0;
+        weights and thresholds are embedded, not streamed."""
+        intf = super().get_verilog_top_module_intf_names()
+        streams = [("in0_V", self.get_instream_width_padded(0))]
+        if self.get_nodeattr("dynamic_input"):
+            streams.append(("in1_V", self.get_instream_width_padded(1)))
+        intf["s_axis"] = streams
+        return intf
+
     def get_outstream_width(self, ind=0):
         return self.get_nodeattr("PE") * self.get_output_datatype().bitwidth()
 
@@ -175,9 +189,17 @@ class MinifloatMVAU(HWCustomOp):
         nf, _ = self.folds()
         return int(np.prod(self.get_nodeattr("numInputVectors"))) * nf
 
+    def dynamic_groups(self):
+        """(groups G, vectors per group V) of a dynamic_input node (see module docstring)."""
+        vecs = list(self.get_nodeattr("numInputVectors"))
+        return int(np.prod(vecs[:-1])) if len(vecs) > 1 else 1, int(vecs[-1])
+
     def get_exp_cycles(self):
         nf, sf = self.folds()
-        return int(np.prod(self.get_nodeattr("numInputVectors"))) * nf * sf
+        cycles = int(np.prod(self.get_nodeattr("numInputVectors"))) * nf * sf
+        if self.get_nodeattr("dynamic_input"):
+            cycles += self.dynamic_groups()[0] * nf * sf  # loading each group's matrix, one word per cycle
+        return cycles
 
     def make_shape_compatible_op(self, model):
         return super().make_const_shape_op(self.get_normal_output_shape())
@@ -236,20 +258,30 @@ class MinifloatMVAU(HWCustomOp):
         return to_int_domain(model.get_initializer(self.onnx_node.input[1]), self.weight_format())
 
     def weight_rom_words(self, model):
-        """Weight memory words: word nf*SF+sf packs W[sf*SIMD+i, nf*PE+p] codes at lane p*SIMD+i (lane 0 in the LSBs),
-        the layout both backends use."""
+        """Weight memory words of the embedded weights (``matrix_words`` of the initializer)."""
+        return self.matrix_words(model.get_initializer(self.onnx_node.input[1]))
+
+    def matrix_words(self, w_values):
+        """Words of one (MW, MH) matrix: word nf*SF+sf packs W[sf*SIMD+i, nf*PE+p] codes at lane p*SIMD+i (lane 0 in
+        the LSBs), the layout of the weight ROM and of the dynamic matrix stream in both backends."""
         from custom_ops.codegen import codes_of, pack_words
 
         nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fw = self.weight_format()
-        w_codes = codes_of(model.get_initializer(self.onnx_node.input[1]), fw)  # (MW, MH)
+        w_codes = codes_of(np.asarray(w_values), fw)  # (MW, MH)
         words = []
         for n in range(nf):
             for s in range(sf):
                 block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]  # (SIMD, PE)
                 words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
         return words
+
+    def dynamic_matrix_words(self, w_values):
+        """All matrix-stream words of a dynamic_input node: the groups' matrices in order."""
+        groups, _ = self.dynamic_groups()
+        mats = np.asarray(w_values).reshape(groups, self.get_nodeattr("MW"), self.get_nodeattr("MH"))
+        return [w for m in mats for w in self.matrix_words(m)]
 
     def threshold_ints(self, model):
         if self.get_nodeattr("noActivation"):

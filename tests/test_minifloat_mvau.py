@@ -166,7 +166,7 @@ def test_random_grid_cppsim_and_rtlsim_bit_exact(case):
 
 
 def test_dynamic_input_python_golden():
-    """dynamic_input=1: W is a second (activation) input, e.g. K^T in attention; Python golden model only."""
+    """dynamic_input=1: W is a second (activation) input, e.g. K^T in attention; the golden model alone."""
     from qonnx.core.onnx_exec import execute_onnx
 
     fa = F(3, 2)
@@ -187,3 +187,84 @@ def test_dynamic_input_python_golden():
     want = np.rint(q.astype(np.float64) * scale).astype(np.int64) @ np.rint(kt.astype(np.float64) * scale).astype(
         np.int64)
     assert np.array_equal(got, want)
+
+
+# --- dynamic_input (activation x activation, e.g. Q K^T): matrix stream per group ---------------------------------
+
+DYN_CASES = [  # (input, weight, output, groups, vectors, MW, MH, PE, SIMD, noActivation)
+    (F(3, 2), F(3, 2), F(3, 2), [2, 3], 4, 8, 6, 2, 4, 0),
+    (F(4, 3), F(2, 3), F(4, 3), [2], 5, 16, 5, 5, 8, 1),
+    (IntFormat(4), F(2, 1), IntFormat(8), [3], 2, 12, 8, 4, 3, 0),
+    (F(2, 1), IntFormat(6), F(3, 2), [], 7, 6, 4, 1, 2, 1),
+]
+
+
+def _dyn_id(c):
+    return f"{c[0].name}x{c[1].name}->{c[2].name}_g{'x'.join(map(str, c[3])) or 1}_v{c[4]}_{c[5]}x{c[6]}" \
+           f"_pe{c[7]}_simd{c[8]}_noact{c[9]}"
+
+
+def _run_dyn(model, x, w, mode):
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    if mode is not None:
+        getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "hls" if mode == "cppsim" else "rtl")
+        model = model.transform(SpecializeLayers("xc7z020clg400-1"))
+        if mode == "cppsim":
+            model = model.transform(PrepareCppSim()).transform(CompileCppSim())
+        else:
+            model = model.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
+        model = model.transform(SetExecMode(mode))
+    return execute_onnx(model, {"x": x, "W": w})["y"]
+
+
+@needs_sim
+@pytest.mark.parametrize("case", DYN_CASES, ids=_dyn_id)
+def test_dynamic_input_cppsim_and_rtlsim_bit_exact(case):
+    from custom_ops.examples import random_dynamic_mvau_model
+
+    fa, fw, fo, groups, vecs, mw, mh, pe, simd, no_act = case
+    results = {}
+    for mode in (None, "cppsim", "rtlsim"):
+        model, x, w = random_dynamic_mvau_model(fa, fw, fo, groups, vecs, mw, mh, pe, simd, no_act, seed=mw)
+        results[mode] = np.asarray(_run_dyn(model, x, w, mode))
+    # the golden itself against plain integer matmuls per group
+    xi = np.rint(x.astype(np.float64) * 2.0 ** -fa.lsb_exponent).astype(np.int64)
+    wi = np.rint(w.astype(np.float64) * 2.0 ** -fw.lsb_exponent).astype(np.int64)
+    acc = np.matmul(xi, wi)
+    if no_act:
+        assert np.array_equal(results[None].astype(np.int64), acc)
+    else:
+        t = model.get_initializer("T")
+        counts = (acc[..., None] >= t[None, :, :].reshape((1,) * (acc.ndim - 1) + t.shape)).sum(-1)
+        assert np.array_equal(results[None], fo.values()[counts])
+    for mode in ("cppsim", "rtlsim"):
+        assert results[mode].shape == results[None].shape
+        assert np.array_equal(results[mode].astype(object), results[None].astype(object)), mode
+
+
+def _random_dyn_case(rng):
+    fa, fw, fo, mw, mh, pe, simd, no_act = _random_case(rng)
+    mw, mh = min(mw, 64), min(mh, 32)
+    pe = max(d for d in range(1, mh + 1) if mh % d == 0 and d <= pe)
+    simd = max(d for d in range(1, mw + 1) if mw % d == 0 and d <= simd)
+    groups = [int(g) for g in rng.integers(1, 4, size=int(rng.integers(0, 3)))]
+    return fa, fw, fo, groups, int(rng.integers(1, 6)), mw, mh, pe, simd, no_act
+
+
+DYN_GRID = [_random_dyn_case(np.random.default_rng(100 + seed)) for seed in range(12)]
+
+
+@pytest.mark.slow
+@needs_sim
+@pytest.mark.parametrize("case", DYN_GRID, ids=_dyn_id)
+def test_random_dynamic_grid_cppsim_and_rtlsim_bit_exact(case):
+    test_dynamic_input_cppsim_and_rtlsim_bit_exact(case)

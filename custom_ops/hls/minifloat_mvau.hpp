@@ -56,4 +56,23 @@ void minifloat_mvau(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE
     }
 }
 
+// dynamic_input = 1: for each of `groups` groups, read the NF*SF matrix words (weight-ROM layout) from `win` into a
+// buffer, then run the same datapath on the group's `vecs` input vectors.
+template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD,
+          unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
+          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB>
+void minifloat_mvau_dyn(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE * SIMD * WB> > &win,
+                        hls::stream<ap_uint<PE * OB> > &out, const ap_int<ACC> thresholds[MH][NT],
+                        const ap_uint<OB> codes[NT + 1], unsigned groups, unsigned vecs) {
+    ap_uint<PE * SIMD * WB> wbuf[(MH / PE) * (MW / SIMD)];
+    for (unsigned g = 0; g < groups; g++) {
+        for (unsigned k = 0; k < (MH / PE) * (MW / SIMD); k++) {
+#pragma HLS PIPELINE II = 1
+            wbuf[k] = win.read();
+        }
+        minifloat_mvau<MW, MH, PE, SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB>(in, out, wbuf, thresholds,
+                                                                                          codes, vecs);
+    }
+}
+
 #endif

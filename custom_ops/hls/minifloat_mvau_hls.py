@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import MinifinnError, UnsupportedNodeError
+from compiler.errors import MinifinnError
 from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
 from custom_ops.mac import ap_types_include_dir, hls_include_dir, operand_params
 from custom_ops.minifloat_mvau import MinifloatMVAU
@@ -56,39 +56,43 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
                                            f"{self.weight_format().name} MACs, {self.acc_bits()}-bit accumulators"]
 
     def blackboxfunction(self):
+        in1 = (f"hls::stream<ap_uint<{self.get_instream_width(1)}> > &in1_V, "
+               if self.get_nodeattr("dynamic_input") else "")
         self.code_gen_dict["$BLACKBOXFUNCTION$"] = [
-            f"void {self.onnx_node.name}(hls::stream<ap_uint<{self.get_instream_width()}> > &in0_V, "
+            f"void {self.onnx_node.name}(hls::stream<ap_uint<{self.get_instream_width()}> > &in0_V, {in1}"
             f"hls::stream<ap_uint<{self.get_outstream_width()}> > &out0_V)"
         ]
 
     def pragmas(self):
-        self.code_gen_dict["$PRAGMAS$"] = [
-            "#pragma HLS INTERFACE axis port=in0_V",
-            "#pragma HLS INTERFACE axis port=out0_V",
-            "#pragma HLS INTERFACE ap_ctrl_none port=return",
-            "#pragma HLS BIND_STORAGE variable=weights type=rom_2p impl="
-            + {"distributed": "lutram", "ultra": "uram"}.get(self.get_nodeattr("ram_style"), "auto"),
-        ]
+        pragmas = ["#pragma HLS INTERFACE axis port=in0_V", "#pragma HLS INTERFACE axis port=out0_V",
+                   "#pragma HLS INTERFACE ap_ctrl_none port=return"]
+        if self.get_nodeattr("dynamic_input"):
+            pragmas.insert(1, "#pragma HLS INTERFACE axis port=in1_V")
+        else:
+            pragmas.append("#pragma HLS BIND_STORAGE variable=weights type=rom_2p impl="
+                           + {"distributed": "lutram", "ultra": "uram"}.get(self.get_nodeattr("ram_style"), "auto"))
+        self.code_gen_dict["$PRAGMAS$"] = pragmas
 
     def docompute(self):
         args = ", ".join(str(a) for a in self._template_args())
-        reps = int(np.prod(self.get_nodeattr("numInputVectors")))
-        self.code_gen_dict["$DOCOMPUTE$"] = [
-            f"    minifloat_mvau<{args}>(in0_V, out0_V, weights, thresholds, codes, {reps});"
-        ]
+        if self.get_nodeattr("dynamic_input"):
+            groups, vecs = self.dynamic_groups()
+            call = f"minifloat_mvau_dyn<{args}>(in0_V, in1_V, out0_V, thresholds, codes, {groups}, {vecs});"
+        else:
+            reps = int(np.prod(self.get_nodeattr("numInputVectors")))
+            call = f"minifloat_mvau<{args}>(in0_V, out0_V, weights, thresholds, codes, {reps});"
+        self.code_gen_dict["$DOCOMPUTE$"] = ["    " + call]
 
     def generate_params(self, model, path):
         """params_<node>.h: weights (ROM words), thresholds and the count -> code table as C++ constants."""
-        if self.get_nodeattr("dynamic_input"):
-            raise UnsupportedNodeError(
-                f"{self.onnx_node.name}: the HLS MinifloatMVAU implements embedded weights only (dynamic_input=0)"
-            )
         nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        words = self.weight_rom_words(model)
-        ww = pe * simd * self.weight_format().bits
-        lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
-        lines += [f'    ap_uint<{ww}>("{w}", 10),' for w in words] + ["};"]  # decimal: hex text like "0b.." would parse as a prefix
+        lines = []
+        if not self.get_nodeattr("dynamic_input"):  # dynamic: the matrix arrives on in1_V
+            words = self.weight_rom_words(model)
+            ww = pe * simd * self.weight_format().bits
+            lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
+            lines += [f'    ap_uint<{ww}>("{w}", 10),' for w in words] + ["};"]  # decimal: hex "0b.." parses as a prefix
         acc, nt = self.acc_bits(), max(self.n_thresholds(), 1)
         ob = self.get_output_datatype().bitwidth()
         if self.n_thresholds():
@@ -146,8 +150,15 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
         code_dir = Path(path)
         code_dir.mkdir(parents=True, exist_ok=True)
         (code_dir / f"top_{node.name}.cpp").write_text(self._top_text(model, "cppsim"))
-        main = _render("cppsim_main.cpp.tpl", {"$NAME$": node.name, "$IW$": str(self.get_instream_width()),
-                                               "$OW$": str(self.get_outstream_width())})
+        dyn = self.get_nodeattr("dynamic_input")
+        main = _render("cppsim_main.cpp.tpl", {
+            "$NAME$": node.name, "$IW$": str(self.get_instream_width()), "$OW$": str(self.get_outstream_width()),
+            "$IN1_DECL$": (f'    hls::stream<ap_uint<{self.get_instream_width(1)}> > in1_V("in1_V");\n'
+                           '    read_hex("in1.hex", in1_V);') if dyn else "",
+            "$CALL_ARGS$": "in0_V, in1_V, out0_V" if dyn else "in0_V, out0_V",
+            "$IN1_CHECK$": ('    if (!in1_V.empty()) { std::cerr << "matrix words left over\\n"; return 1; }'
+                            if dyn else ""),
+        })
         (code_dir / "execute_MinifloatMVAU.cpp").write_text(main)
 
     def compile_singlenode_code(self):
@@ -160,7 +171,7 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
             raise MinifinnError(f"{self.onnx_node.name}: cppsim compilation failed:\n{run.stderr[-3000:]}")
         self.set_nodeattr("executable_path", str(exe))
 
-    def _run_cppsim(self, x):
+    def _run_cppsim(self, x, w=None):
         exe = self.get_nodeattr("executable_path")
         if not exe or not Path(exe).is_file():
             raise MinifinnError(f"{self.onnx_node.name}: no cppsim executable; run PrepareCppSim + CompileCppSim")
@@ -168,6 +179,8 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
         fa = self.input_format()
         words = pack_words(codes_of(x, fa).reshape(-1, self.get_nodeattr("SIMD")), fa.bits)
         write_hex(code_dir / "in.hex", words, self.get_instream_width())
+        if self.get_nodeattr("dynamic_input"):
+            write_hex(code_dir / "in1.hex", self.dynamic_matrix_words(w), self.get_instream_width(1))
         run = subprocess.run([exe], cwd=code_dir, capture_output=True, text=True)
         if run.returncode:
             raise MinifinnError(f"{self.onnx_node.name}: cppsim failed: {run.stderr[-1000:]}")
@@ -186,7 +199,8 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
         mode = self.get_nodeattr("exec_mode")
         node = self.onnx_node
         if mode == "cppsim":
-            context[node.output[0]] = self._run_cppsim(context[node.input[0]])
+            w = context[node.input[1]] if self.get_nodeattr("dynamic_input") else None
+            context[node.output[0]] = self._run_cppsim(context[node.input[0]], w)
         elif mode == "rtlsim":
             raise MinifinnError(
                 f"{node.name}: rtlsim of the HLS variant needs Vitis HLS to produce Verilog; use MinifloatMVAU_rtl "

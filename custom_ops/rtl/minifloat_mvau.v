@@ -7,6 +7,8 @@
 // compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch, T_0 in the LSBs); the count
 // is mapped to an output code (CODE_FILE: word count); with NO_ACT=1 the accumulator is the output.
 // AXI-stream: in (SIMD codes, element 0 in the LSBs), out (PE results, element 0 in the LSBs); valid/ready.
+// DYN = 1 (dynamic_input): no weight ROM; before every group of VECS input vectors the NF*SF matrix words arrive on
+// in1 (same layout as the ROM words) and are written into the weight memory; in1 is ignored when DYN = 0.
 module minifloat_mvau #(
     parameter MW = 8, parameter MH = 4, parameter PE = 2, parameter SIMD = 2,
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
@@ -17,7 +19,9 @@ module minifloat_mvau #(
     parameter O_BITS = 6,                 // output code bits (ACC_BITS when NO_ACT = 1)
     parameter WEIGHT_FILE = "weights.hex",
     parameter THRESH_FILE = "thresholds.hex",
-    parameter CODE_FILE = "codes.hex"
+    parameter CODE_FILE = "codes.hex",
+    parameter DYN = 0,
+    parameter VECS = 1                    // input vectors per matrix (DYN = 1)
 ) (
     input  wire                     ap_clk,
     input  wire                     ap_rst_n,
@@ -26,7 +30,10 @@ module minifloat_mvau #(
     output wire                     in0_V_TREADY,
     output reg  [PE*O_BITS-1:0]     out0_V_TDATA,
     output reg                      out0_V_TVALID,
-    input  wire                     out0_V_TREADY
+    input  wire                     out0_V_TREADY,
+    input  wire [PE*SIMD*W_BITS-1:0] in1_V_TDATA,
+    input  wire                     in1_V_TVALID,
+    output wire                     in1_V_TREADY
 );
     localparam NF = MH / PE;
     localparam SF = MW / SIMD;
@@ -38,7 +45,7 @@ module minifloat_mvau #(
     reg [N_THRES*ACC_BITS-1:0] tmem [0:(NO_ACT ? 1 : MH)-1];   // word ch: its thresholds, T_0 in the LSBs
     reg [O_BITS-1:0]   cmem [0:(NO_ACT ? 1 : N_THRES+1)-1];
     initial begin
-        $readmemh(WEIGHT_FILE, wmem);
+        if (!DYN) $readmemh(WEIGHT_FILE, wmem);
         if (!NO_ACT) begin
             $readmemh(THRESH_FILE, tmem);
             $readmemh(CODE_FILE, cmem);
@@ -50,8 +57,14 @@ module minifloat_mvau #(
     reg [SFW-1:0] sf;
     reg           pending;          // accumulators hold a finished fold, not yet moved to the output register
     reg [NFW-1:0] nf_pending;
+    localparam KW = (NF * SF > 1) ? $clog2(NF * SF) : 1;
+    localparam VW = (VECS > 1) ? $clog2(VECS) : 1;
+    reg          loading;         // DYN: the weight memory is being (re)filled from in1
+    reg [KW-1:0] lcnt;            // next matrix word
+    reg [VW-1:0] vcnt;            // vectors done in the current group
+    assign in1_V_TREADY = DYN && loading;
     wire out_free = !out0_V_TVALID || out0_V_TREADY;
-    wire stall = pending && !out_free;
+    wire stall = (pending && !out_free) || loading;
     wire need_in = (nf == 0);
     wire step = !stall && (!need_in || in0_V_TVALID);
     assign in0_V_TREADY = need_in && !stall;
@@ -89,7 +102,17 @@ module minifloat_mvau #(
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             nf <= 0; sf <= 0; pending <= 1'b0; nf_pending <= 0; out0_V_TVALID <= 1'b0;
+            loading <= (DYN != 0); lcnt <= 0; vcnt <= 0;
         end else begin
+            if (DYN && loading && in1_V_TVALID) begin  // constant false for DYN = 0: the ROM stays a ROM
+                wmem[lcnt] <= in1_V_TDATA;
+                if (lcnt == NF * SF - 1) begin
+                    lcnt <= 0;
+                    loading <= 1'b0;
+                end else begin
+                    lcnt <= lcnt + 1'b1;
+                end
+            end
             if (out0_V_TVALID && out0_V_TREADY) out0_V_TVALID <= 1'b0;
             if (pending && out_free) begin
                 out0_V_TDATA <= result;
@@ -103,6 +126,14 @@ module minifloat_mvau #(
                     nf_pending <= nf;
                     sf <= 0;
                     nf <= (nf == NF - 1) ? 0 : nf + 1'b1;
+                    if (DYN && nf == NF - 1) begin  // a vector is done; after VECS of them load the next matrix
+                        if (vcnt == VECS - 1) begin
+                            vcnt <= 0;
+                            loading <= 1'b1;
+                        end else begin
+                            vcnt <= vcnt + 1'b1;
+                        end
+                    end
                 end else begin
                     sf <= sf + 1'b1;
                 end

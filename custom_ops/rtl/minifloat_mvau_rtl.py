@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 
 class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
-    """Verilog MinifloatMVAU with embedded weights."""
+    """Verilog MinifloatMVAU: embedded weights, or (dynamic_input = 1) a matrix stream in1."""
 
     def get_nodeattr_types(self):
         attrs = MinifloatMVAU.get_nodeattr_types(self)
@@ -35,20 +35,14 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
     def get_verilog_top_module_name(self):
         return self._top_name()
 
-    def _check_static(self):
-        if self.get_nodeattr("dynamic_input"):
-            raise UnsupportedNodeError(
-                f"{self.onnx_node.name}: the RTL MinifloatMVAU implements embedded weights only; "
-                "use dynamic_input=0 or the Python model for activation x activation products"
-            )
-
     def generate_hdl(self, model, fpgapart, clk):
-        self._check_static()
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
         code_dir.mkdir(parents=True, exist_ok=True)
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fa, fw = self.input_format(), self.weight_format()
-        write_hex(code_dir / "weights.hex", self.weight_rom_words(model), pe * simd * fw.bits)
+        dyn = self.get_nodeattr("dynamic_input")
+        if not dyn:
+            write_hex(code_dir / "weights.hex", self.weight_rom_words(model), pe * simd * fw.bits)
         acc_bits = self.acc_bits()
         n_thr = self.n_thresholds()
         if n_thr:
@@ -66,13 +60,22 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
         params = dict(MW=self.get_nodeattr("MW"), MH=self.get_nodeattr("MH"), PE=pe, SIMD=simd, A_BITS=ab, A_E=ae,
                       A_SIGNED=asg, W_BITS=wb, W_E=we, W_SIGNED=wsg, ACC_BITS=acc_bits,
                       NO_ACT=self.get_nodeattr("noActivation"), N_THRES=max(n_thr, 1),
-                      O_BITS=self.get_output_datatype().bitwidth())
+                      O_BITS=self.get_output_datatype().bitwidth(), DYN=dyn,
+                      VECS=self.dynamic_groups()[1] if dyn else 1)
         files = dict(WEIGHT_FILE="weights.hex", THRESH_FILE="thresholds.hex", CODE_FILE="codes.hex")
         plist = [f".{k}({v})" for k, v in params.items()]
         plist += [f'.{k}("{(code_dir / v).as_posix()}")' for k, v in files.items()]
         text = (HERE / "minifloat_mvau_wrapper.v").read_text()
         text = text.replace("$TOP$", self._top_name()).replace("$PARAMS$", ",\n        ".join(plist))
         text = text.replace("$IW$", str(self.get_instream_width())).replace("$OW$", str(self.get_outstream_width()))
+        if dyn:
+            w1 = self.get_instream_width(1)
+            ports = (f",\n    input  wire [{w1}-1:0] in1_V_TDATA,\n    input  wire            in1_V_TVALID,\n"
+                     "    output wire            in1_V_TREADY")
+            conn = ".in1_V_TDATA(in1_V_TDATA), .in1_V_TVALID(in1_V_TVALID), .in1_V_TREADY(in1_V_TREADY)"
+        else:
+            ports, conn = "", f".in1_V_TDATA({pe * simd * fw.bits}'d0), .in1_V_TVALID(1'b0), .in1_V_TREADY()"
+        text = text.replace("$IN1_PORTS$", ports).replace("$IN1_CONN$", conn)
         (code_dir / f"{self._top_name()}.v").write_text(text)
         for src in verilog_sources() + [HERE / "minifloat_mvau.v"]:
             shutil.copy(src, code_dir / Path(src).name)
@@ -102,12 +105,13 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
             raise MinifinnError(f"{self.onnx_node.name}: no generated Verilog in {code_dir}; run PrepareIP first")
         sim_dir = code_dir / "rtlsim"
         sim_dir.mkdir(exist_ok=True)
-        tb = (HERE / "tb_axis.v").read_text().replace("$TOP$", self._top_name())
+        tb_file = "tb_axis2.v" if self.get_nodeattr("dynamic_input") else "tb_axis.v"
+        tb = (HERE / tb_file).read_text().replace("$TOP$", self._top_name())
         (sim_dir / "tb.v").write_text(tb)
         self.set_nodeattr("rtlsim_dir", str(sim_dir))
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the Icarus run dir
 
-    def _run_rtlsim(self, x):
+    def _run_rtlsim(self, x, w=None):
         sim_dir = Path(self.get_nodeattr("rtlsim_dir"))
         if not sim_dir.is_dir():
             raise MinifinnError(f"{self.onnx_node.name}: call PrepareRTLSim (prepare_rtlsim) before rtlsim")
@@ -118,6 +122,10 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
         write_hex(sim_dir / "in.hex", words, self.get_instream_width())
         n_out = self.get_number_output_values()
         params = dict(IW=self.get_instream_width(), OW=self.get_outstream_width(), NIN=len(words), NOUT=n_out)
+        if self.get_nodeattr("dynamic_input"):
+            mwords = self.dynamic_matrix_words(w)
+            write_hex(sim_dir / "in1.hex", mwords, self.get_instream_width(1))
+            params.update(IW1=self.get_instream_width(1), NIN1=len(mwords))
         cmd = ["iverilog", "-g2005", "-s", "tb", "-o", "sim.vvp"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
         cmd += self.get_rtl_file_list(abspath=True) + ["tb.v"]
         run = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
@@ -144,7 +152,8 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
     def execute_node(self, context, graph):
         if self.get_nodeattr("exec_mode") == "rtlsim":
             node = self.onnx_node
-            out = self._run_rtlsim(context[node.input[0]])
+            w = context[node.input[1]] if self.get_nodeattr("dynamic_input") else None
+            out = self._run_rtlsim(context[node.input[0]], w)
             context[node.output[0]] = out
         else:
             MinifloatMVAU.execute_node(self, context, graph)

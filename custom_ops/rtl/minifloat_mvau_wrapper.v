@@ -7,13 +7,14 @@ module $TOP$ (
     output wire            in0_V_TREADY,
     output wire [$OW$-1:0] out0_V_TDATA,
     output wire            out0_V_TVALID,
-    input  wire            out0_V_TREADY
+    input  wire            out0_V_TREADY$IN1_PORTS$
 );
     minifloat_mvau #(
         $PARAMS$
     ) core (
         .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
         .in0_V_TDATA(in0_V_TDATA), .in0_V_TVALID(in0_V_TVALID), .in0_V_TREADY(in0_V_TREADY),
-        .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY)
+        .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY),
+        $IN1_CONN$
     );
 endmodule

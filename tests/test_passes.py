@@ -280,3 +280,28 @@ def test_vit_tiny_linear_layers_lower_exactly():
     assert ops.count("ExactMatMul") == 1 + 4 + 2 + 2 + 1  # patch embed, q/k/v/proj, QK^T and AV, fc1/fc2, head
     assert {"Softmax", "LayerNormalization", "Gelu"} <= set(ops)
     assert "MatMul" not in ops and "Conv" not in ops
+
+
+# --- datatypes ----------------------------------------------------------------------------------------------------
+
+def test_accumulator_width_from_actual_weights_and_threshold_clipping():
+    from qonnx.custom_op.registry import getCustomOp
+
+    # E3M2 (bias 3): value = int * 2^-4, largest |int| = 28 * 16 = 448
+    model = linear_graph(fmt=E3M2, k=8, n=4, bias=False, relu=True)
+    w = np.zeros((8, 4), dtype=np.float32)
+    w[:, 0] = 0.1  # quantizes to 1.0 = int 16 with scale 0.1: column sum of |w_int| = 128
+    w[:, 1] = -0.1
+    w[:3, 2] = 0.1
+    w[:, 3] = 0.05  # 0.5 = int 8
+    model.set_initializer("w", w)
+    model.set_initializer("qw_s", np.full((1, 4), 0.1, dtype=np.float32))
+    low = lower_qonnx(model)
+    mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][0]
+    lo, hi = getCustomOp(mm).acc_range(low)
+    assert (lo, hi) == (-128 * 448, 128 * 448)
+    assert low.get_tensor_datatype(mm.output[0]).name == "INT17"  # 57344 < 2^16 needs 17 signed bits
+    th = [n for n in low.graph.node if n.op_type == "MinifloatThreshold"][0]
+    t = low.get_initializer(th.input[1])
+    assert t.min() >= lo and t.max() <= hi + 1  # clipped into the accumulator range
+    assert t.min() == lo  # relu: thresholds below zero are always passed, clipped to lo

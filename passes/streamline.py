@@ -254,14 +254,13 @@ class _Walker:
         scale = self.init(node.input[1])
         st = self.get(node.input[0])
         out = node.output[0]
-        if isinstance(st, Flt):
+        if isinstance(st, Flt) or not _is_scalar(scale):
+            # float input, or a per-channel activation scale (no threshold form here): quantize on the float value
             new = copy.deepcopy(node)
-            new.input[0] = st.name
+            new.input[0] = self.materialize(st)
             self.nodes.append(new)
             self.state[out] = Vals(out, fmt, fractions(np.float64(1.0)))
             return True
-        if not _is_scalar(scale):
-            return False
         st = self.to_aff(st, node)
         a, b = self.params_to_acc(st)
         axis, a_c, b_c = _channel_vectors(a, b, len(st.acc_shape), self.where(node))

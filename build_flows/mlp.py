@@ -8,7 +8,8 @@ Every layer is a ``MinifloatMVAU`` in one dataflow partition (only input quantiz
 stay on the host), so the accuracy of the lowered graph is the accuracy of the hardware: the verification ladder
 checks that the RTL (Icarus) or HLS (g++ cppsim) simulation of every layer and of the whole partition equals it bit
 for bit on --verify-images test images. Outputs: ``OUTPUT_DIR/report/`` (FINN-style estimate JSONs, summary.md,
-verification.json, accuracy.json) and ``OUTPUT_DIR/intermediate_models/``.
+verification.json, accuracy.json), ``OUTPUT_DIR/deploy/driver/`` (PYNQ/Alveo driver) and
+``OUTPUT_DIR/intermediate_models/``. ``--bitfile`` continues with FINN's ZynqBuild where Vivado is installed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--impl", choices=["rtl", "hls"], default="rtl", help="layer implementation (rtlsim or cppsim)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--verify-images", type=int, default=4)
+    p.add_argument("--bitfile", action="store_true",
+                   help="continue to the bitfile (needs Vivado/Vitis HLS; without them the build stops with the "
+                        "command to continue on a machine that has them)")
     p.add_argument("--output-dir", type=Path, default=Path("out/mlp"))
     return p.parse_args(argv)
 
@@ -53,6 +57,7 @@ def main(argv=None):
     from compiler.ptq import quantize_ptq
     from compiler.runner import DEFAULT_STEPS, run_build
     from compiler.training import evaluate, train
+    from compiler.vendor import VendorToolMissing
     from compiler.zoo import QuantSpec, build_model
     from passes.compare import compare_lowered
 
@@ -85,12 +90,17 @@ def main(argv=None):
         steps = list(DEFAULT_STEPS)
         if args.impl == "hls":
             steps.insert(steps.index("step_specialize_layers"), _prefer_hls)
+        if args.bitfile:
+            steps.append("step_synthesize_bitfile")
         run_build(qonnx, cfg, steps=steps)
         build_seconds = time.time() - t0
         from qonnx.core.modelwrapper import ModelWrapper
 
         lowered = ModelWrapper(str(out / "intermediate_models" / "step_lower.onnx"))
         cmp = compare_lowered(qonnx, lowered, x_te, batch_size=250, labels=y_te)
+    except VendorToolMissing as err:
+        print(f"mlp.py: {err}", file=sys.stderr)
+        return 3
     except MinifinnError as err:
         print(f"mlp.py: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """The standard minifinn build steps (``step(model, cfg) -> model``), registered with the runner.
 
 Order (``DEFAULT_STEPS``): lower -> convert to hardware -> dataflow partition -> specialize -> folding ->
-estimate reports -> HW codegen -> verification. Every step works on the model the previous one returned; the
+estimate reports -> HW codegen -> verification -> driver (compiler/vendor.py; the vendor steps
+``step_synthesize_bitfile`` is registered there but not a default: it needs Vivado). Every step works on the model the previous one returned; the
 QONNX input, the lowered graph and the dataflow parent are kept in ``output_dir/intermediate_models/`` for the
 verification ladder.
 """
@@ -282,3 +283,6 @@ def _host_input(parent, sdp, x):
 
     ctx = execute_onnx(parent, {parent.graph.input[0].name: x}, return_full_exec_context=True)
     return ctx[sdp.input[0]]
+
+
+import compiler.vendor  # noqa: E402,F401  (registers step_make_driver after step_verify, and the vendor steps)

@@ -15,8 +15,12 @@ Folding as FINN's MVAU: PE output channels and SIMD input elements per cycle; st
 ``dynamic_input = 1`` takes W from a second input (activation x activation products such as Q K^T in attention):
 ``numInputVectors = [..., V]`` splits the input into ``G = prod(numInputVectors[:-1])`` groups of ``V`` vectors and
 W holds one (MW, MH) matrix per group (shape ``numInputVectors[:-1] + [MW, MH]``; a single (MW, MH) matrix when
-G = 1). In hardware the matrix arrives on stream ``in1`` once per group, before that group's vectors, as NF*SF
-words in the weight-ROM layout (``matrix_words``), and is buffered while the V vectors are processed.
+G = 1). In hardware the matrix arrives on stream ``in1`` once per group, before that group's vectors, in FINN's
+MVAU ``mem_mode="dynamic"`` order: words of PE codes (``get_instream_width(1) = PE * weight bits``), the matrix's
+MW rows in order and each row as NF words, word (k, nf) = W[k, nf*PE : (nf+1)*PE] with element 0 in the LSBs
+(folded shape ``numInputVectors[:-1] + [MW, NF, PE]``, ``dynamic_matrix_words``). The backends buffer one matrix
+(SIMD banks of NF*SF words, no weight ROM) and process the V vectors after it has arrived: a group takes MW*NF
+cycles to load plus V*NF*SF to compute (``get_exp_cycles``).
 """
 
 import functools
@@ -161,16 +165,34 @@ class MinifloatMVAU(HWCustomOp):
         vecs = list(self.get_nodeattr("numInputVectors"))
         if ind == 0:
             return tuple(vecs + [sf, self.get_nodeattr("SIMD")])
-        return (1, sf * nf, self.get_nodeattr("SIMD") * self.get_nodeattr("PE"))
+        if ind == 1 and self.get_nodeattr("dynamic_input"):  # FINN's MVAU mem_mode "dynamic"
+            return tuple(vecs[:-1] + [self.get_nodeattr("MW"), nf, self.get_nodeattr("PE")])
+        if ind == 1:  # embedded weights: the ROM words (FINN's internal_decoupled weight-stream shape)
+            return (1, sf * nf, self.get_nodeattr("SIMD") * self.get_nodeattr("PE"))
+        raise UnsupportedNodeError(f"{self.onnx_node.name}: input {ind} (thresholds) is embedded, not streamed")
 
     def get_folded_output_shape(self, ind=0):
         nf, _ = self.folds()
         return tuple(list(self.get_nodeattr("numInputVectors")) + [nf, self.get_nodeattr("PE")])
 
     def get_instream_width(self, ind=0):
+        """Bits per word of input stream ``ind``: in0 SIMD activation codes; in1 (dynamic_input) PE weight codes, as
+        FINN's MVAU in mem_mode "dynamic"; embedded weights and thresholds have no stream (0, as FINN's
+        internal_embedded)."""
         if ind == 0:
             return self.get_nodeattr("SIMD") * self.input_format().bits
-        return self.get_nodeattr("SIMD") * self.get_nodeattr("PE") * self.weight_format().bits
+        if ind == 1 and self.get_nodeattr("dynamic_input"):
+            return self.get_nodeattr("PE") * self.weight_format().bits
+        return 0
+
+    def get_number_input_values(self, ind=0):
+        """Words on input stream ``ind`` per execution (0 for inputs that are not streamed)."""
+        nf, sf = self.folds()
+        if ind == 0:
+            return int(np.prod(self.get_nodeattr("numInputVectors"))) * sf
+        if ind == 1 and self.get_nodeattr("dynamic_input"):
+            return self.dynamic_groups()[0] * self.get_nodeattr("MW") * nf
+        return 0
 
     def get_verilog_top_module_intf_names(self):
         """AXI-stream interfaces of the generated top: in0 (+ in1, the matrix stream, for dynamic_input) and out0;
@@ -197,8 +219,8 @@ class MinifloatMVAU(HWCustomOp):
     def get_exp_cycles(self):
         nf, sf = self.folds()
         cycles = int(np.prod(self.get_nodeattr("numInputVectors"))) * nf * sf
-        if self.get_nodeattr("dynamic_input"):
-            cycles += self.dynamic_groups()[0] * nf * sf  # loading each group's matrix, one word per cycle
+        if self.get_nodeattr("dynamic_input"):  # each group's matrix is loaded first: MW*NF words, one per cycle
+            cycles += self.get_number_input_values(1)
         return cycles
 
     def make_shape_compatible_op(self, model):
@@ -278,10 +300,18 @@ class MinifloatMVAU(HWCustomOp):
         return words
 
     def dynamic_matrix_words(self, w_values):
-        """All matrix-stream words of a dynamic_input node: the groups' matrices in order."""
-        groups, _ = self.dynamic_groups()
-        mats = np.asarray(w_values).reshape(groups, self.get_nodeattr("MW"), self.get_nodeattr("MH"))
-        return [w for m in mats for w in self.matrix_words(m)]
+        """All in1 words of a dynamic_input node (module docstring): W (numInputVectors[:-1] + [MW, MH]) reshaped to
+        the folded shape (..., MW, NF, PE), PE codes per word, element 0 in the LSBs, groups in order."""
+        from custom_ops.codegen import codes_of, pack_words
+
+        fw = self.weight_format()
+        w = np.asarray(w_values)
+        want = self.get_normal_input_shape(1)
+        if int(np.prod(w.shape)) != int(np.prod(want)):
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: dynamic matrix input has shape {w.shape}, expected "
+                                       f"{want} (numInputVectors[:-1] + [MW, MH])")
+        codes = codes_of(w.reshape(want), fw).reshape(-1, self.get_nodeattr("PE"))
+        return pack_words(codes, fw.bits)
 
     def threshold_ints(self, model):
         if self.get_nodeattr("noActivation"):

@@ -268,3 +268,72 @@ DYN_GRID = [_random_dyn_case(np.random.default_rng(100 + seed)) for seed in rang
 @pytest.mark.parametrize("case", DYN_GRID, ids=_dyn_id)
 def test_random_dynamic_grid_cppsim_and_rtlsim_bit_exact(case):
     test_dynamic_input_cppsim_and_rtlsim_bit_exact(case)
+
+
+def _dyn_inst(fa=F(3, 2), fw=F(2, 3), groups=(2, 3), vecs=4, mw=8, mh=6, pe=2, simd=4, no_act=0, style=None):
+    from qonnx.custom_op.registry import getCustomOp
+
+    from custom_ops.examples import random_dynamic_mvau_model
+
+    model, x, w = random_dynamic_mvau_model(fa, fw, fa, list(groups), vecs, mw, mh, pe, simd, no_act, seed=3)
+    return model, getCustomOp(model.graph.node[0]), x, w
+
+
+def test_dynamic_matrix_stream_is_finns_dynamic_mode():
+    """in1 width, folded shape and word count equal FINN's own MVAU in mem_mode "dynamic"; the words are the codes of
+    W reshaped to that folded shape, PE per word, element 0 in the LSBs."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from custom_ops.codegen import codes_of
+
+    fw = F(2, 3)
+    model, inst, x, w = _dyn_inst(fw=fw)
+    finn_node = helper.make_node("MVAU", ["x", "W"], ["y"], domain="finn.custom_op.fpgadataflow",
+                                 backend="fpgadataflow", MW=8, MH=6, PE=2, SIMD=4, inputDataType="FLOAT<3,2,3>",
+                                 weightDataType=fw.qonnx_name, outputDataType="INT32", noActivation=1,
+                                 mem_mode="dynamic", numInputVectors=[2, 3, 4])
+    finn = getCustomOp(finn_node)
+    assert inst.get_instream_width(1) == finn.get_instream_width(1) == 2 * fw.bits
+    assert inst.get_folded_input_shape(1) == finn.get_folded_input_shape(1) == (2, 3, 8, 3, 2)
+    assert inst.get_folded_input_shape(0) == finn.get_folded_input_shape(0)
+    assert inst.get_normal_input_shape(1) == (2, 3, 8, 6) == w.shape
+    words = inst.dynamic_matrix_words(w)
+    assert len(words) == inst.get_number_input_values(1) == 2 * 3 * 8 * 3
+    assert inst.get_number_input_values(0) == 2 * 3 * 4 * 2
+    codes = codes_of(w, fw).reshape(inst.get_folded_input_shape(1))
+    for j, (g0, g1, k, nf) in enumerate(np.ndindex(2, 3, 8, 3)):
+        assert words[j] == sum(int(codes[g0, g1, k, nf, p]) << (p * fw.bits) for p in range(2))
+    intf = inst.get_verilog_top_module_intf_names()
+    assert intf["s_axis"] == [("in0_V", 24), ("in1_V", 16)]
+    static, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 2, 4, 0)
+    sinst = getCustomOp(static.graph.node[0])
+    assert sinst.get_instream_width(1) == 0 and [n for n, _ in sinst.get_verilog_top_module_intf_names()["s_axis"]] \
+        == ["in0_V"]
+    with pytest.raises(UnsupportedNodeError, match="expected"):
+        inst.dynamic_matrix_words(w[:1])
+
+
+@needs_sim
+def test_dynamic_rtlsim_cycles_match_the_estimate():
+    """Full-rate streams (no stalls): rtlsim cycles = get_exp_cycles (matrix load MW*NF + vectors NF*SF per group)
+    plus a pipeline latency of a few cycles; with random stalls it is slower and still bit exact."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model, inst, x, w = _dyn_inst(groups=(3,), vecs=5, mw=12, mh=8, pe=2, simd=3, no_act=1)
+    want = inst.execute_python(x, w)
+    inst.set_nodeattr("preferred_impl_style", "rtl")
+    model = model.transform(SpecializeLayers("xc7z020clg400-1")).transform(PrepareIP("xc7z020clg400-1", 10.0))
+    model = model.transform(PrepareRTLSim())
+    rtl = getCustomOp(model.graph.node[0])
+    exp = rtl.get_exp_cycles()
+    assert exp == 3 * (12 * 4) + 3 * 5 * 4 * 4
+    got = rtl._run_rtlsim(x, w, stalls=False)
+    assert np.array_equal(got.astype(object), want.astype(object))
+    assert exp <= rtl.get_nodeattr("cycles_rtlsim") <= exp + 4
+    got = rtl._run_rtlsim(x, w, stalls=True)
+    assert np.array_equal(got.astype(object), want.astype(object))
+    assert rtl.get_nodeattr("cycles_rtlsim") > exp + 4

@@ -7,8 +7,10 @@
 // compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch, T_0 in the LSBs); the count
 // is mapped to an output code (CODE_FILE: word count); with NO_ACT=1 the accumulator is the output.
 // AXI-stream: in (SIMD codes, element 0 in the LSBs), out (PE results, element 0 in the LSBs); valid/ready.
-// DYN = 1 (dynamic_input): no weight ROM; before every group of VECS input vectors the NF*SF matrix words arrive on
-// in1 (same layout as the ROM words) and are written into the weight memory; in1 is ignored when DYN = 0.
+// DYN = 1 (dynamic_input): no weight ROM; before every group of VECS input vectors the matrix arrives on in1 in FINN's
+// MVAU mem_mode "dynamic" order: rows k = 0..MW-1, each as NF words of PE codes W[k][nf*PE+p] (p = 0 in the LSBs).
+// Word (k, nf) is written into bank k % SIMD at address nf*SF + k/SIMD (SIMD banks of NF*SF x PE*W_BITS, one matrix);
+// the compute steps read all banks at nf*SF + sf, which is the ROM word. in1 is unused (tied off) when DYN = 0.
 module minifloat_mvau #(
     parameter MW = 8, parameter MH = 4, parameter PE = 2, parameter SIMD = 2,
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
@@ -31,7 +33,7 @@ module minifloat_mvau #(
     output reg  [PE*O_BITS-1:0]     out0_V_TDATA,
     output reg                      out0_V_TVALID,
     input  wire                     out0_V_TREADY,
-    input  wire [PE*SIMD*W_BITS-1:0] in1_V_TDATA,
+    input  wire [PE*W_BITS-1:0]     in1_V_TDATA,
     input  wire                     in1_V_TVALID,
     output wire                     in1_V_TREADY
 );
@@ -41,11 +43,9 @@ module minifloat_mvau #(
     localparam SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam CW = (N_THRES > 0) ? $clog2(N_THRES + 1) : 1;
 
-    reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
     reg [N_THRES*ACC_BITS-1:0] tmem [0:(NO_ACT ? 1 : MH)-1];   // word ch: its thresholds, T_0 in the LSBs
     reg [O_BITS-1:0]   cmem [0:(NO_ACT ? 1 : N_THRES+1)-1];
     initial begin
-        if (!DYN) $readmemh(WEIGHT_FILE, wmem);
         if (!NO_ACT) begin
             $readmemh(THRESH_FILE, tmem);
             $readmemh(CODE_FILE, cmem);
@@ -57,11 +57,15 @@ module minifloat_mvau #(
     reg [SFW-1:0] sf;
     reg           pending;          // accumulators hold a finished fold, not yet moved to the output register
     reg [NFW-1:0] nf_pending;
-    localparam KW = (NF * SF > 1) ? $clog2(NF * SF) : 1;
     localparam VW = (VECS > 1) ? $clog2(VECS) : 1;
-    reg          loading;         // DYN: the weight memory is being (re)filled from in1
-    reg [KW-1:0] lcnt;            // next matrix word
+    localparam IW_ = (SIMD > 1) ? $clog2(SIMD) : 1;
+    reg          loading;         // DYN: the matrix buffer is being (re)filled from in1
+    reg [NFW-1:0] lnf;            // next matrix word (k = lsf*SIMD + li, nf = lnf): nf fastest, then li, then lsf
+    reg [IW_-1:0] li;
+    reg [SFW-1:0] lsf;
     reg [VW-1:0] vcnt;            // vectors done in the current group
+    wire load = DYN && loading && in1_V_TVALID;
+    wire load_last = (lnf == NF - 1) && (li == SIMD - 1) && (lsf == SF - 1);
     assign in1_V_TREADY = DYN && loading;
     wire out_free = !out0_V_TVALID || out0_V_TREADY;
     wire stall = (pending && !out_free) || loading;
@@ -69,7 +73,24 @@ module minifloat_mvau #(
     wire step = !stall && (!need_in || in0_V_TVALID);
     assign in0_V_TREADY = need_in && !stall;
     wire [SIMD*A_BITS-1:0] act = need_in ? in0_V_TDATA : ibuf[sf];
-    wire [PE*SIMD*W_BITS-1:0] wword = wmem[nf*SF + sf];
+    wire [PE*SIMD*W_BITS-1:0] wword;
+    genvar i, q;
+    generate
+        if (DYN) begin : g_dyn
+            for (i = 0; i < SIMD; i = i + 1) begin : g_bank
+                reg [PE*W_BITS-1:0] bank [0:NF*SF-1];
+                always @(posedge ap_clk) if (load && li == i) bank[lnf*SF + lsf] <= in1_V_TDATA;
+                wire [PE*W_BITS-1:0] bword = bank[nf*SF + sf];
+                for (q = 0; q < PE; q = q + 1) begin : g_lane
+                    assign wword[(q*SIMD + i)*W_BITS +: W_BITS] = bword[q*W_BITS +: W_BITS];
+                end
+            end
+        end else begin : g_rom
+            reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
+            initial $readmemh(WEIGHT_FILE, wmem);
+            assign wword = wmem[nf*SF + sf];
+        end
+    endgenerate
     wire last_sf = (sf == SF - 1);
 
     wire [PE*ACC_BITS-1:0] accs;
@@ -102,15 +123,14 @@ module minifloat_mvau #(
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             nf <= 0; sf <= 0; pending <= 1'b0; nf_pending <= 0; out0_V_TVALID <= 1'b0;
-            loading <= (DYN != 0); lcnt <= 0; vcnt <= 0;
+            loading <= (DYN != 0); lnf <= 0; li <= 0; lsf <= 0; vcnt <= 0;
         end else begin
-            if (DYN && loading && in1_V_TVALID) begin  // constant false for DYN = 0: the ROM stays a ROM
-                wmem[lcnt] <= in1_V_TDATA;
-                if (lcnt == NF * SF - 1) begin
-                    lcnt <= 0;
-                    loading <= 1'b0;
-                end else begin
-                    lcnt <= lcnt + 1'b1;
+            if (load) begin  // constant false for DYN = 0
+                if (load_last) loading <= 1'b0;
+                lnf <= (lnf == NF - 1) ? 0 : lnf + 1'b1;
+                if (lnf == NF - 1) begin
+                    li <= (li == SIMD - 1) ? 0 : li + 1'b1;
+                    if (li == SIMD - 1) lsf <= (lsf == SF - 1) ? 0 : lsf + 1'b1;
                 end
             end
             if (out0_V_TVALID && out0_V_TREADY) out0_V_TVALID <= 1'b0;

@@ -74,7 +74,7 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
                      "    output wire            in1_V_TREADY")
             conn = ".in1_V_TDATA(in1_V_TDATA), .in1_V_TVALID(in1_V_TVALID), .in1_V_TREADY(in1_V_TREADY)"
         else:
-            ports, conn = "", f".in1_V_TDATA({pe * simd * fw.bits}'d0), .in1_V_TVALID(1'b0), .in1_V_TREADY()"
+            ports, conn = "", f".in1_V_TDATA({pe * fw.bits}'d0), .in1_V_TVALID(1'b0), .in1_V_TREADY()"
         text = text.replace("$IN1_PORTS$", ports).replace("$IN1_CONN$", conn)
         (code_dir / f"{self._top_name()}.v").write_text(text)
         for src in verilog_sources() + [HERE / "minifloat_mvau.v"]:
@@ -111,7 +111,9 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
         self.set_nodeattr("rtlsim_dir", str(sim_dir))
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the Icarus run dir
 
-    def _run_rtlsim(self, x, w=None):
+    def _run_rtlsim(self, x, w=None, stalls=True):
+        """Stream x (and, for dynamic_input, the matrices w) through the Icarus testbench; ``stalls`` = random valid
+        gaps on every input stream and random backpressure on the output (``False``: full rate, for cycle counts)."""
         sim_dir = Path(self.get_nodeattr("rtlsim_dir"))
         if not sim_dir.is_dir():
             raise MinifinnError(f"{self.onnx_node.name}: call PrepareRTLSim (prepare_rtlsim) before rtlsim")
@@ -121,7 +123,8 @@ class MinifloatMVAU_rtl(MinifloatMVAU, RTLBackend):
         words = pack_words(x_codes, fa.bits)
         write_hex(sim_dir / "in.hex", words, self.get_instream_width())
         n_out = self.get_number_output_values()
-        params = dict(IW=self.get_instream_width(), OW=self.get_outstream_width(), NIN=len(words), NOUT=n_out)
+        params = dict(IW=self.get_instream_width(), OW=self.get_outstream_width(), NIN=len(words), NOUT=n_out,
+                      GAPS=int(bool(stalls)))
         if self.get_nodeattr("dynamic_input"):
             mwords = self.dynamic_matrix_words(w)
             write_hex(sim_dir / "in1.hex", mwords, self.get_instream_width(1))

@@ -27,7 +27,7 @@ NO_HW_REASON = {
     "Im2Col": "convolution input generator: FINN's ConvolutionInputGenerator mapping is not wired in yet",
     "Transpose": "layout change around a convolution: needs the NHWC streamlining not wired in yet",
     "ExactAdd": "residual add of two streams: MinifloatAdd hardware op not built yet",
-    "MinifloatThreshold": "standalone requantizer (not fused into an MVAU): MinifloatThresholding not built yet",
+    "MinifloatThreshold": "requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC streamlining",
     "ExactSumPool": "average pooling: FINN GlobalAccPool mapping not wired in yet",
     "MaxPool": "max pooling: FINN StreamingMaxPool mapping not wired in yet",
     "Softmax": "float island: MinifloatSoftmax not built yet",
@@ -90,11 +90,12 @@ def unmappable_nodes(model):
 
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Lowered matrix products -> MinifloatMVAU; every other compute node must be mapped too, or the step lists
-    the nodes (name, op type, why) that keep the graph from being one dataflow partition."""
-    from passes.infer_hw import InferMinifloatMVAU
+    """Lowered matrix products -> MinifloatMVAU, standalone requantizers -> MinifloatThresholding; every other
+    compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
+    being one dataflow partition."""
+    from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
 
-    model = model.transform(InferMinifloatMVAU())
+    model = model.transform(InferMinifloatMVAU()).transform(InferMinifloatThresholding())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

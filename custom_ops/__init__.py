@@ -1,7 +1,7 @@
 """minifinn hardware ops, registered into finn-plus' registries on import.
 
-``MinifloatMVAU`` joins ``finn.custom_op.fpgadataflow``, ``MinifloatMVAU_hls`` and ``MinifloatMVAU_rtl`` the
-``.hls`` / ``.rtl`` registries, so FINN's own passes (SpecializeLayers, SetFolding, res_estimation,
+``MinifloatMVAU`` and ``MinifloatThresholding`` join ``finn.custom_op.fpgadataflow``, their ``_hls`` / ``_rtl``
+variants the ``.hls`` / ``.rtl`` registries, so FINN's own passes (SpecializeLayers, SetFolding, res_estimation,
 CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops. Import ``custom_ops`` before loading a model
 that contains them (``compiler`` flows do).
 """
@@ -14,11 +14,15 @@ def register_ops():
 
     from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
     from custom_ops.minifloat_mvau import MinifloatMVAU
+    from custom_ops.minifloat_thresholding import MinifloatThresholding
     from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
+    from custom_ops.rtl.minifloat_thresholding_rtl import MinifloatThresholding_rtl
 
     fpgadataflow.custom_op["MinifloatMVAU"] = MinifloatMVAU
     hls.custom_op["MinifloatMVAU_hls"] = MinifloatMVAU_hls
     rtl.custom_op["MinifloatMVAU_rtl"] = MinifloatMVAU_rtl
+    fpgadataflow.custom_op["MinifloatThresholding"] = MinifloatThresholding
+    rtl.custom_op["MinifloatThresholding_rtl"] = MinifloatThresholding_rtl
 
 
 register_ops()

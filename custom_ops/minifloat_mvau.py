@@ -355,9 +355,17 @@ class MinifloatMVAU(HWCustomOp):
         return int(round(sum(coeffs.get(k, 0.0) * v for k, v in self.resource_features().items())))
 
     def _weight_bits_total(self):
-        if self.get_nodeattr("dynamic_input"):
-            return 0
+        """Bits of weight memory: the weight ROM, or for dynamic_input the buffer for one matrix (same size)."""
         return self.get_nodeattr("MW") * self.get_nodeattr("MH") * self.weight_format().bits
+
+    def _weight_memories(self):
+        """(count, depth, width) of the weight memories: one ROM of NF*SF words of PE*SIMD codes, or for
+        dynamic_input SIMD banks of NF*SF words of PE codes (each written by one in1 word)."""
+        nf, sf = self.folds()
+        pe, simd, bits = self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), self.weight_format().bits
+        if self.get_nodeattr("dynamic_input"):
+            return simd, nf * sf, pe * bits
+        return 1, nf * sf, pe * simd * bits
 
     def _weight_storage(self):
         style = self.get_nodeattr("ram_style")
@@ -366,26 +374,24 @@ class MinifloatMVAU(HWCustomOp):
         return "uram" if style == "ultra" else "bram"
 
     def bram_estimation(self, fpgapart=None):
-        """BRAM_18K blocks for the weight memory: depth NF*SF words of PE*SIMD*bits, with the 18Kb block's aspect
-        ratios (16K x 1, 8K x 2, 4K x 4, 2K x 9, 1K x 18, 512 x 36), FINN's MVAU rule."""
+        """BRAM_18K blocks for the weight memories (``_weight_memories``: the ROM, or the SIMD banks of the dynamic
+        matrix buffer), each with the 18Kb block's aspect ratios (16K x 1, 8K x 2, 4K x 4, 2K x 9, 1K x 18,
+        512 x 36), FINN's MVAU rule."""
         if self._weight_storage() != "bram" or self._weight_bits_total() == 0:
             return 0
-        nf, sf = self.folds()
-        depth = nf * sf
-        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
+        count, depth, width = self._weight_memories()
         for max_width, max_depth in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024)):
             if width <= max_width:
-                return int(math.ceil(depth / max_depth))
+                return count * int(math.ceil(depth / max_depth))
         if depth > 512:
-            return int(math.ceil(depth / 1024) * math.ceil(width / 18))
-        return int(math.ceil(depth / 512) * math.ceil(width / 36))
+            return count * int(math.ceil(depth / 1024) * math.ceil(width / 18))
+        return count * int(math.ceil(depth / 512) * math.ceil(width / 36))
 
     def uram_estimation(self, fpgapart=None):
         if self._weight_storage() != "uram":
             return 0
-        nf, sf = self.folds()
-        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
-        return int(math.ceil(width / 72) * math.ceil(nf * sf / 4096))
+        count, depth, width = self._weight_memories()
+        return count * int(math.ceil(width / 72) * math.ceil(depth / 4096))
 
     def dsp_estimation(self, fpgapart=None):
         return 0  # significand multipliers are small: LUTs (the RTL marks them use_dsp = "no")
@@ -394,7 +400,11 @@ class MinifloatMVAU(HWCustomOp):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         _, sf = self.folds()
         ibuf = sf * simd * self.input_format().bits
-        return int(pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32)
+        ff = pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32
+        if self.get_nodeattr("dynamic_input"):  # load counters (nf, simd lane, sf), vector counter, loading flag
+            nf, _ = self.folds()
+            ff += sum(max(1, math.ceil(math.log2(n))) for n in (nf, simd, sf, self.dynamic_groups()[1])) + 1
+        return int(ff)
 
     def node_res_estimation(self, fpgapart):
         return {

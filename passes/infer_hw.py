@@ -116,4 +116,48 @@ def mvau_nodes(model):
     return [n for n in model.graph.node if n.op_type.startswith("MinifloatMVAU")]
 
 
-__all__ = ["InferMinifloatMVAU", "mvau_nodes"]
+
+class InferMinifloatThresholding(Transformation):
+    """Standalone lowered ``MinifloatThreshold`` nodes (not fused into an MVAU) -> ``MinifloatThresholding``.
+
+    Converted when the thresholds are per tensor or per channel along the last axis (the hardware streams the last
+    axis as channels); the thresholds are expanded to one row per channel. Run after ``InferMinifloatMVAU``.
+    """
+
+    def apply(self, model):
+        graph = model.graph
+        modified = False
+        for node in list(graph.node):
+            if node.op_type != "MinifloatThreshold":
+                continue
+            inst = getCustomOp(node)
+            shape = model.get_tensor_shape(node.input[0])
+            t = np.asarray(model.get_initializer(node.input[1]), dtype=np.int64)
+            per_tensor = t.shape[0] == 1
+            if not per_tensor and inst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
+                continue
+            channels = int(shape[-1])
+            if per_tensor:
+                t = np.repeat(t, channels, axis=0)
+            signs = list(inst.get_nodeattr("channel_signs"))
+            if per_tensor and signs:
+                signs = signs * channels
+            t_name = model.make_new_valueinfo_name()
+            model.set_initializer(t_name, t)
+            new = helper.make_node(
+                "MinifloatThresholding", [node.input[0], t_name], [node.output[0]], domain=FPGADATAFLOW,
+                backend="fpgadataflow", name=f"MinifloatThresholding_{node.name}", NumChannels=channels, PE=1,
+                inputDataType=model.get_tensor_datatype(node.input[0]).name,
+                outputDataType=inst.get_nodeattr("out_format"), numInputVectors=[int(d) for d in shape[:-1]],
+                **({"channel_signs": [int(s) for s in signs]} if signs else {}),
+            )
+            graph.node.insert(list(graph.node).index(node), new)
+            graph.node.remove(node)
+            modified = True
+        if modified:
+            model = model.transform(InferShapes())
+            model = model.transform(GiveUniqueNodeNames())
+        return model, False
+
+
+__all__ = ["InferMinifloatMVAU", "InferMinifloatThresholding", "mvau_nodes"]

@@ -35,8 +35,10 @@ class _ExactOp(CustomOp):
     """Common parts: the output datatype from the subclass' ``acc_range(model) -> (lo, hi)``."""
 
     def acc_datatype(self, model):
+        """INTn holding [lo - 1, hi + 1]: the accumulator and every clipped threshold (lo .. hi + 1, and for
+        negated channels -hi .. -lo + 1) fit the same width."""
         lo, hi = self.acc_range(model)
-        return DataType[f"INT{bits_for_range(lo, hi)}"]
+        return DataType[f"INT{bits_for_range(min(lo, -hi) - 1, max(hi, -lo) + 1)}"]
 
     def infer_node_datatype(self, model):
         model.set_tensor_datatype(self.onnx_node.output[0], self.acc_datatype(model))

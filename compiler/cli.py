@@ -24,6 +24,7 @@ Full flows live in build_flows/ (e.g. python build_flows/vit_tiny.py --help).
 # name -> (module, one-line help). Entries whose module is missing are reported, not hidden.
 COMMANDS = {
     "build": ("compiler.build_cmd", "compile a QONNX model: lower, map to hardware, fold, estimate, codegen, verify"),
+    "dse": ("build_flows.dse", "design-space exploration: accuracy vs hardware cost over number formats"),
     "formats": ("compiler.formats_cmd", "describe number formats (range, values, accumulator widths)"),
     "mac-sweep": ("build_flows.mac_sweep", "synthesize MACs / dot products for all formats with Yosys"),
 }

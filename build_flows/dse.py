@@ -1,0 +1,177 @@
+"""Design-space exploration: hardware-exact accuracy vs hardware cost, minifloat vs integer, 3-8 bits.
+
+    python build_flows/dse.py --quick                          # MLP on digits, 4 formats, ~1 minute
+    python build_flows/dse.py --model cnn --model vit --jobs 2 --output-dir out/dse
+    python build_flows/dse.py --model cnn --cross --formats int:4 fp:e2m1 fp:e3m2 int:8   # W x A cross product
+    minifinn dse --help
+
+Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports;
+``--ptq calibrate``: calibration only), QONNX export, lowering, accuracy of the lowered (hardware-exact) graph on
+``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse.py).
+Outputs in --output-dir: ``dse_points.csv`` (one row per point, Pareto flags for LUT and weight memory),
+``dse_points.json``, ``pareto.png``, ``index.html`` (plots, Pareto points, minifloat vs integer at each width);
+finished points are cached in ``points/`` and reused, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+CSV_FIELDS = ["model", "weights", "acts", "ptq", "accuracy", "LUT", "FF", "BRAM_18K", "DSP", "weight_bits",
+              "pareto_lut", "pareto_memory", "w_bits", "a_bits", "accuracy_qonnx", "images", "max_cycles",
+              "float_islands", "seconds"]
+
+
+def parse_args(argv=None):
+    from compiler.dse import ALL_FORMATS
+
+    p = argparse.ArgumentParser(prog="dse.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", choices=["mlp", "cnn", "vit"], help="default: cnn and vit")
+    p.add_argument("--data", choices=["digits", "fashion"], default="fashion")
+    p.add_argument("--formats", nargs="+", default=ALL_FORMATS, help="format specs (default INT3-8 and all ExMy)")
+    p.add_argument("--cross", action="store_true", help="all weight x activation pairs (default: W = A)")
+    p.add_argument("--ptq", choices=["best", "calibrate"], default="best")
+    p.add_argument("--images", type=int, default=2000, help="test images per point")
+    p.add_argument("--epochs", type=int, default=None, help="float training epochs (default 3; digits 15)")
+    p.add_argument("--target-cycles", type=int, default=4096, help="cycles per frame every layer is folded to")
+    p.add_argument("--jobs", type=int, default=1, help="local processes")
+    p.add_argument("--quick", action="store_true", help="MLP on digits, 4 formats, calibration only")
+    p.add_argument("--output-dir", type=Path, default=Path("out/dse"))
+    return p.parse_args(argv)
+
+
+def tasks_for(args):
+    if args.quick:
+        from compiler.dse import QUICK_FORMATS
+
+        models, data, formats, ptq, images = ["mlp"], "digits", QUICK_FORMATS, "calibrate", 359
+        epochs = args.epochs or 10
+    else:
+        models, data, formats, ptq, images = args.model or ["cnn", "vit"], args.data, args.formats, args.ptq, \
+            args.images
+        epochs = args.epochs or (15 if data == "digits" else 3)
+    pairs = [(w, a) for w in formats for a in formats] if args.cross else [(f, f) for f in formats]
+    return [dict(model=m, w=w, a=a, ptq=ptq, data=data, images=images, target_cycles=args.target_cycles,
+                 out_dir=str(args.output_dir), epochs=epochs) for m in models for w, a in pairs]
+
+
+def write_outputs(rows, out):
+    from compiler.dse import pareto_flags, side_by_side
+
+    for key, flag in (("LUT", "pareto_lut"), ("weight_bits", "pareto_memory")):
+        for row, f in zip(rows, pareto_flags(rows, key)):
+            row[flag] = f
+    (out / "dse_points.json").write_text(json.dumps(rows, indent=1))
+    with open(out / "dse_points.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "float_islands": " ".join(row["float_islands"])})
+    _plot(rows, out / "pareto.png")
+    (out / "index.html").write_text(_html(rows, side_by_side(rows)))
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
+    for i, model in enumerate(models):
+        mine = [r for r in rows if r["model"] == model]
+        for j, (key, flag, label) in enumerate((("LUT", "pareto_lut", "LUTs (MVAU + thresholding estimates)"),
+                                                ("weight_bits", "pareto_memory", "weight memory [bits]"))):
+            ax = axes[i][j]
+            for kind, marker, color in (("int", "s", "tab:blue"), ("fp", "o", "tab:red")):
+                pts = [r for r in mine if r["w_kind"] == kind]
+                ax.scatter([r[key] for r in pts], [100 * r["accuracy"] for r in pts], marker=marker, c=color,
+                           label="integer" if kind == "int" else "minifloat", alpha=0.7)
+            front = sorted((r for r in mine if r[flag]), key=lambda r: r[key])
+            ax.plot([r[key] for r in front], [100 * r["accuracy"] for r in front], "k--", lw=1, label="Pareto front")
+            for r in front:
+                ax.annotate(r["weights"] if r["weights"] == r["acts"] else f"{r['weights']}/{r['acts']}",
+                            (r[key], 100 * r["accuracy"]), fontsize=7)
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("hardware-exact accuracy [%]")
+            ax.set_title(f"{model}: accuracy vs {key}")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _html(rows, table):
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>minifinn DSE</title>",
+             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+             "td{text-align:right}.p{font-weight:bold}</style></head><body>",
+             "<h1>minifinn design-space exploration</h1>",
+             "<p>Accuracy of the lowered (hardware-exact) graph vs the compiler's cost estimates at a fixed "
+             "cycles-per-frame target. Bold rows are Pareto-optimal in LUTs.</p>",
+             "<img src='pareto.png' style='max-width:100%'>"]
+    for model, entries in table.items():
+        parts.append(f"<h2>{esc(model)}: minifloat vs integer at equal width (W = A)</h2><table>"
+                     "<tr><th>bits</th><th>best integer</th><th>acc</th><th>LUT</th><th>best minifloat</th>"
+                     "<th>acc</th><th>LUT</th></tr>")
+        for e in entries:
+            cells = [str(e["bits"])]
+            for kind in ("int", "minifloat"):
+                r = e[kind]
+                cells += ([esc(r["weights"]), f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}"] if r else
+                          ["-", "-", "-"])
+            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>All points</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in
+                                                             ("model", "W", "A", "PTQ", "accuracy", "LUT", "FF",
+                                                              "BRAM_18K", "weight bits")) + "</tr>")
+    for r in sorted(rows, key=lambda r: (r["model"], r["LUT"])):
+        cls = " class='p'" if r["pareto_lut"] else ""
+        vals = [r["model"], r["weights"], r["acts"], r["ptq"], f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}",
+                f"{r['FF']:.0f}", f"{r['BRAM_18K']:.0f}", str(r["weight_bits"])]
+        parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(v))}</td>" for v in vals) + "</tr>")
+    parts.append("</table></body></html>")
+    return "\n".join(parts)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from compiler.dse import run_points
+    from compiler.errors import MinifinnError
+
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    tasks = tasks_for(args)
+    t0 = time.time()
+    try:
+        rows = run_points(tasks, jobs=args.jobs)
+    except MinifinnError as err:
+        print(f"dse.py: {err}", file=sys.stderr)
+        return 2
+    write_outputs(rows, args.output_dir)
+    print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
+          "index.html")
+    for model, entries in __import__("compiler.dse", fromlist=["side_by_side"]).side_by_side(rows).items():
+        for e in entries:
+            i, f = e["int"], e["minifloat"]
+            print(f"  {model} {e['bits']} bits: integer {i['weights'] if i else '-'} "
+                  f"{100 * i['accuracy'] if i else float('nan'):.2f} % / {i['LUT'] if i else float('nan'):.0f} LUT"
+                  f"  |  minifloat {f['weights'] if f else '-'} {100 * f['accuracy'] if f else float('nan'):.2f} % "
+                  f"/ {f['LUT'] if f else float('nan'):.0f} LUT")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

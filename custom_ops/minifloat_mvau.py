@@ -234,6 +234,13 @@ class MinifloatMVAU(HWCustomOp):
                 f"{node.name}: input tensor {node.input[0]} is {idt.name} but inputDataType is "
                 f"{self.get_nodeattr('inputDataType')}; fix the attribute or the producer's datatype"
             )
+        if self.get_nodeattr("dynamic_input"):
+            wdt = model.get_tensor_datatype(node.input[1])
+            if wdt != self.get_weight_datatype():
+                raise UnsupportedNodeError(
+                    f"{node.name}: dynamic matrix input {node.input[1]} is {wdt.name} but weightDataType is "
+                    f"{self.get_nodeattr('weightDataType')}; fix the attribute or the producer's datatype"
+                )
         model.set_tensor_datatype(node.output[0], self.get_output_datatype())
 
     def verify_node(self):

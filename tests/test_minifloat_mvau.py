@@ -337,3 +337,29 @@ def test_dynamic_rtlsim_cycles_match_the_estimate():
     got = rtl._run_rtlsim(x, w, stalls=True)
     assert np.array_equal(got.astype(object), want.astype(object))
     assert rtl.get_nodeattr("cycles_rtlsim") > exp + 4
+
+
+def test_dynamic_estimates_buffer_one_matrix():
+    """dynamic_input: no weight parameters, a buffer for one matrix (SIMD banks), matrix loading in the cycles, and
+    a checked datatype on the matrix input."""
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    model, inst, _, _ = _dyn_inst(fa=F(4, 3), fw=F(4, 3), groups=(4,), vecs=16, mw=64, mh=256, pe=4, simd=8)
+    nf, sf = 256 // 4, 64 // 8
+    assert inst.get_exp_cycles() == 4 * 64 * nf + 4 * 16 * nf * sf
+    counts = inst.get_op_and_param_counts()
+    assert counts["op_mac_e4m3_e4m3"] == 4 * 16 * 64 * 256 and not any(k.startswith("param_weight") for k in counts)
+    assert inst._weight_bits_total() == 64 * 256 * 8  # one matrix: 128 Kib, above the LUTRAM limit
+    # 8 banks of 512 x 32 bits: one BRAM_18K (512 x 36) each; the static ROM would be 512 x 256 bits = 8 blocks
+    assert inst.bram_estimation() == 8
+    inst.set_nodeattr("ram_style", "distributed")
+    assert inst.bram_estimation() == 0
+    inst.set_nodeattr("ram_style", "ultra")
+    assert inst.uram_estimation() == 8 and inst.bram_estimation() == 0
+    inst.set_nodeattr("dynamic_input", 0)
+    static_ff = inst.ff_estimation()
+    inst.set_nodeattr("dynamic_input", 1)
+    assert inst.ff_estimation() > static_ff
+    model.set_tensor_datatype("W", IntFormat(8).datatype)
+    with pytest.raises(UnsupportedNodeError, match="dynamic matrix input W is INT8"):
+        model.transform(InferDataTypes())

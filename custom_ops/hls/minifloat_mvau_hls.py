@@ -5,7 +5,8 @@ Follows FINN's HLSBackend structure (``global_includes``, ``defines``, ``blackbo
 ``cppsim_main.cpp.tpl``) because FINN's include finn-hlslib, which finn-plus does not ship and which this op does
 not need. ``code_generation_ipgen`` writes ``top_<node>.cpp`` + ``hls_syn_<node>.tcl`` (FINN's names, so FINN's
 ``HLSSynthIP`` runs Vitis HLS on them where it is installed). cppsim compiles the same top file with g++ against the
-ap_types headers of the installed hls4ml wheel.
+ap_types headers of the installed hls4ml wheel. With ``dynamic_input = 1`` the top function has a second stream
+``in1_V`` (FINN's MVAU mem_mode "dynamic" word order, see ``MinifloatMVAU``) and no weight constants.
 """
 
 import subprocess
@@ -31,7 +32,8 @@ def _render(template, mapping):
 
 
 class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
-    """HLS C++ MinifloatMVAU with embedded weights."""
+    """HLS C++ MinifloatMVAU: embedded weights (``minifloat_mvau``), or (dynamic_input = 1) the matrix stream in1_V
+    buffered once per group (``minifloat_mvau_dyn``); cppsim feeds in1_V from in1.hex."""
 
     def get_nodeattr_types(self):
         attrs = MinifloatMVAU.get_nodeattr_types(self)

@@ -3,7 +3,9 @@
 ``generate_hdl`` writes the weight/threshold/code-table memory files and a top wrapper into ``code_gen_dir_ipgen``
 (FINN's ``PrepareIP`` calls it). rtlsim runs without Vivado: ``prepare_rtlsim`` compiles the design with Icarus
 Verilog and a generic AXI-stream testbench (random valid gaps and backpressure), and ``execute_node`` in
-``exec_mode="rtlsim"`` streams the input codes through it and decodes the output codes.
+``exec_mode="rtlsim"`` streams the input codes through it and decodes the output codes. With ``dynamic_input = 1``
+the top has a second AXI stream ``in1_V`` (the matrices, FINN's MVAU mem_mode "dynamic" word order) and the
+testbench (``tb_axis2.v``) stalls both input streams at random.
 """
 
 import shutil

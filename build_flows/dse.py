@@ -47,6 +47,11 @@ def parse_args(argv=None):
     p.add_argument("--target-cycles", type=int, default=4096, help="cycles per frame every layer is folded to")
     p.add_argument("--jobs", type=int, default=1, help="local processes")
     p.add_argument("--quick", action="store_true", help="MLP on digits, 4 formats, calibration only")
+    p.add_argument("--mixed", action="store_true",
+                   help="also search per-layer weight formats under a LUT budget and compare with the best uniform "
+                        "format at that budget")
+    p.add_argument("--budget-lut", type=float, default=None,
+                   help="LUT budget of the mixed-precision search (default: the median LUT of the uniform points)")
     p.add_argument("--output-dir", type=Path, default=Path("out/dse"))
     return p.parse_args(argv)
 
@@ -147,6 +152,34 @@ def _html(rows, table):
     return "\n".join(parts)
 
 
+def _mixed(args, tasks, rows):
+    """Per model: greedy mixed precision vs the best uniform W = A point within the same LUT budget."""
+    import statistics
+
+    from compiler.dse import mixed_precision_search
+
+    results = {}
+    for model in sorted({t["model"] for t in tasks}):
+        uniform = [r for r in rows if r["model"] == model and r["weights"] == r["acts"] and not r.get("overrides")]
+        budget = args.budget_lut or statistics.median(r["LUT"] for r in uniform)
+        fitting = [r for r in uniform if r["LUT"] <= budget]
+        best_uniform = max(fitting, key=lambda r: r["accuracy"]) if fitting else None
+        # candidates: the uniform formats ordered by cost; activations fixed at the best uniform point's format
+        order = [r["weights"] for r in sorted(uniform, key=lambda r: r["LUT"])]
+        base = dict(next(t for t in tasks if t["model"] == model), a=(best_uniform or uniform[0])["acts"])
+        best, history = mixed_precision_search(base, order, budget)
+        results[model] = {"budget_lut": budget, "best_uniform": best_uniform, "mixed": best,
+                          "evaluated": len(history),
+                          "mixed_beats_uniform": bool(best_uniform and best["accuracy"] > best_uniform["accuracy"]
+                                                      and best["LUT"] <= budget)}
+        bu = best_uniform
+        print(f"  {model}: budget {budget:.0f} LUT: best uniform "
+              f"{bu['weights'] if bu else '-'} {100 * bu['accuracy'] if bu else float('nan'):.2f} % "
+              f"({bu['LUT'] if bu else float('nan'):.0f} LUT); mixed {best['overrides'] or best['weights']} "
+              f"{100 * best['accuracy']:.2f} % ({best['LUT']:.0f} LUT), {len(history)} evaluations")
+    return results
+
+
 def main(argv=None):
     args = parse_args(argv)
     from compiler.dse import run_points
@@ -161,6 +194,9 @@ def main(argv=None):
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
     write_outputs(rows, args.output_dir)
+    if args.mixed:
+        mixed = _mixed(args, tasks, rows)
+        (args.output_dir / "mixed_precision.json").write_text(json.dumps(mixed, indent=1))
     print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
           "index.html")
     for model, entries in __import__("compiler.dse", fromlist=["side_by_side"]).side_by_side(rows).items():

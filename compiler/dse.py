@@ -34,8 +34,11 @@ def format_bits(spec):
     return parse_format(spec).bits
 
 
-def point_key(model, w, a, ptq):
-    return f"{model}__w-{w.replace(':', '')}__a-{a.replace(':', '')}__{ptq}"
+def point_key(model, w, a, ptq, overrides=None):
+    key = f"{model}__w-{w.replace(':', '')}__a-{a.replace(':', '')}__{ptq}"
+    if overrides:
+        key += "__" + "_".join(f"{k.replace('.', '-')}-{v.replace(':', '')}" for k, v in sorted(overrides.items()))
+    return key
 
 
 def hardware_cost(lowered, target_cycles):
@@ -85,14 +88,15 @@ def evaluate_point(task):
     torch.set_num_threads(1)
     ensure_finn_offline()
     out = Path(task["out_dir"])
-    cache = out / "points" / f"{point_key(task['model'], task['w'], task['a'], task['ptq'])}.json"
+    overrides = task.get("overrides") or {}
+    cache = out / "points" / f"{point_key(task['model'], task['w'], task['a'], task['ptq'], overrides)}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     t0 = time.perf_counter()
     data = _data(task["data"])
     float_model = _float_model(task, data)
     xtr, ytr, xte, yte = data
-    spec = QuantSpec(weights=task["w"], acts=task["a"])
+    spec = QuantSpec(weights=task["w"], acts=task["a"], overrides=dict(overrides))
     quant = build_model(task["model"], spec, **_config(task))
     calib_x, calib_y = xtr[:1024], ytr[:1024]
     if task["ptq"] == "best":
@@ -111,7 +115,7 @@ def evaluate_point(task):
         "model": task["model"], "weights": task["w"], "acts": task["a"],
         "w_bits": format_bits(task["w"]), "a_bits": format_bits(task["a"]),
         "w_kind": task["w"].split(":")[0], "a_kind": task["a"].split(":")[0],
-        "ptq": technique, "accuracy": cmp["accuracy_lowered"], "accuracy_qonnx": cmp["accuracy_qonnx"],
+        "overrides": dict(overrides), "ptq": technique, "accuracy": cmp["accuracy_lowered"], "accuracy_qonnx": cmp["accuracy_qonnx"],
         "images": n, **cost, "float_islands": float_islands, "seconds": round(time.perf_counter() - t0, 1),
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -200,3 +204,50 @@ def side_by_side(rows):
             entries.append({"bits": bits, "int": best(ints), "minifloat": best(fps)})
         table[model] = entries
     return table
+
+
+def weight_sites(task):
+    """Names of the weight quantizer sites (one per layer) of a task's model."""
+    from compiler.zoo import build_model
+
+    model = build_model(task["model"], "float", **_config(task))
+    return [name for name, site in model.quant_sites.items() if site["kind"] == "weight"]
+
+
+def mixed_precision_search(base_task, candidates, budget_lut, progress=True):
+    """Greedy per-layer weight-format search under a LUT budget (activations fixed at ``base_task['a']``).
+
+    Start with every layer at the cheapest candidate; repeatedly try moving one layer to the next candidate (in
+    the given cost order) and keep the move with the largest accuracy gain per extra LUT that stays within
+    ``budget_lut``; stop when no move fits or none improves accuracy. Returns (best row, list of evaluated rows).
+    """
+    sites = weight_sites(base_task)
+    choice = {s: 0 for s in sites}
+
+    def evaluate(ch):
+        task = dict(base_task, w=candidates[0], overrides={s: candidates[i] for s, i in ch.items() if i})
+        return evaluate_point(task)
+
+    current = evaluate(choice)
+    history = [current]
+    if current["LUT"] > budget_lut:
+        return current, history
+    while True:
+        best = None
+        for s in sites:
+            if choice[s] + 1 >= len(candidates):
+                continue
+            trial = dict(choice, **{s: choice[s] + 1})
+            row = evaluate(trial)
+            history.append(row)
+            if row["LUT"] > budget_lut:
+                continue
+            gain = (row["accuracy"] - current["accuracy"]) / max(row["LUT"] - current["LUT"], 1)
+            if row["accuracy"] > current["accuracy"] and (best is None or gain > best[0]):
+                best = (gain, trial, row)
+        if best is None:
+            return current, history
+        _, choice, current = best
+        if progress:
+            print(f"  mixed: {current['overrides']} -> {100 * current['accuracy']:.2f} % at {current['LUT']:.0f} LUT",
+                  flush=True)

@@ -45,3 +45,15 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     assert json.loads((out / "dse_points.json").read_text()) == data
     table = side_by_side(data)["mlp"]
     assert [e["bits"] for e in table] == [4, 8] and all(e["int"] and e["minifloat"] for e in table)
+
+
+def test_mixed_precision_search_respects_the_budget(tmp_path):
+    out = tmp_path / "dse"
+    assert dse_flow.main(["--quick", "--mixed", "--output-dir", str(out)]) == 0
+    result = json.loads((out / "mixed_precision.json").read_text())["mlp"]
+    assert result["mixed"]["LUT"] <= result["budget_lut"]
+    assert result["best_uniform"]["LUT"] <= result["budget_lut"]
+    assert result["evaluated"] >= 1 + 3  # the start point and one trial per layer (fc1, fc2, head)
+    # greedy never ends below its start (the cheapest uniform weights at the same activation format)
+    assert result["mixed"]["accuracy"] >= min(r["accuracy"] for r in json.loads(
+        (out / "dse_points.json").read_text()))

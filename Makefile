@@ -7,7 +7,7 @@ STAMP := $(VENV)/.minifinn-installed
 SYS_STAMP := $(VENV)/.minifinn-system-packages
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench setup clean-venv
+.PHONY: run test test-slow bench dse setup clean-venv
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ test-slow: setup
 
 bench: setup
 	@$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no benchmarks collected"; exit 0; fi; exit $$rc
+
+# The format study (build_flows/dse.py): CNN and ViT on Fashion-MNIST, every INT3-8 / ExMy 3-8 bit format (W = A),
+# best Brevitas PTQ per point, mixed-precision search. Long: see README for measured times; rerun resumes.
+dse: setup
+	$(PY) build_flows/dse.py --model cnn --model vit --jobs 2 --mixed --output-dir out/dse
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,7 +13,8 @@ board's budget:
 
 ``utilization`` (default 0.8) leaves room for FIFOs, data-width converters and the shell, as FINN's default
 resource target does. The chosen estimates are recorded in ``model.metadata_props["minifinn_folding"]`` (JSON).
-Estimates are the ops' own (``node_res_estimation``); cycles ``get_exp_cycles``.
+Estimates are the ops' own (``node_res_estimation``); cycles ``get_exp_cycles``. Folded: ``MinifloatMVAU`` (PE,
+SIMD) and ``MinifloatThresholding`` (PE).
 """
 
 import json
@@ -24,6 +25,20 @@ from qonnx.transformation.base import Transformation
 from compiler.errors import MinifinnError
 from finn.transformation.fpgadataflow.set_folding import divisors
 from passes.folding import MINIFLOAT_MVAU_TYPES, fold_mvau_to_target
+
+THRESHOLDING_TYPES = ("MinifloatThresholding_rtl",)
+FOLDABLE_TYPES = MINIFLOAT_MVAU_TYPES + THRESHOLDING_TYPES
+
+
+def fold_to_target(inst, target_cycles):
+    """MVAU: SIMD then PE (FINN's rule); thresholding: PE through the divisors of NumChannels."""
+    if inst.onnx_node.op_type in MINIFLOAT_MVAU_TYPES:
+        return fold_mvau_to_target(inst, target_cycles)
+    for pe in divisors(inst.get_nodeattr("NumChannels")):
+        inst.set_nodeattr("PE", pe)
+        if inst.get_exp_cycles() <= target_cycles:
+            return True
+    return False
 
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
 FOLDING_METADATA_KEY = "minifinn_folding"
@@ -60,6 +75,11 @@ def _describe(over):
 
 def _next_step(inst):
     """Advance SIMD (then PE) to the next divisor; False when fully unfolded."""
+    if inst.onnx_node.op_type in THRESHOLDING_TYPES:
+        bigger = [d for d in divisors(inst.get_nodeattr("NumChannels")) if d > inst.get_nodeattr("PE")]
+        if bigger:
+            inst.set_nodeattr("PE", bigger[0])
+        return bool(bigger)
     mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
     simd, pe = inst.get_nodeattr("SIMD"), inst.get_nodeattr("PE")
     bigger = [d for d in divisors(mw) if d > simd]
@@ -80,9 +100,9 @@ class FoldToBoardBudget(Transformation):
         self.utilization, self.fpgapart, self.board_name = float(utilization), fpgapart, board_name
 
     def apply(self, model):
-        nodes = [n for n in model.graph.node if n.op_type in MINIFLOAT_MVAU_TYPES]
+        nodes = [n for n in model.graph.node if n.op_type in FOLDABLE_TYPES]
         if not nodes:
-            raise FoldingError("no MinifloatMVAU_hls/_rtl nodes to fold; run the specialize step first")
+            raise FoldingError("no MinifloatMVAU / MinifloatThresholding nodes to fold; run the specialize step first")
         insts = [getCustomOp(n) for n in nodes]
         if self.target_fps is not None:
             if self.target_fps <= 0:
@@ -94,7 +114,7 @@ class FoldToBoardBudget(Transformation):
                     f"layers cannot get there even fully unfolded (at most {1e9 / self.clk_ns:.0f} FPS). Lower "
                     "target_fps or raise the clock"
                 )
-            missed = [n.name for n, inst in zip(nodes, insts) if not fold_mvau_to_target(inst, target_cycles)]
+            missed = [n.name for n, inst in zip(nodes, insts) if not fold_to_target(inst, target_cycles)]
             if missed:
                 fastest = min(1e9 / (self.clk_ns * max_cycles(model)), float("inf"))
                 raise FoldingError(
@@ -111,7 +131,8 @@ class FoldToBoardBudget(Transformation):
         else:
             for inst in insts:
                 inst.set_nodeattr("PE", 1)
-                inst.set_nodeattr("SIMD", 1)
+                if inst.onnx_node.op_type in MINIFLOAT_MVAU_TYPES:
+                    inst.set_nodeattr("SIMD", 1)
             over = _overflow(total_resources(model, self.fpgapart), self.budget, self.utilization)
             if over:
                 raise FoldingError(
@@ -132,7 +153,8 @@ class FoldToBoardBudget(Transformation):
         model.set_metadata_prop(FOLDING_METADATA_KEY, json.dumps({
             "target_fps": self.target_fps, "estimated_fps": 1e9 / (self.clk_ns * cycles), "max_cycles": cycles,
             "total": total, "budget": self.budget, "utilization_limit": self.utilization,
-            "folding": {n.name: {"PE": i.get_nodeattr("PE"), "SIMD": i.get_nodeattr("SIMD")}
+            "folding": {n.name: {"PE": i.get_nodeattr("PE"),
+                                 "SIMD": i.get_nodeattr("SIMD") if n.op_type in MINIFLOAT_MVAU_TYPES else 1}
                         for n, i in zip(nodes, insts)},
         }))
         return model, False

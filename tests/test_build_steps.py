@@ -12,6 +12,7 @@ from compiler.boards import get_board
 from compiler.build_cmd import main as build_main
 from compiler.config import BuildConfig
 from compiler.errors import MinifinnError
+from compiler.numerics import MinifloatFormat
 from compiler.export import export_qonnx_model
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
@@ -146,3 +147,16 @@ def test_step_verify_fails_naming_the_node(tmp_path, monkeypatch):
         compiler.steps.step_verify(model, cfg)
     ver = json.loads((tmp_path / "build" / "report" / "verification.json").read_text())
     assert not ver["passed"] and ver["nodes"][node.name]["failed"] >= 1
+
+
+def test_folding_also_folds_thresholding_layers():
+    from test_thresholding import threshold_model
+
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model, _, _ = threshold_model(MinifloatFormat(3, 2), 16, 1, 12, (64,))
+    model = model.transform(SpecializeLayers("xc7z020clg400-1"))
+    target_fps = 1e9 / (10 * 128)  # 128 cycles per frame: 64 vectors x 16 channels needs PE >= 8
+    model = model.transform(FoldToBoardBudget(get_board("Pynq-Z2").resources, 10.0, target_fps))
+    inst = getCustomOp(model.graph.node[0])
+    assert inst.get_nodeattr("PE") == 8 and inst.get_exp_cycles() == 128

@@ -115,7 +115,9 @@ def _dataflow_io(model):
 
 
 def _partitioned_io(model):
-    """Entries of a model partitioned around IODMAs (FINN's ZynqBuild/VitisBuild), as get_driver_shapes reads it."""
+    """Entries of a model partitioned around IODMAs (FINN's ZynqBuild/VitisBuild), as get_driver_shapes reads it:
+    shapes and datatype from the first/last layer next to the IODMA partition (the IODMAs' own dataType is a byte
+    type), DMA names from the IODMA partitions' instance_name."""
     ins, outs = [], []
     for tensor in model.graph.input:
         sdp = model.find_consumer(tensor.name)
@@ -125,7 +127,7 @@ def _partitioned_io(model):
         succ = model.find_direct_successors(sdp)[0]
         succ_model = ModelWrapper(getCustomOp(succ).get_nodeattr("model"))
         first = succ_model.find_consumer(succ_model.graph.input[list(succ.input).index(sdp.output[0])].name)
-        entry = _entry(tensor.name, getCustomOp(dma_model.graph.node[0]).get_input_datatype(0),
+        entry = _entry(tensor.name, getCustomOp(first).get_input_datatype(0),
                        model.get_tensor_shape(tensor.name), getCustomOp(first).get_folded_input_shape(),
                        f"input {tensor.name!r} ({first.name})")
         entry["dma"] = getCustomOp(sdp).get_nodeattr("instance_name")
@@ -138,7 +140,7 @@ def _partitioned_io(model):
         pred = model.find_direct_predecessors(sdp)[0]
         pred_model = ModelWrapper(getCustomOp(pred).get_nodeattr("model"))
         last = pred_model.find_producer(pred_model.graph.output[list(pred.output).index(sdp.input[0])].name)
-        entry = _entry(tensor.name, getCustomOp(dma_model.graph.node[-1]).get_output_datatype(0),
+        entry = _entry(tensor.name, getCustomOp(last).get_output_datatype(0),
                        model.get_tensor_shape(tensor.name), getCustomOp(last).get_folded_output_shape(),
                        f"output {tensor.name!r} ({last.name})")
         entry["dma"] = getCustomOp(sdp).get_nodeattr("instance_name")

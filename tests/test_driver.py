@@ -181,3 +181,42 @@ def test_shapes_and_errors(tmp_path):
     host = io.MinifinnIO(io_shape_dict(model))
     with pytest.raises(ValueError, match=r"expected shape \(2, 8\)"):
         host.fold_input(np.zeros((2, 6)))
+
+
+def _zynq_partitioned(model):
+    """The partition structure FINN's ZynqBuild gives a dataflow model (IODMA partitions around the layers), with
+    the instance names its MakeZYNQProject assigns; built offline."""
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from finn.transformation.fpgadataflow.floorplan import Floorplan
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_iodma import InsertIODMA
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+
+    part = "xc7z020clg400-1"
+    getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "rtl")
+    model = model.transform(SpecializeLayers(part))
+    model.set_tensor_datatype("y", getCustomOp(model.graph.node[0]).get_output_datatype())
+    plain = model
+    for t in (InsertIODMA(64), InsertDWC(), SpecializeLayers(part), Floorplan(), CreateDataflowPartition()):
+        model = model.transform(t).transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
+    assert [n.op_type for n in model.graph.node] == ["StreamingDataflowPartition"] * 3
+    getCustomOp(model.graph.node[0]).set_nodeattr("instance_name", "idma0")
+    getCustomOp(model.graph.node[-1]).set_nodeattr("instance_name", "odma0")
+    return plain, model
+
+
+def test_partitioned_model_shapes_match_finns_get_driver_shapes():
+    ensure_finn_offline()
+    from finn.util.basic import get_driver_shapes
+
+    i4 = IntFormat(4)
+    _, parent = _zynq_partitioned(random_mvau_model(i4, i4, i4, 16, 8, 2, 4, 0)[0])
+    finn, mine = get_driver_shapes(parent), io_shape_dict(parent)
+    for key, value in finn.items():
+        assert mine[key] == [list(v) if isinstance(v, tuple) else v for v in value], key
+    # minifloat streams (FINN's get_driver_shapes cannot pack them): same description as the unpartitioned model
+    f = MinifloatFormat(3, 2)
+    plain, parent = _zynq_partitioned(random_mvau_model(f, IntFormat(4), f, 16, 8, 2, 4, 0)[0])
+    a, b = io_shape_dict(plain), io_shape_dict(parent)
+    assert {k: v for k, v in a.items() if a[k] != b[k]}.keys() == {"input_names", "output_names"}

@@ -8,7 +8,7 @@ Every layer is a ``MinifloatMVAU`` in one dataflow partition (only input quantiz
 stay on the host), so the accuracy of the lowered graph is the accuracy of the hardware: the verification ladder
 checks that the RTL (Icarus) or HLS (g++ cppsim) simulation of every layer and of the whole partition equals it bit
 for bit on --verify-images test images. Outputs: ``OUTPUT_DIR/report/`` (FINN-style estimate JSONs, summary.md,
-verification.json, accuracy.json), ``OUTPUT_DIR/deploy/driver/`` (PYNQ/Alveo driver) and
+verification.json, accuracy.json), ``OUTPUT_DIR/driver/`` (PYNQ/Alveo driver) and
 ``OUTPUT_DIR/intermediate_models/``. ``--bitfile`` continues with FINN's ZynqBuild where Vivado is installed.
 """
 

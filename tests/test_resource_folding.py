@@ -15,7 +15,7 @@ from qonnx.util.basic import qonnx_make_model
 import custom_ops  # noqa: F401  (registers minifinn's ops into finn's registries)
 from compiler.boards import get_board
 from compiler.errors import MinifinnError
-from compiler.numerics import IntFormat, MinifloatFormat
+from compiler.numerics import MinifloatFormat
 from custom_ops.examples import random_mvau_model
 from passes.resource_folding import (
     RESOURCES,

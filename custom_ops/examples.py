@@ -12,7 +12,10 @@ from compiler.numerics import accumulator_bits_from_weights
 def _thresholds(acc_sample, n, rng):
     """n non-decreasing integer thresholds spread over the observed accumulator range (some repeated)."""
     lo, hi = int(acc_sample.min()) - 2, int(acc_sample.max()) + 2
-    return np.sort(rng.integers(lo, hi + 1, size=n))
+    if max(abs(lo), abs(hi)) < 2**62:
+        return np.sort(rng.integers(lo, hi + 1, size=n))
+    # accumulators beyond int64 (e.g. E6M1 operands): integers held exactly in float64 (few significant bits)
+    return np.sort(np.rint(lo + (hi - lo) * rng.random(n)))
 
 
 def random_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, domain_suffix=""):
@@ -60,7 +63,8 @@ def random_dynamic_mvau_model(fa, fw, fo, groups, vecs, mw, mh, pe, simd, no_act
         wi = np.rint(w.astype(np.float64) * 2.0 ** -fw.lsb_exponent)
         sample = np.matmul(xi, wi).reshape(-1, mh)
         n = len(fo.values()) - 1
-        inits["T"] = np.stack([_thresholds(sample[:, h], n, rng) for h in range(mh)]).astype(np.int64)
+        t = np.stack([_thresholds(sample[:, h], n, rng) for h in range(mh)])
+        inits["T"] = t.astype(np.int64) if np.abs(t).max() < 2**62 else t.astype(np.float64)
         inputs.append("T")
     node = helper.make_node(
         "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",

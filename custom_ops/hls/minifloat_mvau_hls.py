@@ -31,6 +31,18 @@ def _render(template, mapping):
     return text
 
 
+def _ap_const(kind, width, value):
+    """C++ constant of an ap_int/ap_uint: a 64-bit literal when the value fits (fast to compile: thousands of string
+    constructors made g++ take ~25 s), else the decimal string constructor (hex text like "0b.." would parse as a
+    prefix)."""
+    v = int(value)
+    if kind == "ap_uint" and 0 <= v < 2**64:
+        return f"{kind}<{width}>({v}ULL)"
+    if kind == "ap_int" and -(2**63) < v < 2**63:
+        return f"{kind}<{width}>({v}LL)"
+    return f'{kind}<{width}>("{v}", 10)'
+
+
 class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
     """HLS C++ MinifloatMVAU: embedded weights (``minifloat_mvau``), or (dynamic_input = 1) the matrix stream in1_V
     buffered once per group (``minifloat_mvau_dyn``); cppsim feeds in1_V from in1.hex."""
@@ -94,12 +106,12 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
             words = self.weight_rom_words(model)
             ww = pe * simd * self.weight_format().bits
             lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
-            lines += [f'    ap_uint<{ww}>("{w}", 10),' for w in words] + ["};"]  # decimal: hex "0b.." parses as a prefix
+            lines += [f"    {_ap_const('ap_uint', ww, w)}," for w in words] + ["};"]
         acc, nt = self.acc_bits(), max(self.n_thresholds(), 1)
         ob = self.get_output_datatype().bitwidth()
         if self.n_thresholds():
             thr = self.threshold_ints(model)
-            rows = [", ".join(f'ap_int<{acc}>("{int(t)}", 10)' for t in row) for row in thr]
+            rows = [", ".join(_ap_const("ap_int", acc, t) for t in row) for row in thr]
             ofmt = self.output_format()
             table = [int(c) for c in codes_of(ofmt.values(), ofmt)]
         else:

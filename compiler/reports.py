@@ -280,3 +280,13 @@ def write_estimate_reports(model, output_dir, board, clk_ns=10.0, fpgapart=None,
     if plot:
         paths["resources.png"] = plot_resources(model, data, board, report / "resources.png", clk_ns)
     return model, paths
+
+
+def estimate_reports_step(model, cfg):
+    """Build step ``model, cfg -> model`` (name it ``"compiler.reports.estimate_reports_step"`` in a config's
+    ``steps``): ``write_estimate_reports`` to ``cfg.output_dir/report/`` for ``cfg.board`` at
+    ``cfg.synth_clk_period_ns``, part ``cfg.fpga_part`` or the board's."""
+    board = _board(cfg.board)
+    model, _ = write_estimate_reports(model, cfg.output_dir, board, cfg.synth_clk_period_ns,
+                                      cfg.fpga_part or board.part)
+    return model

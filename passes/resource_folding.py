@@ -379,3 +379,14 @@ def folding_record(model):
     """The record ``SetFoldingResourceAware`` stored in the model, or None."""
     text = model.get_metadata_prop(FOLDING_METADATA_KEY)
     return json.loads(text) if text else None
+
+
+def folding_step(model, cfg):
+    """Build step ``model, cfg -> model`` (name it ``"passes.resource_folding.folding_step"`` in a config's
+    ``steps``): ``SetFoldingResourceAware`` for ``cfg.board``'s budget, ``cfg.synth_clk_period_ns`` and
+    ``cfg.target_fps`` (None: the fastest folding that fits), part ``cfg.fpga_part`` or the board's."""
+    from compiler.boards import get_board
+
+    board = get_board(cfg.board)
+    return model.transform(SetFoldingResourceAware(board.resources, cfg.synth_clk_period_ns, cfg.target_fps,
+                                                   fpgapart=cfg.fpga_part or board.part, board_name=board.name))

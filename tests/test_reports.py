@@ -107,3 +107,34 @@ def test_unspecialized_or_empty_graphs_are_clear_errors(tmp_path):
     with pytest.raises(MinifinnError, match="clk_ns must be > 0"):
         write_estimate_reports(mvau_chain(CHAIN), tmp_path, BOARD, clk_ns=0)
     assert not (tmp_path / "report").exists()
+
+
+def test_build_steps_fold_and_report_a_quantized_mlp(tmp_path):
+    """The two build steps in the runner, after the standard lowering/conversion steps, on a PTQ'd Brevitas MLP."""
+    import torch
+
+    import compiler.steps  # noqa: F401  (registers the standard steps)
+    from compiler.config import BuildConfig
+    from compiler.export import export_qonnx_model
+    from compiler.ptq import quantize_ptq
+    from compiler.runner import run_build
+    from compiler.zoo import build_model
+
+    torch.manual_seed(0)
+    arch = dict(in_features=64, hidden=(32, 16))
+    f, q = build_model("mlp", "float", **arch), build_model("mlp", "fp:e3m2", **arch)
+    quantize_ptq(f, q, torch.randn(64, 1, 8, 8))
+    qonnx = export_qonnx_model(q, torch.randn(1, 1, 8, 8), tmp_path / "mlp.onnx")
+    steps = ["step_lower", "step_convert_to_hw", "step_create_dataflow_partition", "step_specialize_layers",
+             "passes.resource_folding.folding_step", "compiler.reports.estimate_reports_step"]
+    cfg = BuildConfig(output_dir=str(tmp_path / "build"), target_fps=2e6)
+    model = run_build(qonnx, cfg, steps=steps, progress=False)
+    perf = _load(tmp_path / "build", "estimate_network_performance.json")
+    assert perf["estimated_throughput_fps"] >= 2e6
+    res = _load(tmp_path / "build", "estimate_layer_resources.json")
+    assert [n.op_type for n in model.graph.node] == ["MinifloatMVAU_rtl"] * 3 and len(res) == 4
+    assert all(res["total"][k] <= 0.8 * BOARD.resources[k] for k in ("LUT", "FF", "BRAM_18K", "URAM", "DSP"))
+    assert "fits Pynq-Z2: **yes**" in (tmp_path / "build" / "report" / "summary.md").read_text()
+    cfg = BuildConfig(output_dir=str(tmp_path / "build2"), target_fps=1e12)
+    with pytest.raises(MinifinnError, match=r"step passes.resource_folding.folding_step: target_fps 1e\+12"):
+        run_build(qonnx, cfg, steps=steps, progress=False)

@@ -8,7 +8,6 @@ verification ladder.
 """
 
 import json
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -131,67 +130,20 @@ def step_specialize_layers(model, cfg):
 
 @register_step("step_folding", default=True)
 def step_folding(model, cfg):
-    """Resource-aware folding for the board (passes/budget_folding.py): target_fps when given, else the fastest
-    folding that fits."""
-    from passes.budget_folding import FoldToBoardBudget
+    """Resource-aware folding for the board (passes/resource_folding.py ``SetFoldingResourceAware``):
+    ``target_fps`` when given, else the fastest folding that fits 80 % of the board."""
+    from passes.resource_folding import folding_step
 
-    board = get_board(cfg.board)
-    return model.transform(FoldToBoardBudget(board.resources, cfg.synth_clk_period_ns, cfg.target_fps,
-                                             fpgapart=fpga_part(cfg), board_name=board.name))
+    return folding_step(model, cfg)
 
 
 @register_step("step_estimate_reports", default=True)
 def step_estimate_reports(model, cfg):
-    """FINN's estimate reports (same files and shapes as FINN's step_generate_estimate_reports) + summary.md."""
-    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
-    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
-    from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation
-    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+    """FINN's estimate reports (same files and shapes as FINN's step_generate_estimate_reports), summary.md and
+    resources.png (compiler/reports.py)."""
+    from compiler.reports import estimate_reports_step
 
-    report = Path(cfg.output_dir) / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    part = fpga_part(cfg)
-    ops = model.analysis(op_and_param_counts)
-    cycles = model.analysis(exp_cycles_per_layer)
-    res = model.analysis(partial(res_estimation, fpgapart=part))
-    res["total"] = aggregate_dict_keys(res)
-    model = model.transform(AnnotateCycles())
-    perf = dict(model.analysis(dataflow_performance))
-    perf["estimated_throughput_fps"] = 1e9 / cfg.synth_clk_period_ns / perf["max_cycles"]
-    perf["estimated_latency_ns"] = perf["critical_path_cycles"] * cfg.synth_clk_period_ns
-    for name, data in (("op_and_param_counts", ops), ("estimate_layer_cycles", cycles),
-                       ("estimate_layer_resources", res), ("estimate_network_performance", perf)):
-        (report / f"{name}.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
-    board = get_board(cfg.board)
-    (report / "summary.md").write_text(estimate_summary(model, res, cycles, perf, board, cfg))
-    return model
-
-
-def estimate_summary(model, res, cycles, perf, board, cfg):
-    lines = [f"# minifinn build estimates — {board.name} ({board.part}), {cfg.synth_clk_period_ns} ns clock", "",
-             "| layer | op | in | weights | out | PE | SIMD | cycles | LUT | FF | BRAM_18K | DSP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for node in model.graph.node:
-        inst = getCustomOp(node)
-        r = res.get(node.name, {})
-        get = inst.get_nodeattr
-        fmt = (get("inputDataType"), get("weightDataType"), get("outputDataType")) \
-            if node.op_type.startswith("MinifloatMVAU") else ("", "", "")
-        pe_simd = (get("PE"), get("SIMD")) if node.op_type.startswith("MinifloatMVAU") else ("", "")
-        lines.append(f"| {node.name} | {node.op_type} | {fmt[0]} | {fmt[1]} | {fmt[2]} | {pe_simd[0]} | "
-                     f"{pe_simd[1]} | {cycles.get(node.name, '')} | {r.get('LUT', 0):.0f} | {r.get('FF', 0):.0f} | "
-                     f"{r.get('BRAM_18K', 0):.0f} | {r.get('DSP', 0):.0f} |")
-    total = res["total"]
-    share = board.share(total)
-    lines += ["", "| resource | estimated | board | share |", "|---|---|---|---|"]
-    for key in ("LUT", "FF", "BRAM_18K", "URAM", "DSP"):
-        lines.append(f"| {key} | {total.get(key, 0):.0f} | {board.resources[key]} | {100 * share[key]:.1f} % |")
-    fits = all(v <= 1.0 for v in share.values())
-    lines += ["", f"- estimated throughput {perf['estimated_throughput_fps']:.0f} FPS, latency "
-              f"{perf['estimated_latency_ns'] / 1000:.1f} us (slowest layer {perf['max_cycles']} cycles)",
-              f"- fits {board.name}: {'yes' if fits else 'NO'}", ""]
-    return "\n".join(lines)
+    return estimate_reports_step(model, cfg)
 
 
 @register_step("step_hw_codegen", default=True)

@@ -38,7 +38,7 @@ takes; a resource the board lacks but the folding needs costs infinity). Modes:
   (FINN's two-pass relaxation built in). When one resource dominates the cost (LUTs for ``MinifloatMVAU``) this is
   the fastest fitting folding exactly: the cheapest picks at ``c`` fit if any folding with bottleneck ``c`` does.
   It replaces the greedy loop suggested for this pass ("speed up the bottleneck by its next divisor while the total
-  fits", as ``passes.budget_folding`` does): against exhaustive search over 4 MVAU chains x 8 LUT budgets (32
+  fits", as the first version of the build step did): against exhaustive search over 4 MVAU chains x 8 LUT budgets (32
   cases, Pynq-Z2) the scan found the fastest fitting folding in 32 of 32, the greedy loop in 30 (24 instead of 16
   and 12 instead of 9 cycles on a 36-24-24-6 INT4 chain): it stops when the bottleneck's next step does not fit,
   although a cheaper folding of the same speed (another PE x SIMD split) or a rebalancing of the other layers

@@ -18,7 +18,22 @@ from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
 from compiler.steps import UnmappableNodesError
 from compiler.zoo import build_model
-from passes.budget_folding import FoldingError, FoldToBoardBudget, total_resources
+from passes.resource_folding import (
+    FoldingBudgetError,
+    FoldingTargetUnreachableError,
+    SetFoldingResourceAware,
+)
+
+RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
+
+
+def total_resources(model):
+    total = dict.fromkeys(RESOURCES, 0)
+    for node in model.graph.node:
+        est = getCustomOp(node).node_res_estimation(None)
+        for key in RESOURCES:
+            total[key] += est.get(key, 0)
+    return total
 
 TINY_MLP = dict(in_features=64, hidden=(32, 16))
 
@@ -56,7 +71,7 @@ def test_mlp_build_reports_and_verification(tmp_path):
     assert all(v["mode"] == "rtlsim" and v["passed"] == 2 for v in ver["nodes"].values())
     assert ver["qonnx_vs_lowered"]["argmax_agreement"] == 1.0
     summary = (report / "summary.md").read_text()
-    assert "MinifloatMVAU_rtl" in summary and "fits Pynq-Z2: yes" in summary
+    assert "MinifloatMVAU_rtl" in summary and "fits Pynq-Z2: **yes**" in summary
     times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())
     assert list(times) == DEFAULT_STEPS
 
@@ -88,25 +103,25 @@ def test_resource_aware_folding_never_exceeds_the_budget(tmp_path):
     board = dict(get_board("Pynq-Z2").resources)
     for factor in (1.3, 2.0, 4.0):  # budgets that allow a little, some, more parallelism
         budget = dict(board, LUT=int(folded_luts * factor / 0.8))
-        model = model.transform(FoldToBoardBudget(budget))
+        model = model.transform(SetFoldingResourceAware(budget))
         assert total_resources(model)["LUT"] <= 0.8 * budget["LUT"]
         pes = [getCustomOp(n).get_nodeattr("PE") * getCustomOp(n).get_nodeattr("SIMD") for n in model.graph.node]
         assert max(pes) > 1  # it did unfold something
-    with pytest.raises(FoldingError, match=r"fully folded.*LUT \d+ needed vs \d+ available"):
-        model.transform(FoldToBoardBudget(dict(board, LUT=int(folded_luts * 0.5))))
+    with pytest.raises(FoldingBudgetError, match=r"fully folded.*LUT \d+ needed vs [\d.]+ available"):
+        model.transform(SetFoldingResourceAware(dict(board, LUT=int(folded_luts * 0.5))))
 
 
 def test_impossible_fps_is_a_clear_error(tmp_path):
     cfg = _cfg(tmp_path, target_fps=1e12)
-    with pytest.raises(FoldingError, match="cannot get there even fully unfolded"):
+    with pytest.raises(FoldingTargetUnreachableError, match="even fully unfolded"):
         run_build(_qonnx(tmp_path), cfg, progress=False)
 
 
 def test_fps_that_does_not_fit_the_board_says_by_how_much(tmp_path):
     model = _specialized(tmp_path)
     budget = dict(get_board("Pynq-Z2").resources, LUT=3000)
-    with pytest.raises(FoldingError, match=r"does not fit .*LUT \d+ needed vs 2400 available"):
-        model.transform(FoldToBoardBudget(budget, target_fps=5e6))
+    with pytest.raises(FoldingBudgetError, match=r"LUT \d+ needed vs 2400 available"):
+        model.transform(SetFoldingResourceAware(budget, target_fps=5e6))
 
 
 def test_unmappable_nodes_are_listed_with_reasons(tmp_path):
@@ -157,6 +172,6 @@ def test_folding_also_folds_thresholding_layers():
     model, _, _ = threshold_model(MinifloatFormat(3, 2), 16, 1, 12, (64,))
     model = model.transform(SpecializeLayers("xc7z020clg400-1"))
     target_fps = 1e9 / (10 * 128)  # 128 cycles per frame: 64 vectors x 16 channels needs PE >= 8
-    model = model.transform(FoldToBoardBudget(get_board("Pynq-Z2").resources, 10.0, target_fps))
+    model = model.transform(SetFoldingResourceAware(get_board("Pynq-Z2").resources, 10.0, target_fps))
     inst = getCustomOp(model.graph.node[0])
     assert inst.get_nodeattr("PE") == 8 and inst.get_exp_cycles() == 128

@@ -72,8 +72,11 @@ def tasks_for(args):
 
 
 def write_outputs(rows, out):
+    """Rows without an error get Pareto flags and appear in the plots; failed points are listed in index.html."""
     from compiler.dse import pareto_flags, side_by_side
 
+    failed = [r for r in rows if r.get("error")]
+    rows = [r for r in rows if not r.get("error")]
     for key, flag in (("LUT", "pareto_lut"), ("weight_bits", "pareto_memory")):
         for row, f in zip(rows, pareto_flags(rows, key)):
             row[flag] = f
@@ -84,7 +87,9 @@ def write_outputs(rows, out):
         for row in rows:
             writer.writerow({**row, "float_islands": " ".join(row["float_islands"])})
     _plot(rows, out / "pareto.png")
-    (out / "index.html").write_text(_html(rows, side_by_side(rows)))
+    (out / "index.html").write_text(_html(rows, side_by_side(rows), failed))
+    (out / "dse_failed.json").write_text(json.dumps(failed, indent=1))
+    return rows
 
 
 def _plot(rows, path):
@@ -119,7 +124,7 @@ def _plot(rows, path):
     plt.close(fig)
 
 
-def _html(rows, table):
+def _html(rows, table, failed=()):
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>minifinn DSE</title>",
              "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
@@ -148,7 +153,13 @@ def _html(rows, table):
         vals = [r["model"], r["weights"], r["acts"], r["ptq"], f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}",
                 f"{r['FF']:.0f}", f"{r['BRAM_18K']:.0f}", str(r["weight_bits"])]
         parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(v))}</td>" for v in vals) + "</tr>")
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    if failed:
+        parts.append("<h2>Points that could not be built</h2><ul>")
+        parts += [f"<li>{esc(r['model'])} W {esc(r['weights'])} A {esc(r['acts'])}: {esc(r['error'])}</li>"
+                  for r in failed]
+        parts.append("</ul>")
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
@@ -193,7 +204,7 @@ def main(argv=None):
     except MinifinnError as err:
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
-    write_outputs(rows, args.output_dir)
+    rows = write_outputs(rows, args.output_dir)
     if args.mixed:
         mixed = _mixed(args, tasks, rows)
         (args.output_dir / "mixed_precision.json").write_text(json.dumps(mixed, indent=1))

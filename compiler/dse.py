@@ -20,7 +20,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 INT_FORMATS = [f"int:{b}" for b in range(3, 9)]
 MINIFLOAT_FORMATS = [f"fp:e{e}m{b - 1 - e}" for b in range(3, 9) for e in range(1, b - 1)]
@@ -78,12 +77,8 @@ def evaluate_point(task):
     """Run one point (a dict: model, w, a, ptq, data, images, target_cycles, out_dir, epochs); returns its row."""
     import torch
 
-    from compiler.export import export_qonnx_model
+    from compiler.errors import MinifinnError
     from compiler.finn_env import ensure_finn_offline
-    from compiler.ptq import best_ptq, quantize_ptq
-    from compiler.zoo import QuantSpec, build_model
-    from passes import lower_qonnx
-    from passes.compare import compare_lowered
 
     torch.set_num_threads(1)
     ensure_finn_offline()
@@ -92,6 +87,27 @@ def evaluate_point(task):
     cache = out / "points" / f"{point_key(task['model'], task['w'], task['a'], task['ptq'], overrides)}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
+    try:
+        row = _evaluate(task, cache)
+    except MinifinnError as err:  # e.g. a format whose accumulators minifinn cannot hold: recorded, not fatal
+        row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
+               "error": str(err)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def _evaluate(task, cache):
+    import torch
+
+    from compiler.export import export_qonnx_model
+    from compiler.ptq import best_ptq, quantize_ptq
+    from compiler.zoo import QuantSpec, build_model
+    from passes import lower_qonnx
+    from passes.compare import compare_lowered
+
+    overrides = task.get("overrides") or {}
+    out = Path(task["out_dir"])
     t0 = time.perf_counter()
     data = _data(task["data"])
     float_model = _float_model(task, data)
@@ -118,8 +134,6 @@ def evaluate_point(task):
         "overrides": dict(overrides), "ptq": technique, "accuracy": cmp["accuracy_lowered"], "accuracy_qonnx": cmp["accuracy_qonnx"],
         "images": n, **cost, "float_islands": float_islands, "seconds": round(time.perf_counter() - t0, 1),
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -226,7 +240,8 @@ def mixed_precision_search(base_task, candidates, budget_lut, progress=True):
 
     def evaluate(ch):
         task = dict(base_task, w=candidates[0], overrides={s: candidates[i] for s, i in ch.items() if i})
-        return evaluate_point(task)
+        row = evaluate_point(task)
+        return row if not row.get("error") else dict(row, accuracy=-1.0, LUT=float("inf"))
 
     current = evaluate(choice)
     history = [current]

@@ -50,14 +50,16 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
 
     ``a``, ``b``: sequences of C exact rationals (floats accepted); ``out_scale > 0``. ``acc_range = (lo, hi)``
     clips the thresholds to ``[lo, hi + 1]`` (semantics-preserving for accumulators inside the range); thresholds
-    that are always passed become ``lo``, never passed ``hi + 1``. Without a range, always/never use ``-2**62`` /
-    ``2**62``. Returns ``(T as an int64 array, signs as a list of +1/-1)``.
+    that are always passed become ``lo``, never passed ``hi + 1``. Without a range, always/never use ``-2**63`` /
+    ``2**63 - 1`` (the int64 extremes; passes/datatypes.py clips them to the accumulator's range afterwards).
+    Returns ``(T as an int64 array, signs as a list of +1/-1)``; a threshold beyond int64 (accumulators of
+    5-6 exponent-bit formats) is an ``UnsupportedNodeError``.
     """
     s = as_fraction(out_scale)
     if s <= 0:
         raise UnsupportedNodeError(f"quantizer scale must be positive, got {float(s)}")
     mids, up = tie_rounds_up(fmt)
-    lo, hi = acc_range if acc_range is not None else (-(2**62), 2**62 - 1)
+    lo, hi = acc_range if acc_range is not None else (-(2**63), 2**63 - 2)
     rows, signs = [], []
     for a_c, b_c in zip(a, b):
         a_c, b_c = as_fraction(a_c), as_fraction(b_c)
@@ -77,6 +79,12 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
                 continue
             q = (t - b_c) / abs(a_c)
             th = math.ceil(q) if tie_up else math.floor(q) + 1
+            if acc_range is None and not -(2**63) < th < 2**63 - 1:
+                raise UnsupportedNodeError(
+                    f"a threshold of the {fmt.name} requantizer is {th}, beyond 64 bits: the accumulator in front "
+                    "of it is too wide for minifinn's int64 threshold initializers (formats with 5-6 exponent "
+                    "bits); use formats with at most 4 exponent bits here"
+                )
             row.append(min(max(th, always), never))
         rows.append(row)
         signs.append(sign)

@@ -305,3 +305,21 @@ def test_accumulator_width_from_actual_weights_and_threshold_clipping():
     t = low.get_initializer(th.input[1])
     assert t.min() >= lo and t.max() <= hi + 1  # clipped into the accumulator range
     assert t.min() == lo  # relu: thresholds below zero are always passed, clipped to lo
+
+
+def test_accumulators_beyond_62_bits_execute_exactly_or_fail_clearly():
+    # E5M2 x E5M2 products can reach 2^63: accumulators are computed as Python-int object arrays, exactly
+    # (the annotated width comes from the actual weights and is smaller)
+    from passes.compare import execute_lowered
+
+    model = linear_graph(fmt=MinifloatFormat(5, 2), k=8, n=4, bias=True, relu=True)
+    low = lower_qonnx(model)
+    mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][0]
+    x = np.random.default_rng(3).normal(size=(1, 8)).astype(np.float32)
+    ctx = execute_lowered(low, {"x": x}, return_full_exec_context=True)
+    assert ctx[mm.output[0]].dtype == object
+    rep = compare_lowered(model, low, np.random.default_rng(4).normal(size=(100, 8)).astype(np.float32))
+    assert rep["differing_fraction"] < 1e-3
+    # E6M1: thresholds themselves leave int64 -> a clear error instead of a wrong graph
+    with pytest.raises(UnsupportedNodeError, match="beyond 64 bits"):
+        lower_qonnx(linear_graph(fmt=MinifloatFormat(6, 1), k=8, n=4))

@@ -371,3 +371,25 @@ def test_dynamic_estimates_buffer_one_matrix():
     model.set_tensor_datatype("W", IntFormat(8).datatype)
     with pytest.raises(UnsupportedNodeError, match="dynamic matrix input W is INT8"):
         model.transform(InferDataTypes())
+
+
+def test_dynamic_hls_top_buffers_one_matrix_per_ram_style():
+    """The HLS top declares the matrix buffer (SIMD banks of NF*SF words of PE codes), partitions the banks and binds
+    them per ram_style; no weight constants are emitted."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model, inst, _, _ = _dyn_inst(fw=F(2, 3), mw=8, mh=6, pe=2, simd=4)
+    inst.set_nodeattr("preferred_impl_style", "hls")
+    model = model.transform(SpecializeLayers("xc7z020clg400-1"))
+    hls = getCustomOp(model.graph.node[0])
+    for style, pragma in (("auto", None), ("block", "impl=bram"), ("distributed", "impl=lutram"),
+                          ("ultra", "impl=uram")):
+        hls.set_nodeattr("ram_style", style)
+        text = hls._top_text(model, "ipgen")
+        assert "static ap_uint<12> wbuf[4][6];" in text and "variable=wbuf complete dim=1" in text
+        assert ("BIND_STORAGE variable=wbuf" in text) == (pragma is not None)
+        if pragma:
+            assert pragma in text
+        assert "weights[" not in text and "hls::stream<ap_uint<12> > &in1_V" in text

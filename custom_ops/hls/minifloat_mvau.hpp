@@ -6,7 +6,8 @@
 //   minifloat_mvau      embedded weights: weights[nf*SF+sf] is that word (ROM).
 //   minifloat_mvau_dyn  dynamic_input: per group, the matrix arrives on `win` in FINN's mem_mode "dynamic" order
 //                       (rows k = 0..MW-1, per row NF words of PE codes W[k][nf*PE+p], p = 0 in the LSBs), is
-//                       written into SIMD banks (bank k % SIMD, address nf*SF + k / SIMD), then the group's `vecs`
+//                       written into the caller's SIMD banks wbuf (bank k % SIMD, address nf*SF + k / SIMD; the top
+//                       function partitions dim 1 and binds the storage per ram_style), then the group's `vecs`
 //                       input vectors run on the buffered matrix.
 #ifndef MINIFINN_MINIFLOAT_MVAU_HPP
 #define MINIFINN_MINIFLOAT_MVAU_HPP
@@ -77,11 +78,11 @@ template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD,
           unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
           unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB>
 void minifloat_mvau_dyn(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE * WB> > &win,
-                        hls::stream<ap_uint<PE * OB> > &out, const ap_int<ACC> thresholds[MH][NT],
-                        const ap_uint<OB> codes[NT + 1], unsigned groups, unsigned vecs) {
+                        hls::stream<ap_uint<PE * OB> > &out,
+                        ap_uint<PE * WB> wbuf[SIMD][(MH / PE) * (MW / SIMD)],  // the caller's matrix buffer
+                        const ap_int<ACC> thresholds[MH][NT], const ap_uint<OB> codes[NT + 1], unsigned groups,
+                        unsigned vecs) {
     const unsigned NF = MH / PE, SF = MW / SIMD;
-    ap_uint<PE * WB> wbuf[SIMD][(MH / PE) * (MW / SIMD)];  // one matrix: bank i holds rows k with k % SIMD == i
-#pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     ap_uint<SIMD * AB> ibuf[SF];
     ap_int<ACC> acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1

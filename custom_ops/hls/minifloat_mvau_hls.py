@@ -91,11 +91,19 @@ class MinifloatMVAU_hls(MinifloatMVAU, HLSBackend):
         args = ", ".join(str(a) for a in self._template_args())
         if self.get_nodeattr("dynamic_input"):
             groups, vecs = self.dynamic_groups()
-            call = f"minifloat_mvau_dyn<{args}>(in0_V, in1_V, out0_V, thresholds, codes, {groups}, {vecs});"
+            nf, sf = self.folds()
+            width = self.get_nodeattr("PE") * self.weight_format().bits
+            lines = [f"    static ap_uint<{width}> wbuf[{self.get_nodeattr('SIMD')}][{nf * sf}];  // one matrix",
+                     "#pragma HLS ARRAY_PARTITION variable=wbuf complete dim=1"]
+            impl = {"block": "bram", "distributed": "lutram", "ultra": "uram"}.get(self.get_nodeattr("ram_style"))
+            if impl:
+                lines.append(f"#pragma HLS BIND_STORAGE variable=wbuf type=ram_s2p impl={impl}")
+            lines.append(f"    minifloat_mvau_dyn<{args}>(in0_V, in1_V, out0_V, wbuf, thresholds, codes, {groups}, "
+                         f"{vecs});")
         else:
             reps = int(np.prod(self.get_nodeattr("numInputVectors")))
-            call = f"minifloat_mvau<{args}>(in0_V, out0_V, weights, thresholds, codes, {reps});"
-        self.code_gen_dict["$DOCOMPUTE$"] = ["    " + call]
+            lines = [f"    minifloat_mvau<{args}>(in0_V, out0_V, weights, thresholds, codes, {reps});"]
+        self.code_gen_dict["$DOCOMPUTE$"] = lines
 
     def generate_params(self, model, path):
         """params_<node>.h: weights (ROM words), thresholds and the count -> code table as C++ constants."""

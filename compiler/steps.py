@@ -22,7 +22,7 @@ HOST_INPUT_OPS = ("QuantizeToFormat",)
 HOST_OUTPUT_OPS = ("Dequantize",)
 #: why a lowered op has no hardware mapping yet (listed by step_convert_to_hw)
 NO_HW_REASON = {
-    "ExactMatMul": "activation x activation product (dynamic weights): mapped by the transformer issue",
+    "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
     "Im2Col": "convolution input generator: FINN's ConvolutionInputGenerator mapping is not wired in yet",
     "Transpose": "layout change around a convolution: needs the NHWC streamlining not wired in yet",
     "ExactAdd": "residual add of two streams: MinifloatAdd hardware op not built yet",
@@ -94,7 +94,7 @@ def step_convert_to_hw(model, cfg):
     being one dataflow partition."""
     from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
 
-    model = model.transform(InferMinifloatMVAU()).transform(InferMinifloatThresholding())
+    model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatThresholding())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

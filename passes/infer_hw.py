@@ -13,7 +13,11 @@ Pattern: ``ExactMatMul(x, W)`` with a constant 2-D ``W`` (MW, MH) and values inp
   ``acc >= T`` as its contract says.
 * Otherwise ``noActivation = 1`` and the MVAU outputs the accumulator (``accDataType`` = the tensor's INTn).
 
-Activation x activation products (dynamic ``W``) stay ``ExactMatMul`` here (the transformer issue maps them).
+Activation x activation products (attention's Q K^T and A V: ``W`` a dynamic tensor of shape
+``x.shape[:-2] + [MW, MH]``) become ``dynamic_input = 1`` nodes with ``InferMinifloatMVAU(dynamic=True)``: one
+matrix per group of ``x.shape[-2]`` vectors; their accumulator width is the worst case of the formats (no weights
+to minimize it from); a threshold with negative channel signs is not fused (the streamed matrix cannot be negated)
+and stays for ``InferMinifloatThresholding``. The default converts constant weights only.
 ``numInputVectors`` is the input's shape without the last axis (FINN's convention, batch included).
 """
 
@@ -31,7 +35,12 @@ FPGADATAFLOW = "finn.custom_op.fpgadataflow"
 
 
 class InferMinifloatMVAU(Transformation):
-    """Convert lowered matrix products with constant weights into MinifloatMVAU nodes (module docstring)."""
+    """Convert lowered matrix products with constant weights (and with ``dynamic=True`` activation x activation
+    products) into MinifloatMVAU nodes (module docstring)."""
+
+    def __init__(self, dynamic=False):
+        super().__init__()
+        self.dynamic = bool(dynamic)
 
     def apply(self, model):
         graph = model.graph
@@ -40,25 +49,34 @@ class InferMinifloatMVAU(Transformation):
             if node.op_type != "ExactMatMul":
                 continue
             w = model.get_initializer(node.input[1])
-            if w is None or w.ndim != 2:
+            in_shape = model.get_tensor_shape(node.input[0])
+            dynamic = w is None
+            if dynamic:
+                w_shape = model.get_tensor_shape(node.input[1])
+                if not self.dynamic or w_shape is None or len(in_shape) < 2 or \
+                        list(w_shape[:-2]) != list(in_shape[:-2]) or w_shape[-2] != in_shape[-1]:
+                    continue
+                mw, mh = w_shape[-2], w_shape[-1]
+            elif w.ndim != 2:
                 continue
+            else:
+                mw, mh = w.shape
             inst = getCustomOp(node)
             fx, fw = inst.formats()
-            mw, mh = w.shape
-            in_shape = model.get_tensor_shape(node.input[0])
             consumers = model.find_consumers(node.output[0]) or []
             thr = consumers[0] if len(consumers) == 1 and consumers[0].op_type == "MinifloatThreshold" else None
             acc_dt = model.get_tensor_datatype(node.output[0])
-            w_values = np.asarray(w, dtype=np.float32)
             inputs = [node.input[0]]
             if thr is not None:
                 tinst = getCustomOp(thr)
                 if tinst.get_nodeattr("channel_axis") % len(in_shape) != len(in_shape) - 1:
                     thr = None
+                elif dynamic and any(sg < 0 for sg in tinst.get_nodeattr("channel_signs")):
+                    thr = None
             if thr is not None:
                 signs = list(tinst.get_nodeattr("channel_signs"))
-                if signs:
-                    w_values = self._negate_columns(w_values, fw, signs, node)
+                if signs and not dynamic:
+                    w = self._negate_columns(np.asarray(w, dtype=np.float32), fw, signs, node)
                 out_fmt = tinst.get_nodeattr("out_format")
                 thresholds = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
                 output = thr.output[0]
@@ -67,10 +85,13 @@ class InferMinifloatMVAU(Transformation):
                 out_fmt = acc_dt.name
                 output = node.output[0]
                 no_act = 1
-            w_name = model.make_new_valueinfo_name()
-            model.set_initializer(w_name, w_values)
-            model.set_tensor_datatype(w_name, fw.datatype)
-            inputs.append(w_name)
+            if dynamic:
+                inputs.append(node.input[1])
+            else:
+                w_name = model.make_new_valueinfo_name()
+                model.set_initializer(w_name, np.asarray(w, dtype=np.float32))
+                model.set_tensor_datatype(w_name, fw.datatype)
+                inputs.append(w_name)
             if not no_act:
                 t_name = model.make_new_valueinfo_name()
                 model.set_initializer(t_name, thresholds)
@@ -79,7 +100,7 @@ class InferMinifloatMVAU(Transformation):
                 "MinifloatMVAU", inputs, [output], domain=FPGADATAFLOW, backend="fpgadataflow",
                 name=f"MinifloatMVAU_{node.name}",
                 MW=int(mw), MH=int(mh), PE=1, SIMD=1, inputDataType=fx.qonnx_name, weightDataType=fw.qonnx_name,
-                accDataType=acc_dt.name, outputDataType=out_fmt, noActivation=no_act,
+                accDataType=acc_dt.name, outputDataType=out_fmt, noActivation=no_act, dynamic_input=int(dynamic),
                 numInputVectors=[int(d) for d in in_shape[:-1]],
             )
             pos = list(graph.node).index(node)

@@ -107,3 +107,32 @@ def test_whole_network_cppsim_and_rtlsim_bit_exact(model_name, spec, style, tmp_
         assert all(getCustomOp(n).get_nodeattr("cycles_rtlsim") > 0 for n in mvau_nodes(hw))
     else:
         assert all(getCustomOp(n).get_nodeattr("executable_path") for n in mvau_nodes(hw))
+
+
+def test_attention_products_become_dynamic_mvaus_and_simulate_bit_exactly(tmp_path):
+    """ViT: Q K^T and A V (activation x activation) -> MinifloatMVAU dynamic_input=1; the whole graph with every
+    MVAU in Icarus rtlsim equals the lowered Python graph."""
+    from compiler.export import export_qonnx_model
+    from compiler.ptq import quantize_ptq
+    from compiler.zoo import build_model
+
+    torch.manual_seed(0)
+    cfg = dict(image_size=8, patch_size=4, dim=16, depth=1, heads=2)
+    f, q = build_model("vit", "float", **cfg), build_model("vit", "fp:e3m2", **cfg)
+    quantize_ptq(f, q, torch.randn(32, 1, 8, 8))
+    low = lower_qonnx(export_qonnx_model(q, torch.randn(1, 1, 8, 8), tmp_path / "vit.onnx"))
+    static_only = low.transform(InferMinifloatMVAU())
+    hw = low.transform(InferMinifloatMVAU(dynamic=True))
+    assert "ExactMatMul" in [n.op_type for n in static_only.graph.node]
+    assert "ExactMatMul" not in [n.op_type for n in hw.graph.node]
+    dyn = [n for n in mvau_nodes(hw) if getCustomOp(n).get_nodeattr("dynamic_input")]
+    assert len(dyn) == 2  # Q K^T and A V of the one block
+    assert [getCustomOp(n).get_nodeattr("numInputVectors") for n in dyn] == [[1, 2, 4], [1, 2, 4]]
+    xs = _images(2)
+    ref = _outputs(low, xs)
+    for a, b in zip(ref, _outputs(hw, xs)):
+        assert np.array_equal(a, b)
+    sim = _simulate(hw, "rtl")
+    for a, b in zip(ref, _outputs(sim, xs)):
+        assert np.array_equal(a, b)
+    assert all(getCustomOp(n).get_nodeattr("cycles_rtlsim") > 0 for n in mvau_nodes(sim))

@@ -31,7 +31,7 @@ NO_HW_REASON = {
     "MaxPool": "max pooling: FINN StreamingMaxPool mapping not wired in yet",
     "Softmax": "float island: MinifloatSoftmax not built yet",
     "LayerNormalization": "float island: MinifloatLayerNorm not built yet",
-    "Gelu": "float island: table op not built yet",
+    "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
 }
 
 
@@ -89,11 +89,14 @@ def unmappable_nodes(model):
 
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Lowered matrix products -> MinifloatMVAU, standalone requantizers -> MinifloatThresholding; every other
+    """Elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) ->
+    MinifloatMVAU, standalone requantizers -> MinifloatThresholding; every other
     compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
     being one dataflow partition."""
+    from passes.elementwise_tables import FoldElementwiseIntoTables
     from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
 
+    model = model.transform(FoldElementwiseIntoTables())
     model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatThresholding())
     rows = unmappable_nodes(model)
     if rows:

@@ -1,6 +1,6 @@
 """minifinn hardware ops, registered into finn-plus' registries on import.
 
-``MinifloatMVAU`` and ``MinifloatThresholding`` join ``finn.custom_op.fpgadataflow``, their ``_hls`` / ``_rtl``
+``MinifloatMVAU``, ``MinifloatThresholding`` and ``MinifloatLUT`` join ``finn.custom_op.fpgadataflow``, their ``_hls`` / ``_rtl``
 variants the ``.hls`` / ``.rtl`` registries, so FINN's own passes (SpecializeLayers, SetFolding, res_estimation,
 CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops. Import ``custom_ops`` before loading a model
 that contains them (``compiler`` flows do).
@@ -14,7 +14,9 @@ def register_ops():
 
     from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
     from custom_ops.minifloat_mvau import MinifloatMVAU
+    from custom_ops.minifloat_lut import MinifloatLUT
     from custom_ops.minifloat_thresholding import MinifloatThresholding
+    from custom_ops.rtl.minifloat_lut_rtl import MinifloatLUT_rtl
     from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
     from custom_ops.rtl.minifloat_thresholding_rtl import MinifloatThresholding_rtl
 
@@ -22,6 +24,8 @@ def register_ops():
     hls.custom_op["MinifloatMVAU_hls"] = MinifloatMVAU_hls
     rtl.custom_op["MinifloatMVAU_rtl"] = MinifloatMVAU_rtl
     fpgadataflow.custom_op["MinifloatThresholding"] = MinifloatThresholding
+    fpgadataflow.custom_op["MinifloatLUT"] = MinifloatLUT
+    rtl.custom_op["MinifloatLUT_rtl"] = MinifloatLUT_rtl
     rtl.custom_op["MinifloatThresholding_rtl"] = MinifloatThresholding_rtl
 
 

@@ -49,7 +49,7 @@ class MinifloatThresholding_rtl(MinifloatThresholding, RTLBackend):
         plist = [f".{k}({v})" for k, v in params.items()] + [f".SIGNS({c}'h{mask:x})"]
         plist += [f'.{k}("{(code_dir / v).as_posix()}")' for k, v in
                   (("THRESH_FILE", "thresholds.hex"), ("CODE_FILE", "codes.hex"))]
-        text = (HERE / "minifloat_thresholding_wrapper.v").read_text()
+        text = (HERE / "axis_wrapper.v").read_text().replace("$CORE$", "minifloat_thresholding")
         text = text.replace("$TOP$", self._top_name()).replace("$PARAMS$", ",\n        ".join(plist))
         text = text.replace("$IW$", str(self.get_instream_width())).replace("$OW$", str(self.get_outstream_width()))
         (code_dir / f"{self._top_name()}.v").write_text(text)

@@ -25,7 +25,8 @@ NO_HW_REASON = {
     "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
     "Im2Col": "convolution input generator: FINN's ConvolutionInputGenerator mapping is not wired in yet",
     "Transpose": "layout change around a convolution: needs the NHWC streamlining not wired in yet",
-    "ExactAdd": "residual add of two streams: MinifloatAdd hardware op not built yet",
+    "ExactAdd": "add with a constant operand (e.g. positional embedding) or a second consumer of the sum: no "
+                "hardware mapping yet",
     "MinifloatThreshold": "requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC streamlining",
     "ExactSumPool": "average pooling: FINN GlobalAccPool mapping not wired in yet",
     "MaxPool": "max pooling: FINN StreamingMaxPool mapping not wired in yet",
@@ -90,14 +91,15 @@ def unmappable_nodes(model):
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
     """Elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) ->
-    MinifloatMVAU, standalone requantizers -> MinifloatThresholding; every other
+    MinifloatMVAU, residual adds -> MinifloatAdd, standalone requantizers -> MinifloatThresholding; every other
     compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
     being one dataflow partition."""
     from passes.elementwise_tables import FoldElementwiseIntoTables
-    from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
+    from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
 
     model = model.transform(FoldElementwiseIntoTables())
-    model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatThresholding())
+    model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
+    model = model.transform(InferMinifloatThresholding())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

@@ -1,6 +1,6 @@
 """minifinn hardware ops, registered into finn-plus' registries on import.
 
-``MinifloatMVAU``, ``MinifloatThresholding`` and ``MinifloatLUT`` join ``finn.custom_op.fpgadataflow``, their ``_hls`` / ``_rtl``
+``MinifloatMVAU``, ``MinifloatThresholding``, ``MinifloatLUT`` and ``MinifloatAdd`` join ``finn.custom_op.fpgadataflow``, their ``_hls`` / ``_rtl``
 variants the ``.hls`` / ``.rtl`` registries, so FINN's own passes (SpecializeLayers, SetFolding, res_estimation,
 CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops. Import ``custom_ops`` before loading a model
 that contains them (``compiler`` flows do).
@@ -14,8 +14,10 @@ def register_ops():
 
     from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
     from custom_ops.minifloat_mvau import MinifloatMVAU
+    from custom_ops.minifloat_add import MinifloatAdd
     from custom_ops.minifloat_lut import MinifloatLUT
     from custom_ops.minifloat_thresholding import MinifloatThresholding
+    from custom_ops.rtl.minifloat_add_rtl import MinifloatAdd_rtl
     from custom_ops.rtl.minifloat_lut_rtl import MinifloatLUT_rtl
     from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
     from custom_ops.rtl.minifloat_thresholding_rtl import MinifloatThresholding_rtl
@@ -26,6 +28,8 @@ def register_ops():
     fpgadataflow.custom_op["MinifloatThresholding"] = MinifloatThresholding
     fpgadataflow.custom_op["MinifloatLUT"] = MinifloatLUT
     rtl.custom_op["MinifloatLUT_rtl"] = MinifloatLUT_rtl
+    fpgadataflow.custom_op["MinifloatAdd"] = MinifloatAdd
+    rtl.custom_op["MinifloatAdd_rtl"] = MinifloatAdd_rtl
     rtl.custom_op["MinifloatThresholding_rtl"] = MinifloatThresholding_rtl
 
 

@@ -181,4 +181,62 @@ class InferMinifloatThresholding(Transformation):
         return model, False
 
 
-__all__ = ["InferMinifloatMVAU", "InferMinifloatThresholding", "mvau_nodes"]
+class InferMinifloatAdd(Transformation):
+    """``ExactAdd`` of two streams (residual add) + its ``MinifloatThreshold`` -> ``MinifloatAdd``.
+
+    Converted when both operands are dynamic tensors of the same shape, the add's only consumer is a threshold on
+    the last axis (or per tensor), and the coefficients fit 64 bits. Run before ``InferMinifloatThresholding``.
+    """
+
+    def apply(self, model):
+        graph = model.graph
+        modified = False
+        for node in list(graph.node):
+            if node.op_type != "ExactAdd" or len(node.input) != 2:
+                continue
+            if any(model.get_initializer(t) is not None for t in node.input):
+                continue
+            shapes = [model.get_tensor_shape(t) for t in node.input]
+            if shapes[0] != shapes[1] or shapes[0] is None:
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            if len(consumers) != 1 or consumers[0].op_type != "MinifloatThreshold":
+                continue
+            thr = consumers[0]
+            tinst, ainst = getCustomOp(thr), getCustomOp(node)
+            shape = shapes[0]
+            t = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
+            per_tensor = t.shape[0] == 1
+            if not per_tensor and tinst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
+                continue
+            coeffs = [int(k) for k in ainst.get_nodeattr("coeffs")]
+            if max(abs(k) for k in coeffs) >= 2**63:
+                continue
+            channels = int(shape[-1])
+            if per_tensor:
+                t = np.repeat(t, channels, axis=0)
+            signs = [int(s) for s in tinst.get_nodeattr("channel_signs")]
+            if per_tensor and signs:
+                signs = signs * channels
+            t_name = model.make_new_valueinfo_name()
+            model.set_initializer(t_name, t)
+            fmts = list(ainst.get_nodeattr("formats"))
+            new = helper.make_node(
+                "MinifloatAdd", [node.input[0], node.input[1], t_name], [thr.output[0]], domain=FPGADATAFLOW,
+                backend="fpgadataflow", name=f"MinifloatAdd_{node.name}", NumChannels=channels, PE=1,
+                in0DataType=fmts[0], in1DataType=fmts[1], coeffs=coeffs,
+                accDataType=model.get_tensor_datatype(node.output[0]).name,
+                outputDataType=tinst.get_nodeattr("out_format"), numInputVectors=[int(d) for d in shape[:-1]],
+                **({"channel_signs": signs} if signs else {}),
+            )
+            graph.node.insert(list(graph.node).index(node), new)
+            graph.node.remove(node)
+            graph.node.remove(thr)
+            modified = True
+        if modified:
+            model = model.transform(InferShapes())
+            model = model.transform(GiveUniqueNodeNames())
+        return model, False
+
+
+__all__ = ["InferMinifloatAdd", "InferMinifloatMVAU", "InferMinifloatThresholding", "mvau_nodes"]

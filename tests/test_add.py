@@ -1,0 +1,75 @@
+"""MinifloatAdd (residual add of two differently scaled streams, exact, requantized): Python == rtlsim, and the
+CNN's residual add maps to it with the lowered graph's output unchanged."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.util.basic import qonnx_make_model
+
+import custom_ops  # noqa: F401
+from compiler.numerics import IntFormat, MinifloatFormat
+from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
+
+PART = "xc7z020clg400-1"
+
+
+def add_model(f0, f1, fo, coeffs, channels, pe, vecs, seed=0):
+    rng = np.random.default_rng(seed)
+    x0 = f0.values()[rng.integers(0, len(f0.values()), size=(*vecs, channels))].astype(np.float32)
+    x1 = f1.values()[rng.integers(0, len(f1.values()), size=(*vecs, channels))].astype(np.float32)
+    bound = abs(coeffs[0]) * f0.max_int + abs(coeffs[1]) * f1.max_int
+    acc_bits = int(bound).bit_length() + 2
+    n = len(fo.values()) - 1
+    t = np.sort(rng.integers(-bound, bound + 1, size=(channels, n)), axis=1).astype(np.int64)
+    node = helper.make_node("MinifloatAdd", ["x0", "x1", "T"], ["y"], domain="finn.custom_op.fpgadataflow",
+                            backend="fpgadataflow", NumChannels=channels, PE=pe, in0DataType=f0.qonnx_name,
+                            in1DataType=f1.qonnx_name, coeffs=list(coeffs), accDataType=f"INT{acc_bits}",
+                            outputDataType=fo.qonnx_name, numInputVectors=list(vecs))
+    shape = [*vecs, channels]
+    graph = helper.make_graph([node], "add", [helper.make_tensor_value_info("x0", TensorProto.FLOAT, shape),
+                                              helper.make_tensor_value_info("x1", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("T", t)
+    return model.transform(GiveUniqueNodeNames()), x0, x1, t
+
+
+CASES = [(MinifloatFormat(3, 2), MinifloatFormat(3, 2), MinifloatFormat(3, 2), (7, -3), 8, 2, (3,)),
+         (IntFormat(8), MinifloatFormat(4, 3), MinifloatFormat(2, 3), (123456, 789), 6, 3, (2, 2)),
+         (MinifloatFormat(2, 1), IntFormat(4), IntFormat(6), (1, 1), 4, 4, (5,))]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}+{c[1].name}->{c[2].name}_k{c[3][0]}_{c[3][1]}")
+def test_python_equals_reference_and_rtlsim(case):
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    f0, f1, fo, coeffs, c, pe, vecs = case
+    model, x0, x1, t = add_model(f0, f1, fo, coeffs, c, pe, vecs)
+    golden = execute_onnx(model, {"x0": x0, "x1": x1})["y"]
+    acc = coeffs[0] * np.rint(x0.astype(np.float64) * 2.0 ** -f0.lsb_exponent).astype(np.int64) + \
+        coeffs[1] * np.rint(x1.astype(np.float64) * 2.0 ** -f1.lsb_exponent).astype(np.int64)
+    assert np.array_equal(golden, fo.values()[(acc[..., None] >= t).sum(-1)])
+    hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
+    assert hw.graph.node[0].op_type == "MinifloatAdd_rtl"
+    hw = hw.transform(SetExecMode("rtlsim"))
+    assert np.array_equal(execute_onnx(hw, {"x0": x0, "x1": x1})["y"], golden)
+
+
+def test_cnn_residual_add_becomes_minifloat_add(tmp_path):
+    from test_infer_mvau import _images, _outputs, lowered_zoo
+
+    low = lowered_zoo("cnn", "fp:e3m2", tmp_path)
+    hw = low.transform(InferMinifloatMVAU()).transform(InferMinifloatAdd()).transform(InferMinifloatThresholding())
+    ops = [n.op_type for n in hw.graph.node]
+    assert "ExactAdd" not in ops and ops.count("MinifloatAdd") == 1 and ops.count("MinifloatThresholding") == 1
+    for a, b in zip(_outputs(low, _images(3)), _outputs(hw, _images(3))):
+        assert np.array_equal(a, b)
+    node = [n for n in hw.graph.node if n.op_type == "MinifloatAdd"][0]
+    assert getCustomOp(node).get_exp_cycles() > 0

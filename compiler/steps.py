@@ -1,10 +1,10 @@
 """The standard minifinn build steps (``step(model, cfg) -> model``), registered with the runner.
 
 Order (``DEFAULT_STEPS``): lower -> convert to hardware -> dataflow partition -> specialize -> folding ->
-estimate reports -> HW codegen -> verification -> driver (compiler/vendor.py; the vendor steps
-``step_synthesize_bitfile`` is registered there but not a default: it needs Vivado). Every step works on the model the previous one returned; the
-QONNX input, the lowered graph and the dataflow parent are kept in ``output_dir/intermediate_models/`` for the
-verification ladder.
+estimate reports -> HW codegen -> verification -> driver (compiler/vendor.py, which also registers the vendor steps
+``compiler.vendor.bitstream_steps()`` adds; they need Vivado and are not defaults). Every step works on the model
+the previous one returned; the QONNX input, the lowered graph and the dataflow parent are kept in
+``output_dir/intermediate_models/`` for the verification ladder.
 """
 
 import json

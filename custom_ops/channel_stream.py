@@ -1,0 +1,105 @@
+"""ChannelStreamOp: common part of minifinn's element-wise streaming ops (thresholding, tables, residual add).
+
+Shapes: every input stream and the output are ``numInputVectors + [NumChannels]``, folded to
+``numInputVectors + [NumChannels / PE, PE]``: PE channels per word, one word per cycle. Subclasses declare their own
+attributes (``op_attrs``), formats and arithmetic; thresholded ops use ``thresholds`` / ``signs``.
+"""
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from compiler.errors import UnsupportedNodeError
+from custom_ops.general.common import format_of
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+
+
+class ChannelStreamOp(HWCustomOp):
+    #: index of the threshold initializer among the node's inputs (None: the op has no thresholds)
+    THRESHOLD_INPUT = None
+
+    def op_attrs(self):
+        return {}
+
+    def get_nodeattr_types(self):
+        attrs = {
+            "NumChannels": ("i", True, 0),
+            "PE": ("i", True, 1),
+            "outputDataType": ("s", True, ""),
+            "numInputVectors": ("ints", False, [1]),
+            "rtlsim_dir": ("s", False, ""),
+        }
+        attrs.update(self.op_attrs())
+        attrs.update(super().get_nodeattr_types())
+        return attrs
+
+    # --- formats -------------------------------------------------------------------------------------------------
+    def output_format(self):
+        return format_of(self.get_nodeattr("outputDataType"), self.onnx_node.name)
+
+    def get_output_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("outputDataType")]
+
+    def n_thresholds(self):
+        return len(self.output_format().values()) - 1
+
+    # --- shapes and streams ----------------------------------------------------------------------------------------
+    def folds(self):
+        c, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
+        if c % pe:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: PE={pe} must divide NumChannels={c}")
+        return c // pe
+
+    def get_normal_input_shape(self, ind=0):
+        if ind == self.THRESHOLD_INPUT:
+            return (self.get_nodeattr("NumChannels"), self.n_thresholds())
+        return tuple(list(self.get_nodeattr("numInputVectors")) + [self.get_nodeattr("NumChannels")])
+
+    def get_normal_output_shape(self, ind=0):
+        return self.get_normal_input_shape(0)
+
+    def get_folded_input_shape(self, ind=0):
+        return tuple(list(self.get_nodeattr("numInputVectors")) + [self.folds(), self.get_nodeattr("PE")])
+
+    def get_folded_output_shape(self, ind=0):
+        return self.get_folded_input_shape(0)
+
+    def get_outstream_width(self, ind=0):
+        return self.get_nodeattr("PE") * self.output_format().bits
+
+    def get_number_output_values(self):
+        return int(np.prod(self.get_nodeattr("numInputVectors"))) * self.folds()
+
+    def get_exp_cycles(self):
+        return self.get_number_output_values()
+
+    def make_shape_compatible_op(self, model):
+        return super().make_const_shape_op(self.get_normal_output_shape())
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], self.get_output_datatype())
+
+    # --- estimates ---------------------------------------------------------------------------------------------
+    def bram_estimation(self, fpgapart=None):
+        return 0
+
+    def dsp_estimation(self, fpgapart=None):
+        return 0
+
+    def ff_estimation(self, fpgapart=None):
+        return self.get_outstream_width() + 16
+
+    def node_res_estimation(self, fpgapart):
+        return {"BRAM_18K": 0, "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(), "URAM": 0,
+                "URAM_efficiency": 1.0, "DSP": 0, "FF": self.ff_estimation()}
+
+    # --- thresholds (ops with THRESHOLD_INPUT) ----------------------------------------------------------------
+    def thresholds(self, model_or_context):
+        """(NumChannels, N) int64 thresholds from the model's initializer or the execution context."""
+        name = self.onnx_node.input[self.THRESHOLD_INPUT]
+        t = model_or_context[name] if isinstance(model_or_context, dict) else model_or_context.get_initializer(name)
+        t = np.asarray(t, dtype=np.int64)
+        return np.repeat(t, self.get_nodeattr("NumChannels"), axis=0) if t.shape[0] == 1 else t
+
+    def signs(self):
+        signs = list(self.get_nodeattr("channel_signs"))
+        return signs * self.get_nodeattr("NumChannels") if len(signs) == 1 else signs

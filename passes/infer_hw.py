@@ -138,6 +138,24 @@ def mvau_nodes(model):
 
 
 
+def last_axis_thresholds(model, thr, shape):
+    """For a ``MinifloatThreshold`` whose thresholds are per tensor or per channel of the last axis of ``shape``:
+    (name of a new initializer with one threshold row per channel, channel signs per channel or []); else None."""
+    inst = getCustomOp(thr)
+    t = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
+    per_tensor = t.shape[0] == 1
+    if not per_tensor and inst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
+        return None
+    channels = int(shape[-1])
+    signs = [int(s) for s in inst.get_nodeattr("channel_signs")]
+    if per_tensor:
+        t = np.repeat(t, channels, axis=0)
+        signs = signs * channels
+    t_name = model.make_new_valueinfo_name()
+    model.set_initializer(t_name, t)
+    return t_name, signs
+
+
 class InferMinifloatThresholding(Transformation):
     """Standalone lowered ``MinifloatThreshold`` nodes (not fused into an MVAU) -> ``MinifloatThresholding``.
 
@@ -153,18 +171,11 @@ class InferMinifloatThresholding(Transformation):
                 continue
             inst = getCustomOp(node)
             shape = model.get_tensor_shape(node.input[0])
-            t = np.asarray(model.get_initializer(node.input[1]), dtype=np.int64)
-            per_tensor = t.shape[0] == 1
-            if not per_tensor and inst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
+            rows = last_axis_thresholds(model, node, shape)
+            if rows is None:
                 continue
+            t_name, signs = rows
             channels = int(shape[-1])
-            if per_tensor:
-                t = np.repeat(t, channels, axis=0)
-            signs = list(inst.get_nodeattr("channel_signs"))
-            if per_tensor and signs:
-                signs = signs * channels
-            t_name = model.make_new_valueinfo_name()
-            model.set_initializer(t_name, t)
             new = helper.make_node(
                 "MinifloatThresholding", [node.input[0], t_name], [node.output[0]], domain=FPGADATAFLOW,
                 backend="fpgadataflow", name=f"MinifloatThresholding_{node.name}", NumChannels=channels, PE=1,
@@ -205,21 +216,14 @@ class InferMinifloatAdd(Transformation):
             thr = consumers[0]
             tinst, ainst = getCustomOp(thr), getCustomOp(node)
             shape = shapes[0]
-            t = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
-            per_tensor = t.shape[0] == 1
-            if not per_tensor and tinst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
-                continue
             coeffs = [int(k) for k in ainst.get_nodeattr("coeffs")]
             if max(abs(k) for k in coeffs) >= 2**63:
                 continue
+            rows = last_axis_thresholds(model, thr, shape)
+            if rows is None:
+                continue
+            t_name, signs = rows
             channels = int(shape[-1])
-            if per_tensor:
-                t = np.repeat(t, channels, axis=0)
-            signs = [int(s) for s in tinst.get_nodeattr("channel_signs")]
-            if per_tensor and signs:
-                signs = signs * channels
-            t_name = model.make_new_valueinfo_name()
-            model.set_initializer(t_name, t)
             fmts = list(ainst.get_nodeattr("formats"))
             new = helper.make_node(
                 "MinifloatAdd", [node.input[0], node.input[1], t_name], [thr.output[0]], domain=FPGADATAFLOW,

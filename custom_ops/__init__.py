@@ -32,5 +32,17 @@ def register_ops():
     rtl.custom_op["MinifloatAdd_rtl"] = MinifloatAdd_rtl
     rtl.custom_op["MinifloatThresholding_rtl"] = MinifloatThresholding_rtl
 
+    from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
+    from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool
+    from custom_ops.minifloat_maxpool import MinifloatMaxPool
+    from custom_ops.rtl.minifloat_conv_inp_gen_rtl import MinifloatConvInpGen_rtl
+    from custom_ops.rtl.minifloat_global_acc_pool_rtl import MinifloatGlobalAccPool_rtl
+    from custom_ops.rtl.minifloat_maxpool_rtl import MinifloatMaxPool_rtl
+
+    for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool):
+        fpgadataflow.custom_op[op.__name__] = op
+    for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl):
+        rtl.custom_op[op.__name__] = op
+
 
 register_ops()

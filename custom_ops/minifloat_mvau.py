@@ -277,7 +277,10 @@ class MinifloatMVAU(HWCustomOp):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = context[node.input[0]]
+        x = np.asarray(context[node.input[0]])
+        want = tuple(self.get_normal_input_shape(0))
+        if x.shape != want and x.size == int(np.prod(want)):  # e.g. a flattened stream (AbsorbStreamReshapes)
+            x = x.reshape(want)
         w = context[node.input[1]]
         thr = context[node.input[2]] if len(node.input) > 2 else None
         context[node.output[0]] = self.execute_python(x, w, thr)

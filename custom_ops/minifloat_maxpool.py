@@ -1,0 +1,62 @@
+"""MinifloatMaxPool: max pooling of a channels-last minifloat/integer code stream (non-overlapping windows).
+
+Contract (the lowered graph's qonnx ``MaxPoolNHWC`` with kernel = stride, no padding, floor mode): input ``x``
+(1, H, W, C) values of ``inputDataType``, output (1, H // KH, W // KW, C) with
+
+    y[0, oh, ow, c] = max_{kh < KH, kw < KW} x[0, oh*KH + kh, ow*KW + kw, c]
+
+(rows/columns beyond the last whole window are dropped, as ONNX's floor mode does). The maximum is taken in value
+order; in hardware on the codes: a sign-magnitude minifloat code orders like ``sign ? -magnitude : magnitude``, an
+integer code like its two's-complement (or unsigned) value, so no decoding is needed. Exact: the output is one of
+the inputs. Stream: PE channels per word, pixels row by row; one running maximum per (output column, channel
+group) is kept for the current window row.
+"""
+
+import numpy as np
+
+from compiler.errors import UnsupportedNodeError
+from compiler.numerics import MinifloatFormat
+from custom_ops.pixel_stream import PixelStreamOp
+
+
+class MinifloatMaxPool(PixelStreamOp):
+    def op_attrs(self):
+        return {"PoolDim": ("ints", True, [2, 2])}
+
+    def output_dims(self):
+        h, w = self.get_nodeattr("IFMDim")
+        kh, kw = self.get_nodeattr("PoolDim")
+        if h < kh or w < kw:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: {kh}x{kw} pooling window larger than the {h}x{w} input")
+        return h // kh, w // kw
+
+    def get_normal_output_shape(self, ind=0):
+        oh, ow = self.output_dims()
+        return (1, oh, ow, self.get_nodeattr("NumChannels"))
+
+    def get_exp_cycles(self):
+        return self.get_number_input_words()
+
+    def compare_kind(self):
+        """0: sign-magnitude minifloat codes, 1: signed integers, 2: unsigned integers (the RTL comparator)."""
+        fmt = self.input_format()
+        if isinstance(fmt, MinifloatFormat):
+            return 0
+        return 1 if fmt.signed else 2
+
+    def execute_python(self, x):
+        oh, ow = self.output_dims()
+        kh, kw = self.get_nodeattr("PoolDim")
+        c = self.get_nodeattr("NumChannels")
+        x = np.asarray(x, dtype=np.float32)[:, :oh * kh, :ow * kw, :]
+        return x.reshape(1, oh, kh, ow, kw, c).max(axis=(2, 4))
+
+    def execute_node(self, context, graph):
+        self.output_tensor(context, self.execute_python(self.input_tensor(context)))
+
+    def lut_estimation(self, fpgapart=None):
+        """Per lane a comparator and a 2:1 mux of the code width, plus the row buffer of running maxima in LUTRAM
+        (64 bits per LUT) and ~60 LUTs of counters."""
+        bits, pe = self.input_format().bits, self.lanes()
+        row_bits = self.output_dims()[1] * self.get_nodeattr("NumChannels") * bits
+        return int(60 + pe * (2 * bits + 2) + np.ceil(row_bits / 64))

@@ -25,6 +25,7 @@ OUTPUT_TYPES = (
     "deployment_package",
 )
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
+FIFO_SIZING = ("rtlsim", "none")
 
 
 
@@ -53,6 +54,10 @@ class BuildConfig:
     overrides: dict = field(default_factory=dict)
     save_intermediate_models: bool = True
     verbose: bool = False
+    # FIFO sizing: "rtlsim" = high-water marks of a stitched Icarus simulation of the partition on
+    # fifo_sizing_frames verification inputs (all nodes RTL); "none" = FINN's default depths
+    fifo_sizing: str = "rtlsim"
+    fifo_sizing_frames: int = 2
 
     def __post_init__(self):
         self.validate()
@@ -73,6 +78,10 @@ class BuildConfig:
             raise ConfigError(f"synth_clk_period_ns must be > 0, got {self.synth_clk_period_ns}")
         if self.target_fps is not None and self.target_fps <= 0:
             raise ConfigError(f"target_fps must be > 0 (frames per second), got {self.target_fps}")
+        if self.fifo_sizing not in FIFO_SIZING:
+            raise ConfigError(f"fifo_sizing {self.fifo_sizing!r} is not one of {FIFO_SIZING}")
+        if self.fifo_sizing_frames < 1:
+            raise ConfigError(f"fifo_sizing_frames must be >= 1, got {self.fifo_sizing_frames}")
         unknown = [o for o in self.generate_outputs if o not in OUTPUT_TYPES]
         if unknown:
             raise ConfigError(f"unknown generate_outputs {unknown}; choose from {list(OUTPUT_TYPES)}")

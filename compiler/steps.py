@@ -23,13 +23,17 @@ HOST_OUTPUT_OPS = ("Dequantize",)
 #: why a lowered op has no hardware mapping yet (listed by step_convert_to_hw)
 NO_HW_REASON = {
     "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
-    "Im2Col": "convolution input generator: FINN's ConvolutionInputGenerator mapping is not wired in yet",
-    "Transpose": "layout change around a convolution: needs the NHWC streamlining not wired in yet",
+    "Im2Col": "convolution input generator: only non-depthwise, zero-padded sliding windows on <= 8-bit code tensors "
+              "in channels-last layout map to MinifloatConvInpGen",
+    "Transpose": "layout change that ConvertToNHWC could not cancel (a stream carries one layout; the transpose must "
+                 "meet its inverse or sit at the graph input/output)",
     "ExactAdd": "add with a constant operand (e.g. positional embedding) or a second consumer of the sum: no "
                 "hardware mapping yet",
     "MinifloatThreshold": "requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC streamlining",
-    "ExactSumPool": "average pooling: FINN GlobalAccPool mapping not wired in yet",
-    "MaxPool": "max pooling: FINN StreamingMaxPool mapping not wired in yet",
+    "ExactSumPool": "sum pooling with a kernel (2-D average pooling): only global pooling over all pixels/tokens "
+                    "maps to MinifloatGlobalAccPool",
+    "MaxPool": "max pooling left in NCHW (ConvertToNHWC could not move it)",
+    "MaxPoolNHWC": "max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = stride",
     "Softmax": "float island: MinifloatSoftmax not built yet",
     "LayerNormalization": "float island: MinifloatLayerNorm not built yet",
     "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
@@ -90,16 +94,27 @@ def unmappable_nodes(model):
 
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) ->
-    MinifloatMVAU, residual adds -> MinifloatAdd, standalone requantizers -> MinifloatThresholding; every other
-    compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
+    """Channels-last layout (ConvertToNHWC), elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix
+    products (also attention's) -> MinifloatMVAU, residual adds -> MinifloatAdd, standalone requantizers ->
+    MinifloatThresholding, sliding windows / max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool /
+    MinifloatGlobalAccPool, reshapes between hardware nodes absorbed; every other compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
     being one dataflow partition."""
     from passes.elementwise_tables import FoldElementwiseIntoTables
     from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
+    from passes.infer_stream_ops import (
+        AbsorbStreamReshapes,
+        InferMinifloatConvInpGen,
+        InferMinifloatGlobalAccPool,
+        InferMinifloatMaxPool,
+    )
+    from passes.nhwc import ConvertToNHWC
 
-    model = model.transform(FoldElementwiseIntoTables())
+    model = model.transform(ConvertToNHWC()).transform(FoldElementwiseIntoTables())
     model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
     model = model.transform(InferMinifloatThresholding())
+    for infer in (InferMinifloatConvInpGen, InferMinifloatMaxPool, InferMinifloatGlobalAccPool):
+        model = model.transform(infer())
+    model = model.transform(AbsorbStreamReshapes())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)
@@ -165,6 +180,57 @@ def step_hw_codegen(model, cfg):
     return model
 
 
+def _verify_inputs(cfg):
+    if not cfg.verify_input_npy:
+        raise MinifinnError("the verification steps need verify_input_npy (a .npy batch of inputs for the QONNX "
+                            "model)")
+    return np.load(cfg.verify_input_npy).astype(np.float32)
+
+
+def _partition_inputs(cfg, x):
+    """The dataflow partition's input for every QONNX input in ``x`` (the host part of the parent graph)."""
+    parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    return [_host_input(parent, sdp, image[None]) for image in x]
+
+
+@register_step("step_fifo_sizing", default=True)
+def step_fifo_sizing(model, cfg):
+    """FIFO depths from a stitched Icarus simulation of the whole partition (compiler/stitched_sim.py): each
+    edge's high-water mark on ``fifo_sizing_frames`` verification inputs becomes the consumer's ``inFIFODepths``
+    (FINN's InsertFIFO uses it in the vendor build); report/fifo_sizing.json. Skipped, with the reason in the
+    report, when ``fifo_sizing = "none"`` or a node has no RTL backend (FINN's default depths then apply)."""
+    from compiler.stitched_sim import size_fifos, stitchable
+
+    report = Path(cfg.output_dir) / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    ok, why = stitchable(model)
+    if cfg.fifo_sizing == "none" or not ok:
+        reason = "fifo_sizing = 'none'" if cfg.fifo_sizing == "none" else why
+        (report / "fifo_sizing.json").write_text(json.dumps({"sized": False, "reason": reason}, indent=2) + "\n")
+        return model
+    if any(n.op_type.endswith("_rtl") for n in model.graph.node):
+        from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+
+        model = model.transform(PrepareRTLSim())
+    frames = _partition_inputs(cfg, _verify_inputs(cfg)[:cfg.fifo_sizing_frames])
+    model, record = size_fifos(model, frames, Path(cfg.output_dir) / "stitched_rtlsim")
+    out = {"sized": True, "frames": len(frames), "depths": record["depths"], "edges": record["edges"],
+           "frame_cycles_deep": record["frame_cycles_deep"], "frame_cycles_sized": record["frame_cycles_sized"],
+           "total_depth": int(sum(record["depths"].values())), "memory_bits": record["memory_bits"],
+           "bram18_estimate": _fifo_bram18(record)}
+    (report / "fifo_sizing.json").write_text(json.dumps(out, indent=2) + "\n")
+    return model
+
+
+def _fifo_bram18(record):
+    """BRAM_18K of the sized FIFOs if each deep one (> 256 words, shallower ones go to SRL/LUTRAM as FINN's
+    'auto' FIFO style does) is a simple dual-port BRAM of its width x depth."""
+    from custom_ops.pixel_stream import PixelStreamOp
+
+    return int(sum(PixelStreamOp.bram18_for(record["widths"][e], d) for e, d in record["depths"].items() if d > 256))
+
+
 def _node_inputs(model, x):
     """Python (golden) execution of the dataflow model; returns the full context."""
     from qonnx.core.onnx_exec import execute_onnx
@@ -180,7 +246,8 @@ def step_verify(model, cfg):
 
     1. QONNX golden vs lowered graph (``passes.compare``: differing codes, argmax agreement);
     2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, Icarus), bit for bit;
-    3. whole partition: every node simulated, chained, vs the Python dataflow model.
+    3. whole partition: every node simulated, chained, vs the Python dataflow model;
+    4. whole partition as one stitched Icarus simulation (``_stitched_rung``) when every node has RTL.
     """
     from qonnx.core.onnx_exec import execute_onnx
 
@@ -189,9 +256,7 @@ def step_verify(model, cfg):
 
     report = Path(cfg.output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
-    if not cfg.verify_input_npy:
-        raise MinifinnError("step_verify needs verify_input_npy (a .npy batch of inputs for the QONNX model)")
-    x = np.load(cfg.verify_input_npy).astype(np.float32)
+    x = _verify_inputs(cfg)
     qonnx = ModelWrapper(str(_inter(cfg, "qonnx_input.onnx")))
     lowered = ModelWrapper(str(_inter(cfg, "step_lower.onnx")))
     parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
@@ -228,11 +293,39 @@ def step_verify(model, cfg):
         entry["passed" if ok else "failed"] += 1
         if not ok:
             mismatches.append(f"whole partition on input {i}")
+    _stitched_rung(model, cfg, x, parent, sdp, result, mismatches)
     result["passed"] = not mismatches
     (report / "verification.json").write_text(json.dumps(result, indent=2) + "\n")
     if mismatches:
         raise MinifinnError(f"verification failed: {', '.join(mismatches[:5])} (report/verification.json)")
     return model
+
+
+def _stitched_rung(model, cfg, x, parent, sdp, result, mismatches):
+    """4. the whole partition as one stitched Icarus simulation (sized FIFOs, forks, width converters) on every
+    verification input, frames back to back, vs the Python dataflow model; also the measured cycles per frame."""
+    from compiler.stitched_sim import run_stitched, stitchable
+
+    ok, why = stitchable(model)
+    if not ok:
+        result["stitched_rtlsim"] = {"skipped": why}
+        return
+    frames = [_host_input(parent, sdp, image[None]) for image in x]
+    golden = [_node_inputs(model, f)[model.graph.output[0].name] for f in frames]
+    depths = {}
+    sizing = Path(cfg.output_dir) / "report" / "fifo_sizing.json"
+    if sizing.is_file():
+        depths = json.loads(sizing.read_text()).get("depths", {})
+    sim = run_stitched(model, frames, Path(cfg.output_dir) / "stitched_rtlsim" / "verify", fifo_depths=depths,
+                       gaps=True)
+    entry = {"passed": 0, "failed": 0, "fifo_depths": "sized" if depths else "deep",
+             "frame_end_cycles": sim["frame_cycles"], "backpressure": "random input gaps and output stalls"}
+    for i, (a, b) in enumerate(zip(sim["outputs"], golden)):
+        good = np.array_equal(np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel())
+        entry["passed" if good else "failed"] += 1
+        if not good:
+            mismatches.append(f"stitched rtlsim on input {i}")
+    result["stitched_rtlsim"] = entry
 
 
 def _host_input(parent, sdp, x):

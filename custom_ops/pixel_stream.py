@@ -127,10 +127,9 @@ class PixelStreamOp(HWCustomOp):
 
     @staticmethod
     def bram18_for(width, depth):
-        """BRAM_18K count of a simple dual-port memory (aspect ratios 1x16k ... 36x512)."""
+        """BRAM_18K count of a simple dual-port memory of ``width`` x ``depth`` bits: the cheapest of the
+        primitive's aspect ratios (1x16k, 2x8k, 4x4k, 9x2k, 18x1k, 36x512), cascaded in width and depth."""
         if depth <= 0 or width <= 0:
             return 0
-        for w, d in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)):
-            if width <= w or w == 36:
-                return int(np.ceil(width / w) * np.ceil(depth / d)) if w == 36 else int(np.ceil(depth / d))
-        return 0
+        modes = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+        return int(min(np.ceil(width / w) * np.ceil(depth / d) for w, d in modes))

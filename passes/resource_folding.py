@@ -11,9 +11,11 @@ Foldable layers (the legal values are the divisors, as in FINN's ``SetFolding``)
   for FINN's MVAU also FINN's weight-stream limits (SIMD * weight bits <= ``mvau_wwidth_max`` unless SIMD = 1; the
   ``internal_decoupled`` HLS weight stream <= ``MAX_ALLOWED_AP_INT_W``). ``MinifloatMVAU`` embeds its weights, so it
   has no stream limit;
-* PE-parallel ops (``MinifloatThresholding_*`` and the ops FINN's ``SetFolding`` folds by PE, e.g. ``Thresholding``,
+* PE-parallel ops (``MinifloatThresholding_*``, ``MinifloatAdd_*``, ``MinifloatLUT_*``, ``MinifloatMaxPool_rtl``,
+  ``MinifloatGlobalAccPool_rtl`` and the ops FINN's ``SetFolding`` folds by PE, e.g. ``Thresholding``,
   ``DuplicateStreams``, ``GlobalAccPool``, ``LabelSelect``, elementwise binary ops): PE | channels;
-* SIMD-parallel ops (``FMPadding_rtl``, ``FMPadding_Pixel_hls``, non-depthwise ``ConvolutionInputGenerator_rtl``):
+* SIMD-parallel ops (``FMPadding_rtl``, ``FMPadding_Pixel_hls``, non-depthwise ``ConvolutionInputGenerator_rtl``,
+  ``MinifloatConvInpGen_rtl``):
   SIMD | channels.
 
 Every other hardware node (e.g. depthwise VVAU/pooling with their tied sliding-window generator, FIFOs, width
@@ -68,12 +70,13 @@ MVAU_OPS = ("MinifloatMVAU_hls", "MinifloatMVAU_rtl", "MVAU_hls", "MVAU_rtl")
 FINN_MVAU_OPS = ("MVAU_hls", "MVAU_rtl")
 #: ops folded by PE over their channels (FINN SetFolding's ``pe_ops`` + LabelSelect + minifinn's thresholding)
 PE_OPS = (
-    "MinifloatThresholding_hls", "MinifloatThresholding_rtl",
+    "MinifloatThresholding_hls", "MinifloatThresholding_rtl", "MinifloatAdd_hls", "MinifloatAdd_rtl",
+    "MinifloatLUT_hls", "MinifloatLUT_rtl", "MinifloatMaxPool_rtl", "MinifloatGlobalAccPool_rtl",
     "DuplicateStreams_hls", "GlobalAccPool_hls", "PWPolyF_rtl", "Thresholding_hls", "Thresholding_rtl",
     "ReplicateStream_hls", "Squeeze_hls", "Unsqueeze_hls", "Reshape_rtl", "LabelSelect_hls",
 )
 #: ops folded by SIMD over their channels
-SIMD_OPS = ("FMPadding_rtl", "FMPadding_Pixel_hls", "ConvolutionInputGenerator_rtl")
+SIMD_OPS = ("FMPadding_rtl", "FMPadding_Pixel_hls", "ConvolutionInputGenerator_rtl", "MinifloatConvInpGen_rtl")
 
 
 class ResourceFoldingError(MinifinnError):

@@ -38,7 +38,6 @@ class PixelStreamRTL(IcarusBackend, RTLBackend):
         return fo.decode(unpack_words(data, fo.bits, lanes).astype(np.int64)).reshape(shape)
 
     def execute_node(self, context, graph):
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            self.output_tensor(context, self._run_rtlsim(self.input_tensor(context)))
-        else:
-            super().execute_node(context, graph)
+        x = self.input_tensor(context)
+        y = self._run_rtlsim(x) if self.get_nodeattr("exec_mode") == "rtlsim" else self.execute_python(x)
+        self.output_tensor(context, y)

@@ -1,0 +1,298 @@
+"""Stitched RTL simulation of a whole dataflow partition with Icarus Verilog, and FIFO sizing from it.
+
+FINN stitches the IP blocks in Vivado and simulates the result with XSI; without Vivado, minifinn connects the
+generated Verilog of every node itself: one testbench (``stitched_tb.v``, written here) instantiates every node's top
+wrapper, a FIFO on every edge (``mf_stream_fifo``: reports its high-water mark), a fork where a tensor has several
+consumers (``mf_stream_fork``, FINN's DuplicateStreams) and a bit-level width converter where producer and
+consumer words differ (``mf_stream_dwc``, FINN's StreamingDataWidthConverter); all in
+custom_ops/rtl/stream_infra.v. The testbench streams several frames back to back into the partition input and
+records the output words, the cycle each frame's last word left, and every FIFO's maximum occupancy.
+
+FIFO sizing (``size_fifos``): simulate with deep FIFOs, take each edge's high-water mark (at least 2) as its
+depth, store it in the consumer's ``inFIFODepths`` (FINN's attribute, used by FINN's InsertFIFO in the vendor
+build) and re-simulate with the sized FIFOs to prove they neither deadlock nor slow the pipeline down.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from qonnx.custom_op.registry import getCustomOp
+
+from compiler.errors import MinifinnError
+from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
+from custom_ops.general.common import format_of
+
+INFRA = Path(__file__).resolve().parent.parent / "custom_ops" / "rtl" / "stream_infra.v"
+
+
+class StitchedSimError(MinifinnError):
+    """The partition cannot be simulated as a whole (a node without RTL, several inputs, a deadlock, ...)."""
+
+
+def _is_stream_input(model, name):
+    return bool(name) and model.get_initializer(name) is None
+
+
+def _tensor_format(model, name):
+    return format_of(model.get_tensor_datatype(name).name, name)
+
+
+def stitchable(model):
+    """(True, "") when every node has an Icarus-simulated RTL backend, else (False, the reason)."""
+    from custom_ops.rtl.icarus_backend import IcarusBackend
+
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        return False, "the partition needs exactly one input and one output stream"
+    bad = [n.name for n in model.graph.node if not isinstance(getCustomOp(n), IcarusBackend)]
+    if bad:
+        return False, (f"nodes without a minifinn RTL backend (cppsim only, or FINN ops): {', '.join(bad[:5])}; "
+                       "stitched simulation needs every node in RTL (preferred_impl_style='rtl')")
+    return True, ""
+
+
+class _Edge:
+    def __init__(self, index, tensor, producer_width, consumer, port, consumer_width):
+        self.index, self.tensor = index, tensor
+        self.producer_width, self.consumer, self.port, self.consumer_width = (producer_width, consumer, port,
+                                                                              consumer_width)
+
+    @property
+    def name(self):
+        return f"e{self.index}"
+
+
+def _edges(model):
+    """Stream edges (tensor -> consumer stream port) in a stable order, plus the output tensor's edge (consumer None)."""
+    edges = []
+    out_name = model.graph.output[0].name
+    in_name = model.graph.input[0].name
+    widths = {}
+    for node in model.graph.node:
+        widths[node.output[0]] = getCustomOp(node).get_outstream_width()
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        streams = [t for t in node.input if _is_stream_input(model, t)]
+        for port, tensor in enumerate(streams):
+            cw = inst.get_instream_width(port)
+            widths.setdefault(tensor, cw)  # the graph input takes its first consumer's width
+            edges.append(_Edge(len(edges), tensor, widths[tensor], node, port, cw))
+    edges.append(_Edge(len(edges), out_name, widths[out_name], None, 0, widths[out_name]))
+    if in_name not in [e.tensor for e in edges]:
+        raise StitchedSimError("the partition input feeds no node")
+    return edges, widths
+
+
+def _write_testbench(model, sim_dir, depths, n_in, n_out, words_per_frame_out, gaps):
+    edges, widths = _edges(model)
+    in_name = model.graph.input[0].name
+    lines = ["`timescale 1ns/1ps", "module stitched_tb;",
+             "    reg clk = 0, rst_n = 0;", "    always #5 clk = ~clk;"]
+    decl = lines.append
+    for t, w in widths.items():
+        safe = _safe(t)
+        decl(f"    wire [{w - 1}:0] t_{safe}_data; wire t_{safe}_valid, t_{safe}_ready;")
+    by_tensor = {}
+    for e in edges:
+        by_tensor.setdefault(e.tensor, []).append(e)
+    for e in edges:
+        decl(f"    wire [{e.producer_width - 1}:0] {e.name}_src_data; wire {e.name}_src_valid, {e.name}_src_ready;")
+        decl(f"    wire [{e.producer_width - 1}:0] {e.name}_f_data; wire {e.name}_f_valid, {e.name}_f_ready;")
+        decl(f"    wire [{e.consumer_width - 1}:0] {e.name}_data; wire {e.name}_valid, {e.name}_ready;")
+        decl(f"    wire [31:0] {e.name}_max;")
+    # producers -> (fork) -> edge sources
+    for t, es in by_tensor.items():
+        s, w = _safe(t), widths[t]
+        if len(es) == 1:
+            e = es[0]
+            decl(f"    assign {e.name}_src_data = t_{s}_data; assign {e.name}_src_valid = t_{s}_valid; "
+                 f"assign t_{s}_ready = {e.name}_src_ready;")
+            continue
+        n = len(es)
+        decl(f"    wire [{n * w - 1}:0] fork_{s}_data; wire [{n - 1}:0] fork_{s}_valid, fork_{s}_ready;")
+        decl(f"    mf_stream_fork #(.WIDTH({w}), .N({n})) fork_{s} (.clk(clk), .rst_n(rst_n), .in_data(t_{s}_data), "
+             f".in_valid(t_{s}_valid), .in_ready(t_{s}_ready), .out_data(fork_{s}_data), "
+             f".out_valid(fork_{s}_valid), .out_ready(fork_{s}_ready));")
+        for k, e in enumerate(es):
+            decl(f"    assign {e.name}_src_data = fork_{s}_data[{(k + 1) * w - 1}:{k * w}]; "
+                 f"assign {e.name}_src_valid = fork_{s}_valid[{k}]; assign fork_{s}_ready[{k}] = {e.name}_src_ready;")
+    # edge: FIFO, then width conversion
+    for e in edges:
+        decl(f"    mf_stream_fifo #(.WIDTH({e.producer_width}), .DEPTH({depths[e.name]})) {e.name}_fifo "
+             f"(.clk(clk), .rst_n(rst_n), .in_data({e.name}_src_data), .in_valid({e.name}_src_valid), "
+             f".in_ready({e.name}_src_ready), .out_data({e.name}_f_data), .out_valid({e.name}_f_valid), "
+             f".out_ready({e.name}_f_ready), .max_count({e.name}_max));")
+        if e.producer_width == e.consumer_width:
+            decl(f"    assign {e.name}_data = {e.name}_f_data; assign {e.name}_valid = {e.name}_f_valid; "
+                 f"assign {e.name}_f_ready = {e.name}_ready;")
+        else:
+            decl(f"    mf_stream_dwc #(.IW({e.producer_width}), .OW({e.consumer_width})) {e.name}_dwc (.clk(clk), "
+                 f".rst_n(rst_n), .in_data({e.name}_f_data), .in_valid({e.name}_f_valid), "
+                 f".in_ready({e.name}_f_ready), .out_data({e.name}_data), .out_valid({e.name}_valid), "
+                 f".out_ready({e.name}_ready));")
+    # nodes
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        ports = [".ap_clk(clk)", ".ap_rst_n(rst_n)"]
+        for e in edges:
+            if e.consumer is not None and e.consumer.name == node.name:
+                p = f"in{e.port}_V"
+                ports += [f".{p}_TDATA({e.name}_data)", f".{p}_TVALID({e.name}_valid)", f".{p}_TREADY({e.name}_ready)"]
+        s = _safe(node.output[0])
+        ports += [f".out0_V_TDATA(t_{s}_data)", f".out0_V_TVALID(t_{s}_valid)", f".out0_V_TREADY(t_{s}_ready)"]
+        decl(f"    {inst.get_verilog_top_module_name()} n_{_safe(node.name)} ({', '.join(ports)});")
+    out_edge = edges[-1]
+    si = _safe(in_name)
+    in_w = widths[in_name]
+    decl(f"""
+    parameter NIN = {n_in}, NOUT = {n_out}, FRAME_OUT = {words_per_frame_out}, GAPS = {int(bool(gaps))};
+    reg [{in_w - 1}:0] in_mem [0:NIN-1];
+    reg [{in_w - 1}:0] idata; reg ivalid = 0;
+    integer sent = 0, got = 0, cycles = 0, fd, seed = 7;
+    reg oready = 0;
+    assign t_{si}_data = idata; assign t_{si}_valid = ivalid;
+    assign {out_edge.name}_ready = oready;
+    initial begin
+        $readmemh("in.hex", in_mem);
+        fd = $fopen("out.txt", "w");
+        repeat (3) @(posedge clk);
+        rst_n = 1;
+    end
+    always @(posedge clk) if (rst_n) begin
+        cycles <= cycles + 1;
+        if ({out_edge.name}_valid && oready) begin
+            $fdisplay(fd, "%h", {out_edge.name}_data);
+            got = got + 1;
+            if (got % FRAME_OUT == 0) $fdisplay(fd, "frame %0d", cycles);
+            if (got == NOUT) begin
+{_max_lines(edges)}
+                $fclose(fd);
+                $finish;
+            end
+        end
+        if (ivalid && t_{si}_ready) sent = sent + 1;
+        if (!(ivalid && !t_{si}_ready)) begin
+            ivalid <= (sent < NIN) && (!GAPS || ($random(seed) & 3) != 0);
+            idata <= in_mem[sent];
+        end
+        oready <= !GAPS || ($random(seed) & 3) != 0;
+        if (cycles > 200 * (NIN + NOUT) + 200000) begin
+            $fdisplay(fd, "deadlock sent %0d got %0d", sent, got);
+{_max_lines(edges)}
+            $fclose(fd);
+            $finish;
+        end
+    end
+endmodule
+""")
+    (sim_dir / "stitched_tb.v").write_text("\n".join(lines) + "\n")
+    return edges
+
+
+def _max_lines(edges):
+    return "\n".join(f'                $fdisplay(fd, "fifo {e.name} %0d", {e.name}_max);' for e in edges)
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _sources(model):
+    """Every node's Verilog, each file name once (the cores and the MAC library are copied next to every node)."""
+    seen, files = set(), []
+    for node in model.graph.node:
+        for f in getCustomOp(node).get_rtl_file_list(abspath=True):
+            if Path(f).name not in seen:
+                seen.add(Path(f).name)
+                files.append(f)
+    return files + [str(INFRA)]
+
+
+def run_stitched(model, frames, sim_dir, fifo_depths=None, default_depth=None, gaps=False):
+    """Simulate the partition on ``frames`` (list of input tensors, one per frame, in the partition's input
+    shape). Returns {"outputs": [per-frame output arrays], "frame_cycles": [...], "fifo_max": {edge: n},
+    "edges": {edge: description}, "depths": {edge: depth}}."""
+    ok, why = stitchable(model)
+    if not ok:
+        raise StitchedSimError(f"stitched rtlsim: {why}")
+    if shutil.which("iverilog") is None:
+        raise StitchedSimError("stitched rtlsim needs Icarus Verilog: apt-get install iverilog")
+    sim_dir = Path(sim_dir)
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    in_name, out_name = model.graph.input[0].name, model.graph.output[0].name
+    edges, widths = _edges(model)
+    fi, fo = _tensor_format(model, in_name), _tensor_format(model, out_name)
+    in_lanes, out_lanes = widths[in_name] // fi.bits, widths[out_name] // fo.bits
+    words = []
+    for x in frames:
+        words += pack_words(codes_of(np.asarray(x, dtype=np.float32).reshape(-1, in_lanes), fi), fi.bits)
+    out_elems = int(np.prod(model.get_tensor_shape(out_name)))
+    per_frame = out_elems // out_lanes
+    if default_depth is None:  # deep enough never to block: a whole frame of the tensor, at least 64
+        default_depth = {e.name: max(64, 2 * _frame_words(model, e) + 8) for e in edges}
+    elif isinstance(default_depth, int):
+        default_depth = {e.name: default_depth for e in edges}
+    depths = dict(default_depth)
+    depths.update(fifo_depths or {})
+    write_hex(sim_dir / "in.hex", words, widths[in_name])
+    _write_testbench(model, sim_dir, depths, len(words), per_frame * len(frames), per_frame, gaps)
+    cmd = ["iverilog", "-g2005", "-s", "stitched_tb", "-o", "stitched.vvp"] + _sources(model) + ["stitched_tb.v"]
+    run = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
+    if run.returncode:
+        raise StitchedSimError(f"stitched rtlsim: iverilog failed:\n{run.stderr[-3000:]}")
+    subprocess.run(["vvp", "-n", "stitched.vvp"], cwd=sim_dir, capture_output=True, text=True)
+    text = (sim_dir / "out.txt").read_text().split("\n") if (sim_dir / "out.txt").is_file() else []
+    data = [int(ln, 16) for ln in text if ln and re.fullmatch(r"[0-9a-fA-F]+", ln)]
+    frame_cycles = [int(ln.split()[1]) for ln in text if ln.startswith("frame")]
+    fifo_max = {ln.split()[1]: int(ln.split()[2]) for ln in text if ln.startswith("fifo")}
+    if any(ln.startswith("deadlock") for ln in text) or len(data) != per_frame * len(frames):
+        stuck = [ln for ln in text if ln.startswith("deadlock")]
+        full = [e.name for e in edges if fifo_max.get(e.name, 0) >= depths[e.name]]
+        raise StitchedSimError(
+            f"stitched rtlsim: {len(data)} of {per_frame * len(frames)} output words ({' '.join(stuck)}); "
+            f"full FIFOs: {', '.join(full) or 'none'} — deepen them or check the node that stalls")
+    if fo.bits > 8 and not fo.is_minifloat:
+        vals = unpack_words(data, fo.bits, out_lanes, signed=fo.signed)
+    else:
+        vals = fo.decode(unpack_words(data, fo.bits, out_lanes).astype(np.int64))
+    shape = model.get_tensor_shape(out_name)
+    outputs = [v.reshape(shape) for v in np.split(np.asarray(vals), len(frames))]
+    describe = {e.name: f"{e.tensor} -> {e.consumer.name + '.in' + str(e.port) if e.consumer else 'output'}"
+                for e in edges}
+    return {"outputs": outputs, "frame_cycles": frame_cycles, "fifo_max": fifo_max, "edges": describe,
+            "depths": depths}
+
+
+def _frame_words(model, edge):
+    shape = model.get_tensor_shape(edge.tensor)
+    fmt = _tensor_format(model, edge.tensor)
+    lanes = max(1, edge.producer_width // fmt.bits)
+    return int(np.prod(shape)) // lanes
+
+
+def size_fifos(model, frames, sim_dir):
+    """FIFO sizing by simulation (module docstring). Returns (model, record) with record = {"depths", "edges",
+    "frame_cycles_deep", "frame_cycles_sized", "outputs"}; the consumer nodes' ``inFIFODepths`` are set."""
+    deep = run_stitched(model, frames, Path(sim_dir) / "deep")
+    depths = {e: max(2, int(m)) for e, m in deep["fifo_max"].items()}
+    sized = run_stitched(model, frames, Path(sim_dir) / "sized", fifo_depths=depths)
+    for a, b in zip(deep["outputs"], sized["outputs"]):
+        if not np.array_equal(a, b):
+            raise StitchedSimError("stitched rtlsim: outputs changed after FIFO sizing")
+    edges, _ = _edges(model)
+    for e in edges:
+        if e.consumer is None:
+            continue
+        inst = getCustomOp(e.consumer)
+        cur = list(inst.get_nodeattr("inFIFODepths"))
+        n_streams = len([t for t in e.consumer.input if _is_stream_input(model, t)])
+        cur = (cur + [2] * n_streams)[:n_streams]
+        cur[e.port] = depths[e.name]
+        inst.set_nodeattr("inFIFODepths", cur)
+    widths = {e.name: e.producer_width for e in edges}
+    record = {"depths": depths, "edges": deep["edges"], "widths": widths,
+              "memory_bits": int(sum(depths[k] * widths[k] for k in depths)), "frame_cycles_deep": deep["frame_cycles"],
+              "frame_cycles_sized": sized["frame_cycles"], "outputs": sized["outputs"]}
+    return model, record

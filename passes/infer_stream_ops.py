@@ -1,0 +1,146 @@
+"""Hardware conversion of the lowered CNN's data movers (after ``ConvertToNHWC``):
+
+* ``InferMinifloatConvInpGen``: qonnx ``Im2Col`` (channels-last, zero padding, not depthwise) on a code tensor ->
+  ``MinifloatConvInpGen`` (the sliding window; FINN's ConvolutionInputGenerator refuses minifloat datatypes);
+* ``InferMinifloatMaxPool``: qonnx ``MaxPoolNHWC`` with kernel = stride and no padding -> ``MinifloatMaxPool``;
+* ``InferMinifloatGlobalAccPool``: ``ExactSumPool`` over every axis between batch and channels (global average
+  pooling of a CNN, token pooling of a ViT) -> ``MinifloatGlobalAccPool``;
+* ``AbsorbStreamReshapes``: a ``Flatten``/``Reshape`` between two hardware nodes changes no element order (both are
+  row-major), so the stream is unchanged: the consumer reads the producer's tensor directly. (A reshape at the
+  graph's input or output side stays on the host.)
+
+Each returns ``(model, False)`` after one sweep, like the other ``Infer*`` passes; nodes that do not match stay
+lowered and ``step_convert_to_hw`` lists them with the reason.
+"""
+
+import numpy as np
+from onnx import helper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_shapes import InferShapes
+
+import custom_ops  # noqa: F401  (registers the hardware ops)
+
+FPGADATAFLOW = "finn.custom_op.fpgadataflow"
+
+
+def _attrs(node):
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _is_code_tensor(model, name):
+    dt = model.get_tensor_datatype(name)
+    return dt is not None and (dt.name.startswith("FLOAT<") or (dt.is_integer() and dt.bitwidth() <= 8))
+
+
+def _finish(model, modified):
+    if modified:
+        model = model.transform(InferShapes()).transform(GiveUniqueNodeNames())
+    return model, False
+
+
+class InferMinifloatConvInpGen(Transformation):
+    """qonnx ``Im2Col`` on a code tensor -> ``MinifloatConvInpGen`` (module docstring)."""
+
+    def apply(self, model):
+        modified = False
+        for node in list(model.graph.node):
+            if node.op_type != "Im2Col" or not _is_code_tensor(model, node.input[0]):
+                continue
+            inst = getCustomOp(node)
+            if inst.get_nodeattr("depthwise") or inst.get_nodeattr("pad_value") != 0:
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            if shape is None or len(shape) != 4 or shape[0] != 1:
+                continue
+            pad = list(inst.get_nodeattr("pad_amount"))  # [top, left, bottom, right]
+            dt = model.get_tensor_datatype(node.input[0]).name
+            new = helper.make_node(
+                "MinifloatConvInpGen", [node.input[0]], [node.output[0]], domain=FPGADATAFLOW,
+                backend="fpgadataflow", name=f"MinifloatConvInpGen_{node.name}",
+                IFMDim=[int(shape[1]), int(shape[2])], NumChannels=int(shape[3]), SIMD=1,
+                ConvKernelDim=list(inst.get_nodeattr("kernel_size")), Stride=list(inst.get_nodeattr("stride")),
+                Dilation=list(inst.get_nodeattr("dilations")), Padding=pad, inputDataType=dt, outputDataType=dt,
+            )
+            model.graph.node.insert(list(model.graph.node).index(node), new)
+            model.graph.node.remove(node)
+            modified = True
+        return _finish(model, modified)
+
+
+class InferMinifloatMaxPool(Transformation):
+    """qonnx ``MaxPoolNHWC`` (kernel = stride, no padding, floor mode) -> ``MinifloatMaxPool``."""
+
+    def apply(self, model):
+        modified = False
+        for node in list(model.graph.node):
+            if node.op_type != "MaxPoolNHWC" or not _is_code_tensor(model, node.input[0]):
+                continue
+            a = _attrs(node)
+            kernel = list(a.get("kernel_shape", []))
+            if len(kernel) != 2 or list(a.get("strides", kernel)) != kernel or any(a.get("pads", [0] * 4)) \
+                    or a.get("ceil_mode", 0):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            dt = model.get_tensor_datatype(node.input[0]).name
+            new = helper.make_node(
+                "MinifloatMaxPool", [node.input[0]], [node.output[0]], domain=FPGADATAFLOW, backend="fpgadataflow",
+                name=f"MinifloatMaxPool_{node.name}", IFMDim=[int(shape[1]), int(shape[2])],
+                NumChannels=int(shape[3]), PE=1, PoolDim=kernel, inputDataType=dt, outputDataType=dt,
+            )
+            model.graph.node.insert(list(model.graph.node).index(node), new)
+            model.graph.node.remove(node)
+            modified = True
+        return _finish(model, modified)
+
+
+class InferMinifloatGlobalAccPool(Transformation):
+    """``ExactSumPool`` over all pixel/token axes (not the kernelled 2-D sum pool) -> ``MinifloatGlobalAccPool``."""
+
+    def apply(self, model):
+        modified = False
+        for node in list(model.graph.node):
+            if node.op_type != "ExactSumPool" or len(node.input) < 2:
+                continue
+            inst = getCustomOp(node)
+            shape = model.get_tensor_shape(node.input[0])
+            if inst.get_nodeattr("kernel") or shape is None or len(shape) < 3 or shape[0] != 1:
+                continue
+            if inst.axes(model, len(shape)) != list(range(1, len(shape) - 1)):
+                continue
+            pixels = int(np.prod(shape[1:-1]))
+            new = helper.make_node(
+                "MinifloatGlobalAccPool", [node.input[0]], [node.output[0]], domain=FPGADATAFLOW,
+                backend="fpgadataflow", name=f"MinifloatGlobalAccPool_{node.name}", IFMDim=[1, pixels],
+                NumChannels=int(shape[-1]), PE=1, numInputVectors=[int(d) for d in shape[:-1]],
+                inputDataType=inst.get_nodeattr("format"),
+                outputDataType=model.get_tensor_datatype(node.output[0]).name,
+            )
+            model.graph.node.insert(list(model.graph.node).index(node), new)
+            model.graph.node.remove(node)
+            modified = True
+        return _finish(model, modified)
+
+
+class AbsorbStreamReshapes(Transformation):
+    """Remove ``Flatten``/``Reshape`` nodes between two hardware nodes (module docstring)."""
+
+    def apply(self, model):
+        modified = False
+        outputs = {o.name for o in model.graph.output}
+        for node in list(model.graph.node):
+            if node.op_type not in ("Flatten", "Reshape") or node.output[0] in outputs:
+                continue
+            producer = model.find_producer(node.input[0])
+            consumers = model.find_consumers(node.output[0]) or []
+            hw = [n for n in [producer] + consumers if n is not None and n.domain.startswith(FPGADATAFLOW)]
+            if producer is None or not consumers or len(hw) != 1 + len(consumers):
+                continue
+            for cons in consumers:
+                for i, name in enumerate(cons.input):
+                    if name == node.output[0]:
+                        cons.input[i] = node.input[0]
+            model.graph.node.remove(node)
+            modified = True
+        return model, modified

@@ -142,19 +142,47 @@ def step_create_dataflow_partition(model, cfg):
 @register_step("step_specialize_layers", default=True)
 def step_specialize_layers(model, cfg):
     """FINN's SpecializeLayers: HLS or RTL variant per node (``preferred_impl_style``; RTL by default, which
-    simulates without vendor tools)."""
+    simulates without vendor tools). ``specialize_layers_config_file`` (FINN's JSON: node name or "Defaults" ->
+    {"preferred_impl_style": "hls" | "rtl"}) is applied first."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
+    if cfg.specialize_layers_config_file:
+        model = _apply_config_file(model, cfg.specialize_layers_config_file, "specialize_layers_config_file")
     return model.transform(SpecializeLayers(fpga_part(cfg)))
+
+
+def _apply_config_file(model, path, field):
+    """FINN's ApplyConfig with a JSON file; a missing or malformed file is a ConfigError naming it."""
+    from compiler.errors import ConfigError
+    from finn.transformation.general import ApplyConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{field}: {path} does not exist")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{field}: {path} is not valid JSON ({err})") from err
+    names = {n.name for n in model.graph.node}
+    unknown = sorted(k for k in config if k != "Defaults" and k not in names)
+    if unknown:
+        raise ConfigError(f"{field}: {path} names nodes that are not in the model: {', '.join(unknown[:5])}; "
+                          f"nodes: {', '.join(sorted(names)[:8])}{' ...' if len(names) > 8 else ''}")
+    return model.transform(ApplyConfig(config))
 
 
 @register_step("step_folding", default=True)
 def step_folding(model, cfg):
     """Resource-aware folding for the board (passes/resource_folding.py ``SetFoldingResourceAware``):
-    ``target_fps`` when given, else the fastest folding that fits 80 % of the board."""
+    ``target_fps`` when given, else the fastest folding that fits 80 % of the board. A ``folding_config_file``
+    (FINN's JSON: node name -> {"PE": .., "SIMD": ..}) is applied on top, as FINN's step_apply_folding_config
+    does; the estimate reports then show whether the result fits."""
     from passes.resource_folding import folding_step
 
-    return folding_step(model, cfg)
+    model = folding_step(model, cfg)
+    if cfg.folding_config_file:
+        model = _apply_config_file(model, cfg.folding_config_file, "folding_config_file")
+    return model
 
 
 @register_step("step_estimate_reports", default=True)

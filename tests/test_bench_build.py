@@ -1,4 +1,4 @@
-"""Benchmark (``make bench``): QONNX -> estimates + codegen for the Fashion-MNIST-sized MLP, per-step times."""
+"""Benchmark (``make bench``): QONNX -> estimates + codegen for the Fashion-MNIST-sized MLP and CNN, per-step times."""
 
 import json
 import time
@@ -28,5 +28,27 @@ def test_bench_mlp_qonnx_to_codegen(tmp_path, spec):
     seconds = time.perf_counter() - t0
     times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())
     print(f"\nMLP 784-256-128-10 {spec}: QONNX -> estimates + codegen in {seconds:.1f} s; per step: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+    assert seconds < 60
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("spec", ["fp:e3m2", "int:4"])
+def test_bench_cnn_qonnx_to_codegen(tmp_path, spec):
+    """The cnn.py model (width 16, 28x28, residual block): lowering, NHWC, HW conversion, partition, folding for
+    Pynq-Z2, estimate reports and HDL generation."""
+    torch.manual_seed(0)
+    cfg_model = dict(width=16, image_size=28)
+    f, q = build_model("cnn", "float", **cfg_model), build_model("cnn", spec, **cfg_model)
+    quantize_ptq(f, q, torch.randn(64, 1, 28, 28))
+    qonnx = export_qonnx_model(q, torch.randn(1, 1, 28, 28), tmp_path / "cnn.onnx")
+    cfg = BuildConfig(output_dir=str(tmp_path / "build"), stop_step="step_hw_codegen")
+    t0 = time.perf_counter()
+    run_build(qonnx, cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())
+    perf = json.loads((tmp_path / "build" / "report" / "estimate_network_performance.json").read_text())
+    print(f"\nCNN w16 28x28 {spec}: QONNX -> estimates + codegen in {seconds:.1f} s "
+          f"({perf['estimated_throughput_fps']:.0f} FPS est.); per step: "
           + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     assert seconds < 60

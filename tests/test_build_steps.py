@@ -125,11 +125,31 @@ def test_fps_that_does_not_fit_the_board_says_by_how_much(tmp_path):
 
 
 def test_unmappable_nodes_are_listed_with_reasons(tmp_path):
-    qonnx = _qonnx(tmp_path, "cnn", width=8, image_size=8)
+    # 2x2 average pooling straight into global average pooling: no quantizer in between, so the lowering keeps a
+    # float island (Dequantize -> GlobalAveragePool -> QuantizeToFormat) that no hardware op implements
+    qonnx = _qonnx(tmp_path, "cnn", width=8, image_size=8, pool="avg")
     cfg = _cfg(tmp_path)
-    with pytest.raises(UnmappableNodesError, match=r"(?s)cannot be mapped.*Im2Col.*convolution input generator"
-                                                   r".*MaxPool.*max pooling.*ExactSumPool.*average pooling"):
+    with pytest.raises(UnmappableNodesError, match=r"(?s)cannot be mapped.*Dequantize.*GlobalAveragePool"
+                                                   r".*no minifinn or FINN hardware op.*QuantizeToFormat"
+                                                   r".*Only input quantization"):
         run_build(qonnx, cfg, progress=False)
+
+
+def test_specialize_and_folding_config_files_are_applied(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps({"MinifloatMVAU_1": {"preferred_impl_style": "hls"}}))
+    (tmp_path / "fold.json").write_text(json.dumps({"MinifloatMVAU_rtl_0": {"PE": 2, "SIMD": 4}}))
+    cfg = _cfg(tmp_path, specialize_layers_config_file=str(tmp_path / "spec.json"),
+               folding_config_file=str(tmp_path / "fold.json"), stop_step="step_estimate_reports")
+    model = run_build(_qonnx(tmp_path), cfg, progress=False)
+    ops = {n.name: n for n in model.graph.node}
+    assert ops["MinifloatMVAU_hls_0"].op_type == "MinifloatMVAU_hls"
+    inst = getCustomOp(ops["MinifloatMVAU_rtl_0"])
+    assert (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")) == (2, 4)
+    (tmp_path / "bad.json").write_text(json.dumps({"NoSuchNode": {"PE": 2}}))
+    cfg = _cfg(tmp_path, folding_config_file=str(tmp_path / "bad.json"))
+    with pytest.raises(MinifinnError, match="folding_config_file: .*bad.json names nodes that are not in the "
+                                            "model: NoSuchNode"):
+        run_build(_qonnx(tmp_path), cfg, progress=False)
 
 
 def test_cli_bad_board_and_bad_model_are_one_line_errors(tmp_path, capsys):

@@ -24,3 +24,7 @@ class DataMissingError(MinifinnError):
 
 class ConfigError(MinifinnError):
     """An invalid build configuration (unknown board, impossible target, unknown field)."""
+
+
+class UnmappableSoftmaxError(UnsupportedNodeError):
+    """A Softmax float island that cannot become a MinifloatSoftmax hardware op (axis, scales, formats)."""

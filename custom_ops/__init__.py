@@ -44,5 +44,11 @@ def register_ops():
     for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl):
         rtl.custom_op[op.__name__] = op
 
+    from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
+    from custom_ops.minifloat_softmax import MinifloatSoftmax
+
+    fpgadataflow.custom_op["MinifloatSoftmax"] = MinifloatSoftmax
+    hls.custom_op["MinifloatSoftmax_hls"] = MinifloatSoftmax_hls
+
 
 register_ops()

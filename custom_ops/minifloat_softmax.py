@@ -1,0 +1,261 @@
+"""MinifloatSoftmax: softmax over rows of <= 8-bit codes with an exact, defined integer arithmetic (FINN HWCustomOp).
+
+Replaces the lowered graph's float island ``Dequantize(x, s_in) -> Softmax(axis=-1) -> QuantizeToFormat(s_out, F)``
+(attention). Input ``x`` (..., N) holds values of ``inputDataType`` (codes ``c`` on the stream), output values of
+``outputDataType`` = ``F``. ``NumChannels`` is the row length N, ``PE`` elements per stream word.
+
+Arithmetic contract (bit exact; every quantity below is an integer, the tables are functions of the attributes):
+
+1. Exp table (``exp_table``), one entry per input code ``c`` with value ``v(c)``: ``t = (s_in v(c) - x_ref) log2(e)``
+   in float64 with ``x_ref = max_c s_in v(c)`` (so ``t <= 0``), ``L = floor(t)``, ``M = round_half_even(2^(P-1) *
+   2^(t - L))`` (``M == 2^P`` renormalises to ``2^(P-1)``, ``L + 1``); entry = (mantissa ``M_c`` in
+   ``[2^(P-1), 2^P)``, shift ``h_c = -L >= 0``): ``M_c 2^(-h_c-P+1) ~ exp(s_in v(c) - x_ref)`` to P bits
+   (``mantissaBits``).
+2. Row alignment: ``h_min = min_i h_{c_i}`` over the row (the row maximum's shift; the table is monotonic in value),
+   ``e_i = floor(M_{c_i} * 2^G / 2^(h_{c_i} - h_min))`` with ``G = alignBits`` (a right shift). When ``G`` is at least
+   the table's shift range (``exact_alignment()``) nothing is truncated, ``e_i / S`` does not depend on ``h_min`` and
+   the hardware skips the max search (two passes over the row instead of three).
+3. ``S = sum_i e_i`` (exact; ``S >= 2^(P-1+G) > 0``).
+4. Output: ``out_i = F.round(e_i / (S s_out))`` evaluated exactly with ``F``'s own tie policy
+   (``passes.thresholds.tie_rounds_up``), i.e. with midpoints ``m_k`` of ``F``'s values and the dyadic rationals
+   ``t_k = s_out m_k = num_k / 2^D``: ``out_i = values(F)[A + #{k : e_i 2^D >= num_k S + b_k}]``, ``b_k = 0`` when a
+   tie at ``m_k`` rounds up, ``1`` when it rounds down. Midpoints with ``t_k < 0`` (or ``= 0``, tie up) are always
+   passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie down) never
+   (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
+
+So the op computes the softmax with ``exp`` replaced by a P-bit table and the row alignment truncated at G bits,
+then rounds exactly; its difference to the float island is only the table / alignment precision (measured in
+tests/test_softmax.py, defaults P = 12, G = 12: see the module's docstring there). Hardware (HLS, cppsim): the row's
+codes are buffered; pass 1 reads the row (and finds ``h_min`` when the alignment is not exact), pass 2 sums ``e_i``
+(merged into pass 1 when exact), the row thresholds ``num_k S + b_k`` are computed with one multiplier (one per
+cycle), pass 3 compares ``e_i 2^D`` with them (PE x K comparators) and emits the codes.
+"""
+
+import math
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from compiler.errors import UnsupportedNodeError
+from custom_ops.channel_stream import ChannelStreamOp
+from custom_ops.general.common import format_of
+
+
+def code_values(fmt):
+    """Value of every code 0 .. 2^bits - 1 (codes a narrow integer format excludes get the format's minimum)."""
+    vals = []
+    for c in range(2 ** fmt.bits):
+        try:
+            vals.append(float(fmt.decode(np.array([c]))[0]))
+        except ValueError:
+            vals.append(float(fmt.values()[0]))
+    return vals
+
+
+@lru_cache(maxsize=64)
+def exp_table(in_name, in_scale, mantissa_bits):
+    """(mantissas, shifts) per input code: step 1 of the contract."""
+    fmt = format_of(in_name, "MinifloatSoftmax")
+    p = int(mantissa_bits)
+    xs = [float(np.float64(in_scale) * v) for v in code_values(fmt)]  # fp32 scale x few-bit value: exact in float64
+    x_ref = max(xs)
+    mants, shifts = [], []
+    for x in xs:
+        t = (x - x_ref) * math.log2(math.e)
+        low = math.floor(t)
+        m = round(math.ldexp(2.0 ** (t - low), p - 1))  # Python round: half to even
+        if m == 2**p:
+            m, low = 2 ** (p - 1), low + 1
+        mants.append(int(m))
+        shifts.append(int(-low))
+    return tuple(mants), tuple(shifts)
+
+
+@lru_cache(maxsize=64)
+def softmax_thresholds(out_name, out_scale):
+    """(num, bias, D, offset): step 4 of the contract (only thresholds that can decide an output)."""
+    from passes.thresholds import as_fraction, tie_rounds_up
+
+    fmt = format_of(out_name, "MinifloatSoftmax")
+    s = as_fraction(np.float32(out_scale))
+    if s <= 0:
+        raise UnsupportedNodeError(f"MinifloatSoftmax: output scale must be positive, got {float(s)}")
+    mids, up = tie_rounds_up(fmt)
+    offset, kept = 0, []
+    for m, tie_up in zip(mids, up):
+        t = s * m
+        if t < 0 or (t == 0 and tie_up):
+            offset += 1
+        elif t > 1 or (t == 1 and not tie_up):
+            continue
+        else:
+            kept.append((t, 0 if tie_up else 1))
+    d = max([0] + [t.denominator.bit_length() - 1 for t, _ in kept])
+    nums = [int(t * 2**d) for t, _ in kept]
+    return tuple(nums), tuple(b for _, b in kept), d, offset
+
+
+class MinifloatSoftmax(ChannelStreamOp):
+    def op_attrs(self):
+        return {
+            "inputDataType": ("s", True, ""),
+            "in_scale": ("f", True, 1.0),
+            "out_scale": ("f", True, 1.0),
+            "mantissaBits": ("i", False, 12),
+            "alignBits": ("i", False, 12),
+        }
+
+    # --- formats and tables --------------------------------------------------------------------------------------
+    def input_format(self):
+        fmt = format_of(self.get_nodeattr("inputDataType"), self.onnx_node.name)
+        if fmt.bits > 8:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: input {fmt.name} has {fmt.bits} bits; the exp table "
+                                       "supports inputs of at most 8 bits")
+        return fmt
+
+    def get_input_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("inputDataType")]
+
+    def precision(self):
+        p, g = self.get_nodeattr("mantissaBits"), self.get_nodeattr("alignBits")
+        if not 2 <= p <= 24 or not 0 <= g <= 48:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: mantissaBits={p}, alignBits={g}; supported "
+                                       "2 <= mantissaBits <= 24, 0 <= alignBits <= 48")
+        return p, g
+
+    def exp_table(self):
+        self.input_format()
+        return exp_table(self.get_nodeattr("inputDataType"), float(np.float32(self.get_nodeattr("in_scale"))),
+                         self.precision()[0])
+
+    def row_thresholds(self):
+        self.output_format()
+        return softmax_thresholds(self.get_nodeattr("outputDataType"), float(np.float32(self.get_nodeattr("out_scale"))))
+
+    def shift_range(self):
+        return max(self.exp_table()[1])
+
+    def exact_alignment(self):
+        return self.precision()[1] >= self.shift_range()
+
+    # --- widths (hardware) ---------------------------------------------------------------------------------------
+    def shift_bits(self):
+        return max(1, self.shift_range().bit_length())
+
+    def e_bits(self):
+        p, g = self.precision()
+        return p + g
+
+    def sum_bits(self):
+        return self.e_bits() + max(1, (self.get_nodeattr("NumChannels") - 1).bit_length())
+
+    def num_bits(self):
+        nums, _, d, _ = self.row_thresholds()
+        return max([d + 2] + [n.bit_length() + 1 for n in nums])
+
+    def cmp_bits(self):
+        """Width of e_i 2^D and of the row thresholds num_k S + b_k (< 2^D S + 2)."""
+        return self.sum_bits() + self.row_thresholds()[2] + 2
+
+    def get_instream_width(self, ind=0):
+        return self.get_nodeattr("PE") * self.input_format().bits
+
+    def verify_node(self):
+        p, g = self.precision()
+        return [f"{self.onnx_node.name}: softmax rows of {self.get_nodeattr('NumChannels')}, P={p}, G={g}, "
+                f"{len(self.row_thresholds()[0])} row thresholds"]
+
+    # --- golden model ------------------------------------------------------------------------------------------
+    def execute_python(self, x):
+        """The contract with Python ints, row by row."""
+        fi, fo = self.input_format(), self.output_format()
+        mants, shifts = self.exp_table()
+        nums, bias, d, offset = self.row_thresholds()
+        g = self.precision()[1]
+        x = np.asarray(x, dtype=np.float32)
+        codes = fi.encode(x).astype(np.int64).reshape(-1, x.shape[-1])
+        values = fo.values()
+        out = np.empty(codes.shape, dtype=np.float32)
+        for r, row in enumerate(codes):
+            h_min = min(shifts[c] for c in row)
+            e = [(mants[c] << g) >> (shifts[c] - h_min) for c in row]
+            total = sum(e)
+            theta = [n * total + b for n, b in zip(nums, bias)]
+            for i, ei in enumerate(e):
+                lhs = ei << d
+                out[r, i] = values[offset + sum(1 for t in theta if lhs >= t)]
+        return out.reshape(x.shape)
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        context[node.output[0]] = self.execute_python(context[node.input[0]])
+
+    # --- performance and resources -------------------------------------------------------------------------------
+    def rows(self):
+        return int(np.prod(self.get_nodeattr("numInputVectors")))
+
+    def get_exp_cycles(self):
+        """Per row: N/PE read (+ sum when the alignment is exact), N/PE sum (otherwise), K threshold products, N/PE
+        output; rows are not overlapped (the HLS loop nest)."""
+        passes = 2 if self.exact_alignment() else 3
+        return self.rows() * (passes * self.folds() + len(self.row_thresholds()[0]))
+
+    def lut_estimation(self, fpgapart=None):
+        """Analytic: per lane an exp ROM (2^bits x (P + shift bits), 64 bits per LUT), a barrel shifter
+        (~(P+G) x log2(shift range) LUTs), an adder tree into S, K comparators of cmp_bits (cmp/2 LUTs each) and the
+        count -> code mux; with exact alignment the ROM holds e_c (P + G bits) and there is no shifter. The
+        threshold multiplier is in DSPs."""
+        pe, k = self.get_nodeattr("PE"), len(self.row_thresholds()[0])
+        entries = 2 ** self.input_format().bits
+        if self.exact_alignment():  # the ROM holds e_c = M_c 2^(G - h_c) itself: no shifter
+            rom, shifter = pe * self.e_bits() * max(1, entries // 64), 0
+        else:
+            rom = pe * (self.precision()[0] + self.shift_bits()) * max(1, entries // 64)
+            shifter = pe * self.e_bits() * self.shift_bits()
+        adder = pe * self.sum_bits()
+        cmp = pe * k * (self.cmp_bits() // 2 + 1)
+        mux = pe * self.output_format().bits * max(1, (k + 1) // 4)
+        return int(rom + shifter + adder + cmp + mux + 64)
+
+    def bram_estimation(self, fpgapart=None):
+        """Row buffer of N codes (+ the K row thresholds, in registers): BRAM only beyond 1 kbit."""
+        bits = self.get_nodeattr("NumChannels") * self.input_format().bits
+        return 0 if bits <= 1024 else int(math.ceil(bits / 18432))
+
+    def dsp_estimation(self, fpgapart=None):
+        """One num_k x S multiplier per row threshold cycle (DSP48E1: 25 x 18 signed)."""
+        return int(math.ceil(self.num_bits() / 17) * math.ceil((self.sum_bits() + 1) / 24))
+
+    def ff_estimation(self, fpgapart=None):
+        k = len(self.row_thresholds()[0])
+        return int(k * self.cmp_bits() + self.sum_bits() + self.get_outstream_width() + 32)
+
+    def node_res_estimation(self, fpgapart):
+        return {"BRAM_18K": self.bram_estimation(), "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(),
+                "URAM": 0, "URAM_efficiency": 1.0, "DSP": self.dsp_estimation(), "FF": self.ff_estimation()}
+
+    def get_op_and_param_counts(self):
+        return {f"param_softmax_table_{self.get_nodeattr('inputDataType')}": 2 ** self.input_format().bits}
+
+
+def reference_rational(x, fi, fo, in_scale, out_scale, mantissa_bits, align_bits):
+    """Independent statement of the contract with Fractions (slow; tests only): e_i / S rounded exactly by F."""
+    from passes.thresholds import tie_rounds_up
+
+    mants, shifts = exp_table(fi.qonnx_name, float(np.float32(in_scale)), mantissa_bits)
+    mids, up = tie_rounds_up(fo)
+    vals = fo.values()
+    s = Fraction(float(np.float32(out_scale)))
+    x = np.asarray(x, dtype=np.float32)
+    codes = fi.encode(x).astype(np.int64).reshape(-1, x.shape[-1])
+    out = np.empty(codes.shape, dtype=np.float32)
+    for r, row in enumerate(codes):
+        h_min = min(shifts[c] for c in row)
+        e = [Fraction(mants[c] * 2**align_bits, 2 ** (shifts[c] - h_min)).__floor__() for c in row]
+        total = sum(e)
+        for i, ei in enumerate(e):
+            y = Fraction(ei, total) / s
+            out[r, i] = vals[sum(1 for m, u in zip(mids, up) if (y >= m if u else y > m))]
+    return out.reshape(x.shape)

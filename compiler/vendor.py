@@ -35,7 +35,7 @@ from compiler.runner import register_step
 
 TOOLS = ("vivado", "vitis_hls", "v++")
 _VERSION_ARGS = {"vivado": ["-version"], "vitis_hls": ["-version"], "v++": ["--version"]}
-VENDOR_STEPS = ("step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
+VENDOR_STEPS = ("step_insert_stream_plumbing", "step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
                 "step_deployment_package")
 CONTINUE_SCRIPT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "build_vivado.sh"
 
@@ -272,6 +272,56 @@ def _write_driver(model, cfg):
 
 
 # --- steps ------------------------------------------------------------------------------------------------------------
+@register_step("step_insert_stream_plumbing")
+def step_insert_stream_plumbing(model, cfg):
+    """What FINN's stitched IP needs between the layers, with FINN's own transformations (no vendor tool needed):
+    ``InferDuplicateStreamsLayer`` for forks (a residual's skip), ``InsertDWC`` where producer and consumer words
+    differ, ``InsertFIFO`` with the depths step_fifo_sizing stored in ``inFIFODepths`` (shallow ones too, as FINN's
+    builder does), then SpecializeLayers (FIFOs and width converters in RTL) and PrepareIP for the new nodes; they
+    move code bits, so a minifloat datatype on them becomes UINT of the code width (FINN's HLS types have none). In
+    the stitched Icarus simulation the same roles are played by minifinn's own fork/FIFO/DWC modules."""
+    from compiler.finn_env import ensure_finn_offline
+
+    ensure_finn_offline()
+    import custom_ops  # noqa: F401
+    from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.core.datatype import DataType
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    model = model.transform(InferDuplicateStreamsLayer())
+    for node in model.get_nodes_by_op_type("DuplicateStreams"):
+        # as wide as its producer, so the fork itself needs no width converter
+        producer = model.find_producer(node.input[0])
+        inst = getCustomOp(node)
+        bits = model.get_tensor_datatype(node.input[0]).bitwidth()
+        lanes = getCustomOp(producer).get_outstream_width() // bits if producer is not None else 1
+        if inst.get_nodeattr("NumChannels") % lanes == 0:
+            inst.set_nodeattr("PE", lanes)
+    model = model.transform(InsertDWC())
+    model = model.transform(InsertFIFO(create_shallow_fifos=True))
+    plumbing = ("DuplicateStreams", "StreamingFIFO", "StreamingDataWidthConverter")
+    for node in model.graph.node:
+        if node.op_type not in plumbing:
+            continue
+        inst = getCustomOp(node)
+        if node.op_type != "DuplicateStreams":
+            inst.set_nodeattr("preferred_impl_style", "rtl")
+        for attr in ("inputDataType", "dataType"):
+            try:
+                dt = DataType[inst.get_nodeattr(attr)]
+            except (AttributeError, KeyError):
+                continue
+            if not dt.is_integer():  # they move code bits; FINN's HLS types have no minifloat
+                inst.set_nodeattr(attr, f"UINT{dt.bitwidth()}")
+    model = model.transform(SpecializeLayers(_part(cfg))).transform(GiveUniqueNodeNames())
+    return model.transform(PrepareIP(_part(cfg), cfg.synth_clk_period_ns))
+
+
 @register_step("step_hw_ipgen")
 def step_hw_ipgen(model, cfg):
     """PrepareIP (sources exported to hw_sources/), then FINN's HLSSynthIP + ReplaceVerilogRelPaths for HLS

@@ -91,3 +91,27 @@ def test_too_shallow_fifo_deadlock_is_reported_with_the_full_fifo(tmp_path):
 def test_bad_fifo_config_is_one_clear_error():
     with pytest.raises(ConfigError, match="fifo_sizing 'auto' is not one of"):
         BuildConfig(fifo_sizing="auto")
+
+
+def test_vendor_plumbing_inserts_finn_forks_width_converters_and_sized_fifos(tmp_path):
+    """step_insert_stream_plumbing (first vendor step, needs no tool): FINN's DuplicateStreams for the residual fork,
+    StreamingDataWidthConverter where words differ, StreamingFIFO with the simulated depths; PrepareIP generates
+    their sources."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from compiler.vendor import step_insert_stream_plumbing
+
+    model, report = _build(tmp_path)
+    depths = json.loads((report / "fifo_sizing.json").read_text())["depths"]
+    cfg = BuildConfig(output_dir=str(tmp_path / "build"))
+    plumbed = step_insert_stream_plumbing(model, cfg)
+    ops = [n.op_type for n in plumbed.graph.node]
+    assert ops.count("DuplicateStreams_hls") == 1  # the residual block's skip
+    fifos = [getCustomOp(n) for n in plumbed.graph.node if n.op_type == "StreamingFIFO_rtl"]
+    assert sorted(f.get_nodeattr("depth") for f in fifos)[-1] == max(depths.values())
+    widths_ok = all(getCustomOp(plumbed.find_producer(n.input[0])).get_outstream_width() ==
+                    getCustomOp(n).get_instream_width()
+                    for n in plumbed.graph.node if plumbed.find_producer(n.input[0]) is not None
+                    and n.op_type != "DuplicateStreams_hls")
+    assert widths_ok
+    assert all(getCustomOp(n).get_nodeattr("code_gen_dir_ipgen") for n in plumbed.graph.node)

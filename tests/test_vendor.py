@@ -81,7 +81,11 @@ def test_full_build_without_vivado_generates_the_handoff_and_stops_with_the_comm
     # RTL layers need no tool for IP generation: step_hw_ipgen ran and its model was saved for the resume
     assert (out / "intermediate_models" / "step_hw_ipgen.onnx").is_file()
     manifest = json.loads((out / "hw_sources" / "manifest.json").read_text())
-    assert len(manifest) == 3 and all(v["backend"] == "rtl" for v in manifest.values())
+    kinds = [v["op_type"] for v in manifest.values()]
+    assert kinds.count("MinifloatMVAU_rtl") == 3 and all(v["backend"] == "rtl" for v in manifest.values())
+    # step_insert_stream_plumbing: FINN's FIFOs before, between and after the layers and around width converters
+    assert kinds.count("StreamingFIFO_rtl") >= 4 and set(kinds) <= {"MinifloatMVAU_rtl", "StreamingFIFO_rtl",
+                                                                    "StreamingDataWidthConverter_rtl"}
     for layer, entry in manifest.items():
         assert any(f.endswith(".v") for f in entry["files"])
         assert all((out / "hw_sources" / layer / f).is_file() for f in entry["files"])

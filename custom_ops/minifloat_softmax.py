@@ -169,7 +169,25 @@ class MinifloatSoftmax(ChannelStreamOp):
 
     # --- golden model ------------------------------------------------------------------------------------------
     def execute_python(self, x):
-        """The contract with Python ints, row by row."""
+        """The contract row by row: numpy int64 when every intermediate fits 62 bits (``cmp_bits``), else Python
+        ints (``execute_python_ints``)."""
+        if self.cmp_bits() > 62:
+            return self.execute_python_ints(x)
+        fi = self.input_format()
+        mants, shifts = (np.asarray(t, dtype=np.int64) for t in self.exp_table())
+        nums, bias, d, offset = self.row_thresholds()
+        g = self.precision()[1]
+        x = np.asarray(x, dtype=np.float32)
+        codes = fi.encode(x).astype(np.int64).reshape(-1, x.shape[-1])
+        h = shifts[codes]
+        e = (mants[codes] << g) >> np.minimum(h - h.min(axis=1, keepdims=True), 63)
+        total = e.sum(axis=1, keepdims=True)
+        theta = np.asarray(nums, dtype=np.int64)[None, :] * total + np.asarray(bias, dtype=np.int64)[None, :]
+        count = offset + ((e << d)[:, :, None] >= theta[:, None, :]).sum(axis=2)
+        return self.output_format().values().astype(np.float32)[count].reshape(x.shape)
+
+    def execute_python_ints(self, x):
+        """The contract with Python ints (any width)."""
         fi, fo = self.input_format(), self.output_format()
         mants, shifts = self.exp_table()
         nums, bias, d, offset = self.row_thresholds()

@@ -32,6 +32,7 @@ class FlowSpec:
     quick_epochs: int = 1
     default_output_dir: str = "out/flow"
     train_kwargs: dict = field(default_factory=dict)
+    ptq: tuple = ("calibrate",)
 
 
 def parse_args(prog, doc, spec, argv=None):
@@ -45,6 +46,9 @@ def parse_args(prog, doc, spec, argv=None):
     p.add_argument("--impl", choices=["rtl", "hls"], default="rtl",
                    help="matrix-vector implementation (rtl: Icarus rtlsim + stitched simulation; hls: g++ cppsim)")
     p.add_argument("--epochs", type=int, default=None, help=f"float training epochs (default {spec.epochs})")
+    p.add_argument("--ptq", default=",".join(spec.ptq),
+                   help="Brevitas PTQ techniques, comma-separated (act_equalization, calibrate, gptq, "
+                        f"bias_correction; default {','.join(spec.ptq)})")
     p.add_argument("--verify-images", type=int, default=4)
     p.add_argument("--bitfile", action="store_true",
                    help="continue to the bitfile (needs Vivado/Vitis HLS; without them the build stops with the "
@@ -92,7 +96,8 @@ def run_flow(args, spec, prog):
         train(float_model, x_tr, y_tr, epochs=epochs, progress=not args.quick, **spec.train_kwargs)
         train_seconds = time.time() - t0
         quant = build_model(spec.model, qspec, **model_cfg)
-        quantize_ptq(float_model, quant, x_tr[:2000], techniques=("calibrate",))
+        techniques = tuple(t.strip() for t in args.ptq.split(",") if t.strip())
+        quantize_ptq(float_model, quant, x_tr[:2000], techniques=techniques)
         qonnx = export_qonnx_model(quant, torch.from_numpy(x_te[:1]), out / f"{spec.model}.qonnx.onnx")
         np.save(out / "verify_input.npy", x_te[:args.verify_images])
         print(f"[build] {qspec} on {args.board}")
@@ -117,6 +122,7 @@ def run_flow(args, spec, prog):
     acc = {"float": evaluate(float_model, x_te, y_te), "brevitas_quantized": evaluate(quant, x_te, y_te),
            "hardware_exact": cmp["accuracy_lowered"], "qonnx_golden": cmp["accuracy_qonnx"],
            "test_images": int(len(x_te)), "formats": {"weights": args.weights, "acts": args.acts},
+           "ptq": list(techniques),
            "train_seconds": round(train_seconds, 1), "build_seconds": round(build_seconds, 1)}
     (out / "report" / "accuracy.json").write_text(json.dumps(acc, indent=2) + "\n")
     print_summary(out, acc, args.board, time.time() - t_start)

@@ -5,6 +5,9 @@ Arithmetic contract (bit exact; the lowered graph's ``ExactAdd`` followed by its
 alignment coefficients ``coeffs = [k0, k1]`` (passes/streamline.py), ``acc = k0 * x0_int + k1 * x1_int`` exactly,
 then ``out[..., c] = out_values[#{i : sign[c] * acc[..., c] >= T[c, i]}]`` (``outputDataType`` values, thresholds
 ``T`` (C, N) an initializer). PE channels per cycle on both input streams and the output stream.
+
+``const_in1 = 1``: ``x1`` is a constant initializer of the full input shape (a ViT's positional embedding); the
+hardware streams it from a ROM (custom_ops/rtl/rom_stream.v) instead of an input port, so the node has one stream.
 """
 
 import numpy as np
@@ -25,7 +28,17 @@ class MinifloatAdd(ChannelStreamOp):
             "coeffs": ("ints", True, []),
             "accDataType": ("s", True, ""),
             "channel_signs": ("ints", False, []),
+            "const_in1": ("i", False, 0),
         }
+
+    def const_words(self, model):
+        """The constant operand's stream words (PE codes each, the order of in1's stream)."""
+        from custom_ops.codegen import codes_of, pack_words
+
+        fmt, pe = self.in_format(1), self.get_nodeattr("PE")
+        c = np.asarray(model.get_initializer(self.onnx_node.input[1]), dtype=np.float32)
+        c = np.broadcast_to(c, self.get_normal_input_shape(0))
+        return pack_words(codes_of(c, fmt).reshape(-1, pe), fmt.bits)
 
     def in_format(self, ind):
         return format_of(self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType"), self.onnx_node.name)
@@ -39,9 +52,14 @@ class MinifloatAdd(ChannelStreamOp):
     def get_instream_width(self, ind=0):
         return 0 if ind > 1 else self.get_nodeattr("PE") * self.in_format(ind).bits
 
+    def operand_width(self, ind):
+        return self.get_nodeattr("PE") * self.in_format(ind).bits
+
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()
-        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0)), ("in1_V", self.get_instream_width_padded(1))]
+        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0))]
+        if not self.get_nodeattr("const_in1"):
+            intf["s_axis"].append(("in1_V", self.get_instream_width_padded(1)))
         return intf
 
     def verify_node(self):
@@ -51,6 +69,8 @@ class MinifloatAdd(ChannelStreamOp):
         """Analytic: two constant multipliers and an adder of acc_bits, PE x N comparators, thresholds in LUTRAM."""
         pe, n, acc = self.get_nodeattr("PE"), self.n_thresholds(), self.acc_bits()
         storage = self.get_nodeattr("NumChannels") * n * acc / 64
+        if self.get_nodeattr("const_in1"):  # the constant operand's ROM, in LUTs while small
+            storage += int(np.prod(self.get_normal_input_shape(0))) * self.in_format(1).bits / 64
         return int(round(pe * (3 * acc + n * (acc / 2 + 1)) + storage))
 
     def accumulate(self, x0, x1):

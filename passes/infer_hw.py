@@ -195,7 +195,8 @@ class InferMinifloatThresholding(Transformation):
 class InferMinifloatAdd(Transformation):
     """``ExactAdd`` of two streams (residual add) + its ``MinifloatThreshold`` -> ``MinifloatAdd``.
 
-    Converted when both operands are dynamic tensors of the same shape, the add's only consumer is a threshold on
+    A constant operand (a ViT's positional embedding), broadcast to the stream's shape, becomes in1 with
+    ``const_in1 = 1`` (streamed from a ROM in hardware). Converted when the dynamic operands have the same shape, the add's only consumer is a threshold on
     the last axis (or per tensor), and the coefficients fit 64 bits. Run before ``InferMinifloatThresholding``.
     """
 
@@ -205,18 +206,33 @@ class InferMinifloatAdd(Transformation):
         for node in list(graph.node):
             if node.op_type != "ExactAdd" or len(node.input) != 2:
                 continue
-            if any(model.get_initializer(t) is not None for t in node.input):
+            inputs = list(node.input)
+            consts = [model.get_initializer(t) is not None for t in inputs]
+            if all(consts):
                 continue
-            shapes = [model.get_tensor_shape(t) for t in node.input]
-            if shapes[0] != shapes[1] or shapes[0] is None:
+            ainst = getCustomOp(node)
+            coeffs = [int(k) for k in ainst.get_nodeattr("coeffs")]
+            fmts = list(ainst.get_nodeattr("formats"))
+            if consts[0]:  # the constant goes to in1 (the ROM-streamed operand)
+                inputs, coeffs, fmts = inputs[::-1], coeffs[::-1], fmts[::-1]
+            shape = model.get_tensor_shape(inputs[0])
+            if shape is None:
+                continue
+            if any(consts):
+                const = np.asarray(model.get_initializer(inputs[1]), dtype=np.float32)
+                try:
+                    const = np.broadcast_to(const, shape)
+                except ValueError:
+                    continue
+                inputs[1] = model.make_new_valueinfo_name()
+                model.set_initializer(inputs[1], np.ascontiguousarray(const))
+            elif model.get_tensor_shape(inputs[1]) != shape:
                 continue
             consumers = model.find_consumers(node.output[0]) or []
             if len(consumers) != 1 or consumers[0].op_type != "MinifloatThreshold":
                 continue
             thr = consumers[0]
-            tinst, ainst = getCustomOp(thr), getCustomOp(node)
-            shape = shapes[0]
-            coeffs = [int(k) for k in ainst.get_nodeattr("coeffs")]
+            tinst = getCustomOp(thr)
             if max(abs(k) for k in coeffs) >= 2**63:
                 continue
             rows = last_axis_thresholds(model, thr, shape)
@@ -224,14 +240,14 @@ class InferMinifloatAdd(Transformation):
                 continue
             t_name, signs = rows
             channels = int(shape[-1])
-            fmts = list(ainst.get_nodeattr("formats"))
+            fmts = [f.decode() if isinstance(f, bytes) else f for f in fmts]
             new = helper.make_node(
-                "MinifloatAdd", [node.input[0], node.input[1], t_name], [thr.output[0]], domain=FPGADATAFLOW,
+                "MinifloatAdd", [inputs[0], inputs[1], t_name], [thr.output[0]], domain=FPGADATAFLOW,
                 backend="fpgadataflow", name=f"MinifloatAdd_{node.name}", NumChannels=channels, PE=1,
                 in0DataType=fmts[0], in1DataType=fmts[1], coeffs=coeffs,
                 accDataType=model.get_tensor_datatype(node.output[0]).name,
                 outputDataType=tinst.get_nodeattr("out_format"), numInputVectors=[int(d) for d in shape[:-1]],
-                **({"channel_signs": signs} if signs else {}),
+                const_in1=int(any(consts)), **({"channel_signs": signs} if signs else {}),
             )
             graph.node.insert(list(graph.node).index(node), new)
             graph.node.remove(node)

@@ -73,3 +73,30 @@ def test_cnn_residual_add_becomes_minifloat_add(tmp_path):
         assert np.array_equal(a, b)
     node = [n for n in hw.graph.node if n.op_type == "MinifloatAdd"][0]
     assert getCustomOp(node).get_exp_cycles() > 0
+
+
+@pytest.mark.parametrize("pe", [1, 4])
+def test_constant_operand_is_streamed_from_a_rom(pe):
+    """const_in1: the second operand (a positional embedding) is an initializer; Python == rtlsim over two frames,
+    and the node has one stream input."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    f = MinifloatFormat(3, 2)
+    model, x0, x1, t = add_model(f, f, f, (5, 3), 8, pe, (1, 6))
+    model.set_initializer("x1", x1)
+    model.graph.input.remove(model.graph.input[1])
+    getCustomOp(model.graph.node[0]).set_nodeattr("const_in1", 1)
+    golden = execute_onnx(model, {"x0": x0})["y"]
+    acc = 5 * np.rint(x0.astype(np.float64) * 2.0 ** -f.lsb_exponent) + 3 * np.rint(x1 * 2.0 ** -f.lsb_exponent)
+    assert np.array_equal(golden, f.values()[(acc[..., None] >= t).sum(-1)])
+    hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
+    inst = getCustomOp(hw.graph.node[0])
+    assert inst.n_input_streams() == 1 and [n for n, _ in inst.get_verilog_top_module_intf_names()["s_axis"]] == \
+        ["in0_V"]
+    hw = hw.transform(SetExecMode("rtlsim"))
+    for seed in range(2):
+        x = f.values()[np.random.default_rng(seed).integers(0, len(f.values()), size=x0.shape)].astype(np.float32)
+        assert np.array_equal(execute_onnx(hw, {"x0": x})["y"], execute_onnx(model, {"x0": x})["y"])

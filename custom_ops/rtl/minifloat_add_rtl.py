@@ -4,12 +4,13 @@
 Icarus with the two-stream AXI testbench (random valid gaps on both inputs, random backpressure).
 """
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from compiler.errors import UnsupportedNodeError
-from custom_ops.codegen import codes_of, pack_words, unpack_words
+from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
 from custom_ops.mac import operand_params
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.rtl.icarus_backend import IcarusBackend
@@ -26,7 +27,14 @@ class MinifloatAdd_rtl(IcarusBackend, MinifloatAdd, RTLBackend):
         return attrs
 
     def n_input_streams(self):
-        return 2
+        return 1 if self.get_nodeattr("const_in1") else 2
+
+    def get_rtl_file_list(self, abspath=False):
+        files = super().get_rtl_file_list(abspath)
+        if self.get_nodeattr("const_in1"):
+            rom = "rom_stream.v"
+            files.insert(-1, str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / rom) if abspath else rom)
+        return files
 
     def generate_hdl(self, model, fpgapart, clk):
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
@@ -45,14 +53,22 @@ class MinifloatAdd_rtl(IcarusBackend, MinifloatAdd, RTLBackend):
                   f".SIGNS({signs_mask(self.signs(), c)})",
                   f'.THRESH_FILE("{(code_dir / "thresholds.hex").as_posix()}")',
                   f'.CODE_FILE("{(code_dir / "codes.hex").as_posix()}")']
-        self.write_top(code_dir, "axis2_wrapper.v", params,
-                       {"$IW$": self.get_instream_width(0), "$IW1$": self.get_instream_width(1),
-                        "$OW$": self.get_outstream_width()})
+        widths = {"$IW$": self.get_instream_width(0), "$IW1$": self.operand_width(1),
+                  "$OW$": self.get_outstream_width()}
+        if self.get_nodeattr("const_in1"):
+            words = self.const_words(model)
+            write_hex(code_dir / "const.hex", words, self.operand_width(1))
+            widths.update({"$WORDS1$": len(words), "$FILE1$": (code_dir / "const.hex").as_posix()})
+            self.write_top(code_dir, "axis_const1_wrapper.v", params, widths)
+            shutil.copy(Path(__file__).resolve().parent / "rom_stream.v", code_dir / "rom_stream.v")
+        else:
+            self.write_top(code_dir, "axis2_wrapper.v", params, widths)
 
     def _run_rtlsim(self, x0, x1):
         pe = self.get_nodeattr("PE")
         streams = []
-        for ind, x in enumerate((x0, x1)):
+        operands = (x0,) if self.get_nodeattr("const_in1") else (x0, x1)
+        for ind, x in enumerate(operands):
             fmt = self.in_format(ind)
             words = pack_words(codes_of(np.asarray(x, dtype=np.float32), fmt).reshape(-1, pe), fmt.bits)
             streams.append((words, self.get_instream_width(ind)))

@@ -46,9 +46,11 @@ def register_ops():
 
     from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
     from custom_ops.minifloat_softmax import MinifloatSoftmax
+    from custom_ops.rtl.minifloat_softmax_rtl import MinifloatSoftmax_rtl
 
     fpgadataflow.custom_op["MinifloatSoftmax"] = MinifloatSoftmax
     hls.custom_op["MinifloatSoftmax_hls"] = MinifloatSoftmax_hls
+    rtl.custom_op["MinifloatSoftmax_rtl"] = MinifloatSoftmax_rtl
 
 
 register_ops()

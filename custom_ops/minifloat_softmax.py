@@ -167,6 +167,25 @@ class MinifloatSoftmax(ChannelStreamOp):
         return [f"{self.onnx_node.name}: softmax rows of {self.get_nodeattr('NumChannels')}, P={p}, G={g}, "
                 f"{len(self.row_thresholds()[0])} row thresholds"]
 
+    # --- hardware parameters (shared by the HLS and RTL backends) ---------------------------------------------
+    def rom_tables(self):
+        """(etab, shift) per input code: e_c itself when the alignment is exact (shifts 0), else M_c 2^G and h_c."""
+        mants, shifts = self.exp_table()
+        g = self.precision()[1]
+        if self.exact_alignment():
+            return [(m << g) >> h for m, h in zip(mants, shifts)], [0] * len(mants)
+        return [m << g for m in mants], list(shifts)
+
+    def hw_params(self):
+        """Template parameters of the C++ / Verilog cores, in their order."""
+        nums, _, d, offset = self.row_thresholds()
+        k = len(nums)
+        return {"N": self.get_nodeattr("NumChannels"), "PE": self.get_nodeattr("PE"), "IB": self.input_format().bits,
+                "OB": self.output_format().bits, "EB": self.e_bits(), "HB": self.shift_bits(),
+                "EXACT": "true" if self.exact_alignment() else "false", "SB": self.sum_bits(), "NB": self.num_bits(),
+                "CW": self.cmp_bits(), "D": d, "K": k, "KA": max(k, 1), "OFFSET": offset,
+                "NV": len(self.output_format().values()), "CB": max(1, k.bit_length())}
+
     # --- golden model ------------------------------------------------------------------------------------------
     def execute_python(self, x):
         """The contract row by row: numpy int64 when every intermediate fits 62 bits (``cmp_bits``), else Python

@@ -28,23 +28,8 @@ class MinifloatSoftmax_hls(MinifloatSoftmax, HLSBackend):
         attrs.update(HLSBackend.get_nodeattr_types(self))
         return attrs
 
-    # --- ROM contents ------------------------------------------------------------------------------------------
-    def rom_tables(self):
-        """(etab, shift) per input code: e_c itself when the alignment is exact (shifts 0), else M_c 2^G and h_c."""
-        mants, shifts = self.exp_table()
-        g = self.precision()[1]
-        if self.exact_alignment():
-            return [(m << g) >> h for m, h in zip(mants, shifts)], [0] * len(mants)
-        return [m << g for m in mants], list(shifts)
-
     def _template_args(self):
-        nums, _, d, offset = self.row_thresholds()
-        k = len(nums)
-        n_values = len(self.output_format().values())
-        return [self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"), self.input_format().bits,
-                self.output_format().bits, self.e_bits(), self.shift_bits(),
-                "true" if self.exact_alignment() else "false", self.sum_bits(), self.num_bits(), self.cmp_bits(), d,
-                k, max(k, 1), offset, n_values, max(1, k.bit_length())]
+        return list(self.hw_params().values())
 
     # --- HLSBackend code_gen_dict fillers ------------------------------------------------------------------------
     def global_includes(self):

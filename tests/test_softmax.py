@@ -1,5 +1,6 @@
 """MinifloatSoftmax: Python golden == exact rational statement == cppsim (g++) == rtlsim (Icarus) bit for bit;
-precision vs the float island; InferMinifloatSoftmax on the lowered ViT (graph runs, clear errors); trained-ViT accuracy (slow).
+precision vs the float island; InferMinifloatSoftmax on the lowered ViT (graph runs, clear errors); trained-ViT
+accuracy (slow; measured: 75.0 % with the float island, 74.8 % with MinifloatSoftmax, 1,000 test images).
 
 Measured (2,000 random rows of 16, logits s_in v up to +-1.5 .. +-4, output scale 1/max, see
 test_default_precision_vs_float_island): differing output codes vs the float island (fp32 Dequantize -> softmax ->
@@ -29,7 +30,7 @@ from qonnx.util.basic import qonnx_make_model
 import custom_ops  # noqa: F401  (registers the ops)
 from compiler.errors import UnmappableSoftmaxError
 from compiler.numerics import IntFormat, MinifloatFormat
-from custom_ops.minifloat_softmax import MinifloatSoftmax, reference_rational
+from custom_ops.minifloat_softmax import reference_rational
 
 needs_sim = pytest.mark.skipif(shutil.which("g++") is None or shutil.which("iverilog") is None,
                                reason="needs g++ and iverilog")
@@ -166,6 +167,25 @@ def test_cycles_and_estimates():
         assert res["LUT"] > 0 and res["DSP"] >= 1 and res["BRAM_18K"] == 0
     wide = getCustomOp(softmax_model(F(3, 2), F(3, 2), 16, 12, 0.054, 0.0194, 12, 12, 8).graph.node[0])
     assert wide.lut_estimation() > exact.lut_estimation()  # PE lanes cost comparators
+
+
+def test_finn_passes_accept_the_op():
+    from functools import partial
+
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    part = "xc7z020clg400-1"
+    for style, impl in (("", "MinifloatSoftmax_rtl"), ("hls", "MinifloatSoftmax_hls"), ("rtl", "MinifloatSoftmax_rtl")):
+        model = softmax_model(F(3, 2), F(3, 2), 16, 12, 0.054, 0.0194, 12, 12, 4)
+        getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", style)
+        model = model.transform(SpecializeLayers(part))
+        node = model.graph.node[0]
+        assert node.op_type == impl
+        op = getCustomOp(node)
+        assert model.analysis(exp_cycles_per_layer)[node.name] == op.get_exp_cycles()
+        assert model.analysis(partial(res_estimation, fpgapart=part))[node.name]["LUT"] == op.lut_estimation()
 
 
 # --- the conversion pass on the lowered ViT --------------------------------------------------------------------------

@@ -97,15 +97,16 @@ def step_convert_to_hw(model, cfg):
     """Channels-last layout (ConvertToNHWC), elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix
     products (also attention's) -> MinifloatMVAU, residual adds -> MinifloatAdd, standalone requantizers ->
     MinifloatThresholding, sliding windows / max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool /
-    MinifloatGlobalAccPool, reshapes between hardware nodes absorbed; every other compute node must be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
+    MinifloatGlobalAccPool, layout chains between hardware nodes -> MinifloatReorder; every other compute node must
+    be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
     being one dataflow partition."""
     from passes.elementwise_tables import FoldElementwiseIntoTables
     from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
     from passes.infer_stream_ops import (
-        AbsorbStreamReshapes,
         InferMinifloatConvInpGen,
         InferMinifloatGlobalAccPool,
         InferMinifloatMaxPool,
+        InferMinifloatReorder,
     )
     from passes.nhwc import ConvertToNHWC
 
@@ -114,7 +115,7 @@ def step_convert_to_hw(model, cfg):
     model = model.transform(InferMinifloatThresholding())
     for infer in (InferMinifloatConvInpGen, InferMinifloatMaxPool, InferMinifloatGlobalAccPool):
         model = model.transform(infer())
-    model = model.transform(AbsorbStreamReshapes())
+    model = model.transform(InferMinifloatReorder())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

@@ -279,7 +279,7 @@ class MinifloatMVAU(HWCustomOp):
         node = self.onnx_node
         x = np.asarray(context[node.input[0]])
         want = tuple(self.get_normal_input_shape(0))
-        if x.shape != want and x.size == int(np.prod(want)):  # e.g. a flattened stream (AbsorbStreamReshapes)
+        if x.shape != want and x.size == int(np.prod(want)):  # a producer handing over the same stream in another shape
             x = x.reshape(want)
         w = context[node.input[1]]
         thr = context[node.input[2]] if len(node.input) > 2 else None

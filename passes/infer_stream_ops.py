@@ -5,9 +5,10 @@
 * ``InferMinifloatMaxPool``: qonnx ``MaxPoolNHWC`` with kernel = stride and no padding -> ``MinifloatMaxPool``;
 * ``InferMinifloatGlobalAccPool``: ``ExactSumPool`` over every axis between batch and channels (global average
   pooling of a CNN, token pooling of a ViT) -> ``MinifloatGlobalAccPool``;
-* ``AbsorbStreamReshapes``: a ``Flatten``/``Reshape`` between two hardware nodes changes no element order (both are
-  row-major), so the stream is unchanged: the consumer reads the producer's tensor directly. (A reshape at the
-  graph's input or output side stays on the host.)
+* ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose`` between hardware nodes -> one
+  ``MinifloatReorder`` (wires when the chain only reshapes, since C order is kept; a frame buffer read in permuted
+  order otherwise: attention's head split/merge, K's transpose). Layout at the graph's input or output side stays
+  on the host.
 
 Each returns ``(model, False)`` after one sweep, like the other ``Infer*`` passes; nodes that do not match stay
 lowered and ``step_convert_to_hw`` lists them with the reason.
@@ -21,6 +22,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers the hardware ops)
+from custom_ops.minifloat_reorder import aligned_group
 
 FPGADATAFLOW = "finn.custom_op.fpgadataflow"
 
@@ -123,24 +125,59 @@ class InferMinifloatGlobalAccPool(Transformation):
         return _finish(model, modified)
 
 
-class AbsorbStreamReshapes(Transformation):
-    """Remove ``Flatten``/``Reshape`` nodes between two hardware nodes (module docstring)."""
+LAYOUT_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+
+
+def _layout_index(model, chain, shape):
+    """The composed permutation of a chain of layout nodes: output element k reads input element index[k]."""
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    for node in chain:
+        if node.op_type == "Transpose":
+            perm = [a.ints for a in node.attribute if a.name == "perm"]
+            idx = idx.transpose(list(perm[0]) if perm else None)
+        else:
+            idx = idx.reshape(model.get_tensor_shape(node.output[0]))
+    return idx.ravel()
+
+
+class InferMinifloatReorder(Transformation):
+    """Chains of Reshape / Flatten / Transpose / Squeeze / Unsqueeze between hardware nodes -> one
+    ``MinifloatReorder`` (identity when the chain keeps C order, i.e. only reshapes). Chains at the graph's input or
+    output side (host layout) and chains feeding non-hardware nodes stay."""
 
     def apply(self, model):
         modified = False
         outputs = {o.name for o in model.graph.output}
         for node in list(model.graph.node):
-            if node.op_type not in ("Flatten", "Reshape") or node.output[0] in outputs:
+            if node.op_type not in LAYOUT_OPS or node not in model.graph.node:
                 continue
             producer = model.find_producer(node.input[0])
-            consumers = model.find_consumers(node.output[0]) or []
-            hw = [n for n in [producer] + consumers if n is not None and n.domain.startswith(FPGADATAFLOW)]
-            if producer is None or not consumers or len(hw) != 1 + len(consumers):
+            if producer is None or not producer.domain.startswith(FPGADATAFLOW):
                 continue
-            for cons in consumers:
-                for i, name in enumerate(cons.input):
-                    if name == node.output[0]:
-                        cons.input[i] = node.input[0]
-            model.graph.node.remove(node)
+            chain = [node]
+            while True:
+                consumers = model.find_consumers(chain[-1].output[0]) or []
+                if len(consumers) == 1 and consumers[0].op_type in LAYOUT_OPS and chain[-1].output[0] not in outputs:
+                    chain.append(consumers[0])
+                else:
+                    break
+            end = chain[-1].output[0]
+            consumers = model.find_consumers(end) or []
+            if end in outputs or not consumers or not all(c.domain.startswith(FPGADATAFLOW) for c in consumers):
+                continue
+            in_shape = model.get_tensor_shape(node.input[0])
+            out_shape = model.get_tensor_shape(end)
+            index = _layout_index(model, chain, in_shape)
+            identity = bool(np.array_equal(index, np.arange(len(index))))
+            dt = model.get_tensor_datatype(node.input[0])
+            new = helper.make_node(
+                "MinifloatReorder", [node.input[0]], [end], domain=FPGADATAFLOW, backend="fpgadataflow",
+                name=f"MinifloatReorder_{node.name}", inputShape=[int(d) for d in in_shape],
+                outputShape=[int(d) for d in out_shape], NumChannels=int(out_shape[-1]) if identity else
+                aligned_group(index), PE=1, dataType=dt.name, **({} if identity else {"index": [int(i) for i in index]}),
+            )
+            model.graph.node.insert(list(model.graph.node).index(node), new)
+            for n in chain:
+                model.graph.node.remove(n)
             modified = True
-        return model, modified
+        return _finish(model, modified)

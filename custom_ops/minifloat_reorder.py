@@ -1,0 +1,157 @@
+"""MinifloatReorder: a layout change of a stream (any chain of Reshape / Flatten / Transpose between hardware
+nodes: a ViT's patch-to-token reshape, attention's head split and merge, K's transpose), as one hardware op.
+
+Contract (a data move, bit exact): input ``x`` of shape ``inputShape``, output ``y`` of shape ``outputShape`` with
+
+    y.ravel()[k] = x.ravel()[index[k]]            (index: a permutation of range(N), attribute ``index``)
+
+An empty ``index`` is the identity (pure reshapes: C order is kept, so the stream is unchanged and the hardware is
+wires). Otherwise the RTL writes a frame into one of two buffers in arrival order and reads the other in output
+order through an address ROM (ping-pong: one frame of latency, a frame every N / PE cycles). ``PE`` elements per
+word: legal when every group of PE consecutive outputs comes from PE consecutive, PE-aligned inputs
+(``NumChannels`` holds the largest such group, so PE must divide it, as for FINN's PE-folded ops).
+"""
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from compiler.errors import UnsupportedNodeError
+from custom_ops.pixel_stream import PixelStreamOp
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+
+
+def aligned_group(index):
+    """Largest g dividing N such that each block of g outputs reads g consecutive, g-aligned inputs."""
+    index = np.asarray(index)
+    n = len(index)
+    best = 1
+    for g in range(2, n + 1):
+        if n % g:
+            continue
+        blocks = index.reshape(-1, g)
+        if np.all(blocks[:, 0] % g == 0) and np.all(np.diff(blocks, axis=1) == 1):
+            best = g
+    return best
+
+
+class MinifloatReorder(HWCustomOp):
+    def get_nodeattr_types(self):
+        attrs = {
+            "inputShape": ("ints", True, []),
+            "outputShape": ("ints", True, []),
+            "index": ("ints", False, []),
+            "NumChannels": ("i", True, 1),
+            "PE": ("i", False, 1),
+            "dataType": ("s", True, ""),
+            "rtlsim_dir": ("s", False, ""),
+        }
+        attrs.update(super().get_nodeattr_types())
+        return attrs
+
+    def is_identity(self):
+        return len(self.get_nodeattr("index")) == 0
+
+    def n_elements(self):
+        return int(np.prod(self.get_nodeattr("inputShape")))
+
+    def lanes(self):
+        pe, group = self.get_nodeattr("PE"), self.get_nodeattr("NumChannels")
+        if pe < 1 or group % pe or self.n_elements() % pe:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: PE={pe} must divide NumChannels={group} (the "
+                                       "largest group of consecutive elements this reorder keeps together)")
+        return pe
+
+    def get_input_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("dataType")]
+
+    def get_output_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("dataType")]
+
+    def get_normal_input_shape(self, ind=0):
+        return tuple(self.get_nodeattr("inputShape"))
+
+    def get_normal_output_shape(self, ind=0):
+        return tuple(self.get_nodeattr("outputShape"))
+
+    def get_folded_input_shape(self, ind=0):
+        pe = self.lanes()
+        return (1, self.n_elements() // pe, pe)
+
+    def get_folded_output_shape(self, ind=0):
+        return self.get_folded_input_shape()
+
+    def get_instream_width(self, ind=0):
+        return self.lanes() * self.get_input_datatype().bitwidth()
+
+    def get_outstream_width(self, ind=0):
+        return self.get_instream_width()
+
+    def get_number_output_values(self):
+        return self.n_elements() // self.lanes()
+
+    def get_exp_cycles(self):
+        return self.get_number_output_values()
+
+    def make_shape_compatible_op(self, model):
+        return super().make_const_shape_op(self.get_normal_output_shape())
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], self.get_output_datatype())
+
+    def verify_node(self):
+        kind = "identity (wires)" if self.is_identity() else "permutation"
+        return [f"{self.onnx_node.name}: {kind} {self.get_nodeattr('inputShape')} -> "
+                f"{self.get_nodeattr('outputShape')}"]
+
+    def read_words(self):
+        """Word addresses (in the input frame) of the output words, in output order (the RTL's address ROM)."""
+        pe = self.lanes()
+        return [int(i) // pe for i in np.asarray(self.get_nodeattr("index"))[::pe]]
+
+    def execute_python(self, x):
+        x = np.asarray(x)
+        if x.size != self.n_elements():
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: input has {x.size} elements, expected "
+                                       f"{self.n_elements()}")
+        flat = x.ravel()
+        if not self.is_identity():
+            flat = flat[np.asarray(self.get_nodeattr("index"))]
+        return flat.reshape(self.get_normal_output_shape())
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        context[node.output[0]] = self.execute_python(context[node.input[0]])
+
+    # --- estimates ---------------------------------------------------------------------------------------------
+    def bram_estimation(self, fpgapart=None):
+        if self.is_identity() or self.buffer_bits() <= 4096:
+            return 0
+        words = self.n_elements() // self.lanes()
+        addr_bits = max(1, int(np.ceil(np.log2(2 * words))))
+        return PixelStreamOp.bram18_for(self.get_instream_width(), 2 * words) + \
+            PixelStreamOp.bram18_for(addr_bits, words)
+
+    def buffer_bits(self):
+        return 2 * self.n_elements() * self.get_input_datatype().bitwidth()
+
+    def lut_estimation(self, fpgapart=None):
+        if self.is_identity():
+            return 0
+        lutram = int(np.ceil(self.buffer_bits() / 64)) if self.bram_estimation() == 0 else 0
+        return int(80 + 2 * self.get_instream_width() + lutram)
+
+    def ff_estimation(self, fpgapart=None):
+        return 0 if self.is_identity() else self.get_instream_width() + 64
+
+    def dsp_estimation(self, fpgapart=None):
+        return 0
+
+    def uram_estimation(self):
+        return 0
+
+    def node_res_estimation(self, fpgapart):
+        return {"BRAM_18K": self.bram_estimation(), "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(),
+                "URAM": 0, "URAM_efficiency": 1.0, "DSP": 0, "FF": self.ff_estimation()}
+
+    def get_op_and_param_counts(self):
+        return {}

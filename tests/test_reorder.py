@@ -1,0 +1,84 @@
+"""MinifloatReorder (layout chains between hardware nodes): Python == numpy layout ops == Icarus rtlsim."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.util.basic import qonnx_make_model
+
+import custom_ops  # noqa: F401
+from compiler.errors import UnsupportedNodeError
+from compiler.numerics import IntFormat, MinifloatFormat
+from custom_ops.minifloat_reorder import aligned_group
+
+PART = "xc7z020clg400-1"
+
+# (format, input shape, layout ops as ("reshape", shape) / ("transpose", perm), PE)
+CASES = [
+    (MinifloatFormat(3, 2), [1, 4, 16], [("reshape", [1, 4, 2, 8]), ("transpose", [0, 2, 1, 3])], 8),  # head split
+    (MinifloatFormat(4, 3), [1, 4, 2, 8], [("transpose", [0, 2, 3, 1])], 1),  # K^T per head
+    (IntFormat(4), [1, 2, 4, 8], [("transpose", [0, 2, 1, 3]), ("reshape", [1, 4, 16])], 4),  # head merge
+    (MinifloatFormat(2, 1), [1, 2, 2, 6], [("reshape", [1, 4, 6])], 3),  # patch grid -> tokens: wires
+    (IntFormat(12), [1, 3, 5], [("transpose", [0, 2, 1])], 1),  # wide integers (accumulators)
+]
+
+
+def reorder_model(fmt, in_shape, ops, pe):
+    x = np.arange(int(np.prod(in_shape))).reshape(in_shape)
+    for kind, arg in ops:
+        x = x.reshape(arg) if kind == "reshape" else x.transpose(arg)
+    index = x.ravel()
+    identity = np.array_equal(index, np.arange(index.size))
+    dt = fmt.datatype.name if fmt.is_minifloat else f"INT{fmt.bits}"
+    node = helper.make_node("MinifloatReorder", ["x"], ["y"], domain="finn.custom_op.fpgadataflow",
+                            backend="fpgadataflow", inputShape=in_shape, outputShape=list(x.shape),
+                            NumChannels=int(x.shape[-1]) if identity else aligned_group(index), PE=pe,
+                            dataType=dt,
+                            **({} if identity else {"index": [int(i) for i in index]}))
+    graph = helper.make_graph([node], "reorder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))])
+    model = ModelWrapper(qonnx_make_model(graph)).transform(GiveUniqueNodeNames())
+    model.set_tensor_datatype("x", DataType[dt])
+    return model
+
+
+def _values(fmt, shape, seed):
+    rng = np.random.default_rng(seed)
+    if fmt.bits > 8:
+        return rng.integers(-2 ** (fmt.bits - 1), 2 ** (fmt.bits - 1), size=shape).astype(np.float32)
+    return rng.choice(fmt.values(), size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}_{'x'.join(map(str, c[1]))}_pe{c[3]}")
+def test_reorder_python_equals_numpy_and_rtlsim(case):
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    fmt, in_shape, ops, pe = case
+    model = reorder_model(fmt, in_shape, ops, pe)
+    x = _values(fmt, in_shape, seed=len(ops))
+    want = x
+    for kind, arg in ops:
+        want = want.reshape(arg) if kind == "reshape" else want.transpose(arg)
+    golden = execute_onnx(model, {"x": x})["y"]
+    assert np.array_equal(golden, want)
+    hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
+    hw = hw.transform(SetExecMode("rtlsim"))
+    assert np.array_equal(execute_onnx(hw, {"x": x})["y"], want)
+    inst = getCustomOp(hw.graph.node[0])
+    assert (inst.lut_estimation() == 0) == inst.is_identity()
+
+
+def test_pe_must_keep_groups_together():
+    model = reorder_model(MinifloatFormat(3, 2), [1, 4, 2, 8], [("transpose", [0, 2, 3, 1])], 1)
+    inst = getCustomOp(model.graph.node[0])
+    assert inst.get_nodeattr("NumChannels") == 1  # K^T moves single elements
+    inst.set_nodeattr("PE", 2)
+    with pytest.raises(UnsupportedNodeError, match="PE=2 must divide NumChannels=1"):
+        inst.get_instream_width()

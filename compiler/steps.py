@@ -34,7 +34,8 @@ NO_HW_REASON = {
                     "maps to MinifloatGlobalAccPool",
     "MaxPool": "max pooling left in NCHW (ConvertToNHWC could not move it)",
     "MaxPoolNHWC": "max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = stride",
-    "Softmax": "float island: MinifloatSoftmax not built yet",
+    "Softmax": "softmax that InferMinifloatSoftmax could not map (not Dequantize -> Softmax(last axis) -> "
+               "QuantizeToFormat with scalar scales)",
     "LayerNormalization": "float island: MinifloatLayerNorm not built yet",
     "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
 }
@@ -94,12 +95,12 @@ def unmappable_nodes(model):
 
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Channels-last layout (ConvertToNHWC), elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix
-    products (also attention's) -> MinifloatMVAU, residual adds -> MinifloatAdd, standalone requantizers ->
-    MinifloatThresholding, sliding windows / max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool /
-    MinifloatGlobalAccPool, layout chains between hardware nodes -> MinifloatReorder; every other compute node must
-    be mapped too, or the step lists the nodes (name, op type, why) that keep the graph from
-    being one dataflow partition."""
+    """Channels-last layout (ConvertToNHWC), softmax islands -> MinifloatSoftmax, elementwise float islands (GELU)
+    -> MinifloatLUT tables, lowered matrix products (also attention's) -> MinifloatMVAU, residual adds (and the
+    positional-embedding add) -> MinifloatAdd, standalone requantizers -> MinifloatThresholding, sliding windows /
+    max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool / MinifloatGlobalAccPool, layout chains
+    between hardware nodes -> MinifloatReorder. Every other compute node must be mapped too, or the step lists the
+    nodes (name, op type, why) that keep the graph from being one dataflow partition."""
     from passes.elementwise_tables import FoldElementwiseIntoTables
     from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
     from passes.infer_stream_ops import (
@@ -108,9 +109,11 @@ def step_convert_to_hw(model, cfg):
         InferMinifloatMaxPool,
         InferMinifloatReorder,
     )
+    from passes.infer_softmax import InferMinifloatSoftmax
     from passes.nhwc import ConvertToNHWC
 
-    model = model.transform(ConvertToNHWC()).transform(FoldElementwiseIntoTables())
+    model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax())
+    model = model.transform(FoldElementwiseIntoTables())
     model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
     model = model.transform(InferMinifloatThresholding())
     for infer in (InferMinifloatConvInpGen, InferMinifloatMaxPool, InferMinifloatGlobalAccPool):

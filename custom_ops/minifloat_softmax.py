@@ -19,7 +19,9 @@ Arithmetic contract (bit exact; every quantity below is an integer, the tables a
 4. Output: ``out_i = F.round(e_i / (S s_out))`` evaluated exactly with ``F``'s own tie policy
    (``passes.thresholds.tie_rounds_up``), i.e. with midpoints ``m_k`` of ``F``'s values and the dyadic rationals
    ``t_k = s_out m_k = num_k / 2^D``: ``out_i = values(F)[A + #{k : e_i 2^D >= num_k S + b_k}]``, ``b_k = 0`` when a
-   tie at ``m_k`` rounds up, ``1`` when it rounds down. Midpoints with ``t_k < 0`` (or ``= 0``, tie up) are always
+   tie at ``m_k`` rounds up, ``1`` when it rounds down. As ``e_i`` is an integer this is ``e_i >= theta_k`` with
+   the row thresholds ``theta_k = ceil((num_k S + b_k) / 2^D)`` (``sum_bits + 1`` wide: the comparators are as
+   narrow as ``e_i``, the wide product is formed once per threshold and row). Midpoints with ``t_k < 0`` (or ``= 0``, tie up) are always
    passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie down) never
    (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
 
@@ -34,8 +36,8 @@ lowered graph 89.3 % with the float island, 89.2 % (12/12), 89.3 % (16/16, 8/8),
 99.6 % (12/12), 100 % (16/16). Default P = G = 12: e_i fits 24 bits and the comparators ~60 bits (int64 golden path);
 16/16 pushes them beyond 64 bits. Hardware (HLS, cppsim): the row's
 codes are buffered; pass 1 reads the row (and finds ``h_min`` when the alignment is not exact), pass 2 sums ``e_i``
-(merged into pass 1 when exact), the row thresholds ``num_k S + b_k`` are computed with one multiplier (one per
-cycle), pass 3 compares ``e_i 2^D`` with them (PE x K comparators) and emits the codes.
+(merged into pass 1 when exact), the row thresholds ``theta_k`` are computed with one multiplier (one per cycle),
+pass 3 compares ``e_i`` with them (PE x K comparators) and emits the codes.
 """
 
 import math
@@ -164,8 +166,12 @@ class MinifloatSoftmax(ChannelStreamOp):
         return max([d + 2] + [n.bit_length() + 1 for n in nums])
 
     def cmp_bits(self):
-        """Width of e_i 2^D and of the row thresholds num_k S + b_k (< 2^D S + 2)."""
+        """Width of the products num_k S + b_k + 2^D - 1 (< 2^D (S + 1) + 1)."""
         return self.sum_bits() + self.row_thresholds()[2] + 2
+
+    def theta_bits(self):
+        """Width of the row thresholds theta_k <= S + 1 (the comparators)."""
+        return self.sum_bits() + 1
 
     def get_instream_width(self, ind=0):
         return self.get_nodeattr("PE") * self.input_format().bits
@@ -191,7 +197,7 @@ class MinifloatSoftmax(ChannelStreamOp):
         return {"N": self.get_nodeattr("NumChannels"), "PE": self.get_nodeattr("PE"), "IB": self.input_format().bits,
                 "OB": self.output_format().bits, "EB": self.e_bits(), "HB": self.shift_bits(),
                 "EXACT": "true" if self.exact_alignment() else "false", "SB": self.sum_bits(), "NB": self.num_bits(),
-                "CW": self.cmp_bits(), "D": d, "K": k, "KA": max(k, 1), "OFFSET": offset,
+                "CW": self.cmp_bits(), "TW": self.theta_bits(), "D": d, "K": k, "KA": max(k, 1), "OFFSET": offset,
                 "NV": len(self.output_format().values()), "CB": max(1, k.bit_length())}
 
     # --- golden model ------------------------------------------------------------------------------------------
@@ -209,8 +215,9 @@ class MinifloatSoftmax(ChannelStreamOp):
         h = shifts[codes]
         e = (mants[codes] << g) >> np.minimum(h - h.min(axis=1, keepdims=True), 63)
         total = e.sum(axis=1, keepdims=True)
-        theta = np.asarray(nums, dtype=np.int64)[None, :] * total + np.asarray(bias, dtype=np.int64)[None, :]
-        count = offset + ((e << d)[:, :, None] >= theta[:, None, :]).sum(axis=2)
+        prod = np.asarray(nums, dtype=np.int64)[None, :] * total + np.asarray(bias, dtype=np.int64)[None, :]
+        theta = (prod + ((1 << d) - 1)) >> d
+        count = offset + (e[:, :, None] >= theta[:, None, :]).sum(axis=2)
         return self.output_format().values().astype(np.float32)[count].reshape(x.shape)
 
     def execute_python_ints(self, x):
@@ -227,10 +234,9 @@ class MinifloatSoftmax(ChannelStreamOp):
             h_min = min(shifts[c] for c in row)
             e = [(mants[c] << g) >> (shifts[c] - h_min) for c in row]
             total = sum(e)
-            theta = [n * total + b for n, b in zip(nums, bias)]
+            theta = [(n * total + b + (1 << d) - 1) >> d for n, b in zip(nums, bias)]
             for i, ei in enumerate(e):
-                lhs = ei << d
-                out[r, i] = values[offset + sum(1 for t in theta if lhs >= t)]
+                out[r, i] = values[offset + sum(1 for t in theta if ei >= t)]
         return out.reshape(x.shape)
 
     def execute_node(self, context, graph):
@@ -249,7 +255,7 @@ class MinifloatSoftmax(ChannelStreamOp):
 
     def lut_estimation(self, fpgapart=None):
         """Analytic: per lane an exp ROM (2^bits x (P + shift bits), 64 bits per LUT), a barrel shifter
-        (~(P+G) x log2(shift range) LUTs), an adder tree into S, K comparators of cmp_bits (cmp/2 LUTs each) and the
+        (~(P+G) x log2(shift range) LUTs), an adder tree into S, K comparators of theta_bits (w/2 LUTs each) and the
         count -> code mux; with exact alignment the ROM holds e_c (P + G bits) and there is no shifter. The
         threshold multiplier is in DSPs."""
         pe, k = self.get_nodeattr("PE"), len(self.row_thresholds()[0])
@@ -260,7 +266,7 @@ class MinifloatSoftmax(ChannelStreamOp):
             rom = pe * (self.precision()[0] + self.shift_bits()) * max(1, entries // 64)
             shifter = pe * self.e_bits() * self.shift_bits()
         adder = pe * self.sum_bits()
-        cmp = pe * k * (self.cmp_bits() // 2 + 1)
+        cmp = pe * k * (self.theta_bits() // 2 + 1)
         mux = pe * self.output_format().bits * max(1, (k + 1) // 4)
         return int(rom + shifter + adder + cmp + mux + 64)
 
@@ -275,7 +281,7 @@ class MinifloatSoftmax(ChannelStreamOp):
 
     def ff_estimation(self, fpgapart=None):
         k = len(self.row_thresholds()[0])
-        return int(k * self.cmp_bits() + self.sum_bits() + self.get_outstream_width() + 32)
+        return int(k * self.theta_bits() + self.cmp_bits() + self.sum_bits() + self.get_outstream_width() + 32)
 
     def node_res_estimation(self, fpgapart):
         return {"BRAM_18K": self.bram_estimation(), "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(),

@@ -112,7 +112,7 @@ def step_convert_to_hw(model, cfg):
     from passes.infer_softmax import InferMinifloatSoftmax
     from passes.nhwc import ConvertToNHWC
 
-    model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax())
+    model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax(strict=False))
     model = model.transform(FoldElementwiseIntoTables())
     model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
     model = model.transform(InferMinifloatThresholding())

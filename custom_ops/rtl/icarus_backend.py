@@ -4,7 +4,8 @@ A backend sets ``CORE`` (the core module, also the file ``<CORE>.v`` next to thi
 (whether ``custom_ops/mac/mf_mac.v`` is part of the design); its top wrapper is ``<node name>_<CORE>``. rtlsim:
 ``prepare_rtlsim`` writes the AXI-stream testbench (``tb_axis.v``, or ``tb_axis2.v`` for two input streams) into
 ``code_gen_dir_ipgen/rtlsim``; ``run_icarus`` streams hex words through it (random valid gaps and backpressure
-unless ``GAPS=0``) and returns the output words and the cycle count.
+unless ``GAPS=0``) and returns the output words and the cycle count. The compiled simulation is reused while the
+design and the stream sizes stay the same (many images through one node), until the next ``prepare_rtlsim``.
 """
 
 import shutil
@@ -71,6 +72,7 @@ class IcarusBackend:
         sim_dir.mkdir(exist_ok=True)
         tb_file = "tb_axis2.v" if self.n_input_streams() == 2 else "tb_axis.v"
         (sim_dir / "tb.v").write_text((HERE / tb_file).read_text().replace("$TOP$", self._top_name()))
+        (sim_dir / "sim.cmd").unlink(missing_ok=True)  # a fresh preparation recompiles on the next run
         self.set_nodeattr("rtlsim_dir", str(sim_dir))
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the Icarus run dir
 
@@ -84,10 +86,14 @@ class IcarusBackend:
             write_hex(sim_dir / hex_name, words, width)
             params.update({f"IW{suffix}": width, f"NIN{suffix}": len(words)})
         cmd = ["iverilog", "-g2005", "-s", "tb", "-o", "sim.vvp"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
-        run = subprocess.run(cmd + self.get_rtl_file_list(abspath=True) + ["tb.v"], cwd=sim_dir,
-                             capture_output=True, text=True)
-        if run.returncode:
-            raise MinifinnError(f"{self.onnx_node.name}: iverilog failed:\n{run.stderr[-2000:]}")
+        cmd += self.get_rtl_file_list(abspath=True) + ["tb.v"]
+        stamp = sim_dir / "sim.cmd"
+        if not ((sim_dir / "sim.vvp").is_file() and stamp.is_file() and stamp.read_text() == repr(cmd)):
+            run = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
+            if run.returncode:
+                raise MinifinnError(f"{self.onnx_node.name}: iverilog failed:\n{run.stderr[-2000:]}")
+            stamp.write_text(repr(cmd))  # the same design and stream sizes: later runs reuse sim.vvp
+        (sim_dir / "out.txt").unlink(missing_ok=True)
         run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=sim_dir, capture_output=True, text=True)
         lines = (sim_dir / "out.txt").read_text().split("\n") if (sim_dir / "out.txt").is_file() else []
         data = [int(ln, 16) for ln in lines if ln and not ln.startswith("cycles")]

@@ -33,6 +33,7 @@ class FlowSpec:
     default_output_dir: str = "out/flow"
     train_kwargs: dict = field(default_factory=dict)
     ptq: tuple = ("calibrate",)
+    eight_bit_ends: bool = False  # first and last layer 8-bit (fp:e4m3 / int:8) unless --first/--last say otherwise
 
 
 def parse_args(prog, doc, spec, argv=None):
@@ -41,6 +42,9 @@ def parse_args(prog, doc, spec, argv=None):
     p.add_argument("--quick", action="store_true", help="small model, 2,000 training images, 1 epoch, 500 test images")
     p.add_argument("--weights", default="fp:e3m2", help="weight format (fp:eXmY, int:N)")
     p.add_argument("--acts", default="fp:e3m2", help="activation format (fp:eXmY, int:N, uint:N)")
+    ends = "8-bit (fp:e4m3 or int:8)" if spec.eight_bit_ends else "as --weights/--acts"
+    p.add_argument("--first", default=None, help=f"first-layer format (default {ends})")
+    p.add_argument("--last", default=None, help=f"last-layer format (default {ends})")
     p.add_argument("--board", default="Pynq-Z2")
     p.add_argument("--target-fps", type=float, default=None, help="omit for the fastest folding that fits")
     p.add_argument("--impl", choices=["rtl", "hls"], default="rtl",
@@ -81,7 +85,10 @@ def run_flow(args, spec, prog):
     (out / "report").mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     try:
-        qspec = QuantSpec(weights=args.weights, acts=args.acts)
+        eight = "fp:e4m3" if args.weights.startswith("fp:") else "int:8"
+        first = args.first or (eight if spec.eight_bit_ends else None)
+        last = args.last or (eight if spec.eight_bit_ends else None)
+        qspec = QuantSpec(weights=args.weights, acts=args.acts, first=first, last=last)
         cfg = BuildConfig(output_dir=str(out), board=args.board, target_fps=args.target_fps,
                           verify_input_npy=str(out / "verify_input.npy"))
         x_tr, y_tr = load_fashion_mnist("train")
@@ -121,7 +128,8 @@ def run_flow(args, spec, prog):
         return 2
     acc = {"float": evaluate(float_model, x_te, y_te), "brevitas_quantized": evaluate(quant, x_te, y_te),
            "hardware_exact": cmp["accuracy_lowered"], "qonnx_golden": cmp["accuracy_qonnx"],
-           "test_images": int(len(x_te)), "formats": {"weights": args.weights, "acts": args.acts},
+           "test_images": int(len(x_te)),
+           "formats": {"weights": args.weights, "acts": args.acts, "first": qspec.first, "last": qspec.last},
            "ptq": list(techniques),
            "train_seconds": round(train_seconds, 1), "build_seconds": round(build_seconds, 1)}
     (out / "report" / "accuracy.json").write_text(json.dumps(acc, indent=2) + "\n")

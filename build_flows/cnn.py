@@ -5,7 +5,8 @@
     python build_flows/cnn.py --quick                  # smoke run: width 8, 2,000 images, 1 epoch
 
 The zoo's small ResNet-style CNN (stem conv3x3-BN-ReLU, one residual block of two convolutions, 2x2 max pooling,
-global average pooling, linear head; first/last layers 8-bit by default) becomes one dataflow partition:
+global average pooling, linear head; first/last layers 8-bit by default, as in the ViT flow) becomes one
+dataflow partition:
 ``ConvertToNHWC`` removes the layout transposes, every convolution is a ``MinifloatConvInpGen`` (sliding window
 with zero padding) feeding a ``MinifloatMVAU``, the residual add a ``MinifloatAdd``, the pooling
 ``MinifloatMaxPool`` and ``MinifloatGlobalAccPool`` + ``MinifloatThresholding``. The build sizes the FIFOs from a
@@ -27,7 +28,7 @@ from build_flows.classifier_flow import FlowSpec, parse_args as _parse_args, run
 # 75.2 % with calibration alone (act_equalization 75.4 %, gptq 75.2 %, all four 74.1 %).
 SPEC = FlowSpec(model="cnn", model_cfg=dict(width=16, image_size=28), quick_model_cfg=dict(width=8, image_size=28),
                 epochs=8, quick_epochs=4, default_output_dir="out/cnn", train_kwargs=dict(lr=1e-2),
-                ptq=("calibrate", "bias_correction"))
+                ptq=("calibrate", "bias_correction"), eight_bit_ends=True)
 
 
 def parse_args(argv=None):

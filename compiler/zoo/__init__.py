@@ -13,6 +13,7 @@ from compiler.zoo.models import (
     build_model,
     build_vit,
     load_float_state_dict,
+    load_timm_vit_state_dict,
     model_names,
 )
 from compiler.zoo.quantizers import act_quant, format_of_quantizer, weight_quant
@@ -31,6 +32,7 @@ __all__ = [
     "build_vit",
     "format_of_quantizer",
     "load_float_state_dict",
+    "load_timm_vit_state_dict",
     "model_names",
     "weight_quant",
 ]

@@ -1,9 +1,10 @@
-"""MinifloatReorder: a layout change of a stream (any chain of Reshape / Flatten / Transpose between hardware
-nodes: a ViT's patch-to-token reshape, attention's head split and merge, K's transpose), as one hardware op.
+"""MinifloatReorder: a layout change of a stream (any chain of Reshape / Flatten / Transpose / Pad / Gather / Slice
+between hardware nodes: a ViT's patch-to-token reshape, attention's head split and merge, K's transpose, the zero
+token a class token is added to, reading out the class token), as one hardware op.
 
 Contract (a data move, bit exact): input ``x`` of shape ``inputShape``, output ``y`` of shape ``outputShape`` with
 
-    y.ravel()[k] = x.ravel()[index[k]]            (index: a permutation of range(N), attribute ``index``)
+    y.ravel()[k] = x.ravel()[index[k]]   if index[k] >= 0,   0 (the code of zero)   if index[k] == -1
 
 An empty ``index`` is the identity (pure reshapes: C order is kept, so the stream is unchanged and the hardware is
 wires). Otherwise the RTL writes a frame into one of two buffers in arrival order and reads the other in output
@@ -19,17 +20,24 @@ from compiler.errors import UnsupportedNodeError
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
+#: address-ROM entry of an output word made of padding (zeros): bit 31 set
+ZERO_WORD = 1 << 31
 
-def aligned_group(index):
-    """Largest g dividing N such that each block of g outputs reads g consecutive, g-aligned inputs."""
+
+def aligned_group(index, n_in=None):
+    """Largest g dividing the output and input sizes such that each block of g outputs is all padding or reads g
+    consecutive, g-aligned inputs."""
     index = np.asarray(index)
     n = len(index)
+    n_in = n if n_in is None else n_in
     best = 1
     for g in range(2, n + 1):
-        if n % g:
+        if n % g or n_in % g:
             continue
         blocks = index.reshape(-1, g)
-        if np.all(blocks[:, 0] % g == 0) and np.all(np.diff(blocks, axis=1) == 1):
+        pad = np.all(blocks < 0, axis=1)
+        data = blocks[~pad]
+        if np.all(blocks[pad] < 0) and np.all(data[:, 0] % g == 0) and np.all(np.diff(data, axis=1) == 1):
             best = g
     return best
 
@@ -54,9 +62,12 @@ class MinifloatReorder(HWCustomOp):
     def n_elements(self):
         return int(np.prod(self.get_nodeattr("inputShape")))
 
+    def n_outputs(self):
+        return int(np.prod(self.get_nodeattr("outputShape")))
+
     def lanes(self):
         pe, group = self.get_nodeattr("PE"), self.get_nodeattr("NumChannels")
-        if pe < 1 or group % pe or self.n_elements() % pe:
+        if pe < 1 or group % pe or self.n_elements() % pe or self.n_outputs() % pe:
             raise UnsupportedNodeError(f"{self.onnx_node.name}: PE={pe} must divide NumChannels={group} (the "
                                        "largest group of consecutive elements this reorder keeps together)")
         return pe
@@ -78,7 +89,8 @@ class MinifloatReorder(HWCustomOp):
         return (1, self.n_elements() // pe, pe)
 
     def get_folded_output_shape(self, ind=0):
-        return self.get_folded_input_shape()
+        pe = self.lanes()
+        return (1, self.n_outputs() // pe, pe)
 
     def get_instream_width(self, ind=0):
         return self.lanes() * self.get_input_datatype().bitwidth()
@@ -87,10 +99,11 @@ class MinifloatReorder(HWCustomOp):
         return self.get_instream_width()
 
     def get_number_output_values(self):
-        return self.n_elements() // self.lanes()
+        return self.n_outputs() // self.lanes()
 
     def get_exp_cycles(self):
-        return self.get_number_output_values()
+        """Ping-pong: writing one frame and reading the other overlap; the longer side sets the pace."""
+        return max(self.n_elements(), self.n_outputs()) // self.lanes()
 
     def make_shape_compatible_op(self, model):
         return super().make_const_shape_op(self.get_normal_output_shape())
@@ -104,9 +117,10 @@ class MinifloatReorder(HWCustomOp):
                 f"{self.get_nodeattr('outputShape')}"]
 
     def read_words(self):
-        """Word addresses (in the input frame) of the output words, in output order (the RTL's address ROM)."""
+        """Per output word, in output order, the input word address, or ``ZERO_WORD`` for a padding word (the RTL's
+        address ROM)."""
         pe = self.lanes()
-        return [int(i) // pe for i in np.asarray(self.get_nodeattr("index"))[::pe]]
+        return [ZERO_WORD if int(i) < 0 else int(i) // pe for i in np.asarray(self.get_nodeattr("index"))[::pe]]
 
     def execute_python(self, x):
         x = np.asarray(x)
@@ -115,7 +129,8 @@ class MinifloatReorder(HWCustomOp):
                                        f"{self.n_elements()}")
         flat = x.ravel()
         if not self.is_identity():
-            flat = flat[np.asarray(self.get_nodeattr("index"))]
+            index = np.asarray(self.get_nodeattr("index"))
+            flat = np.where(index < 0, np.zeros((), dtype=flat.dtype), flat[np.maximum(index, 0)])
         return flat.reshape(self.get_normal_output_shape())
 
     def execute_node(self, context, graph):
@@ -127,9 +142,9 @@ class MinifloatReorder(HWCustomOp):
         if self.is_identity() or self.buffer_bits() <= 4096:
             return 0
         words = self.n_elements() // self.lanes()
-        addr_bits = max(1, int(np.ceil(np.log2(2 * words))))
+        addr_bits = max(1, int(np.ceil(np.log2(2 * words)))) + 1
         return PixelStreamOp.bram18_for(self.get_instream_width(), 2 * words) + \
-            PixelStreamOp.bram18_for(addr_bits, words)
+            PixelStreamOp.bram18_for(addr_bits, self.get_number_output_values())
 
     def buffer_bits(self):
         return 2 * self.n_elements() * self.get_input_datatype().bitwidth()

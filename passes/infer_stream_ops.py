@@ -5,9 +5,10 @@
 * ``InferMinifloatMaxPool``: qonnx ``MaxPoolNHWC`` with kernel = stride and no padding -> ``MinifloatMaxPool``;
 * ``InferMinifloatGlobalAccPool``: ``ExactSumPool`` over every axis between batch and channels (global average
   pooling of a CNN, token pooling of a ViT) -> ``MinifloatGlobalAccPool``;
-* ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose`` between hardware nodes -> one
-  ``MinifloatReorder`` (wires when the chain only reshapes, since C order is kept; a frame buffer read in permuted
-  order otherwise: attention's head split/merge, K's transpose). Layout at the graph's input or output side stays
+* ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose``/``Pad`` (zeros)/``Gather``/``Slice``
+  with constant parameters between hardware nodes -> one ``MinifloatReorder`` (wires when the chain only reshapes,
+  since C order is kept; a frame buffer read through an address ROM otherwise: attention's head split/merge, K's
+  transpose, the class token's zero slot and its read-out). Layout at the graph's input or output side stays
   on the host.
 
 Each returns ``(model, False)`` after one sweep, like the other ``Infer*`` passes; nodes that do not match stay
@@ -125,16 +126,51 @@ class InferMinifloatGlobalAccPool(Transformation):
         return _finish(model, modified)
 
 
-LAYOUT_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+LAYOUT_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Pad", "Gather", "Slice")
+
+
+def _const(model, node, i):
+    return model.get_initializer(node.input[i]) if len(node.input) > i and node.input[i] else None
+
+
+def _movable(model, node):
+    """Whether a layout node is a pure data move with constant parameters (zero padding only)."""
+    if node.op_type == "Pad":
+        value = _const(model, node, 2)
+        mode = _attrs(node).get("mode", b"constant")
+        return _const(model, node, 1) is not None and (value is None or float(np.asarray(value)) == 0.0) and \
+            mode in (b"constant", "constant") and (len(node.input) < 4 or not node.input[3])
+    if node.op_type == "Gather":
+        return _const(model, node, 1) is not None
+    if node.op_type == "Slice":
+        return all(_const(model, node, i) is not None for i in range(1, len(node.input)) if node.input[i])
+    return True
 
 
 def _layout_index(model, chain, shape):
-    """The composed permutation of a chain of layout nodes: output element k reads input element index[k]."""
+    """The composed data move of a chain of layout nodes: output element k reads input element index[k] (-1: a
+    zero from padding)."""
     idx = np.arange(int(np.prod(shape))).reshape(shape)
     for node in chain:
         if node.op_type == "Transpose":
             perm = [a.ints for a in node.attribute if a.name == "perm"]
             idx = idx.transpose(list(perm[0]) if perm else None)
+        elif node.op_type == "Pad":
+            pads = np.asarray(_const(model, node, 1)).astype(int)
+            half = len(pads) // 2
+            idx = np.pad(idx, list(zip(pads[:half], pads[half:])), constant_values=-1)
+        elif node.op_type == "Gather":
+            idx = np.take(idx, np.asarray(_const(model, node, 1)).astype(int), axis=_attrs(node).get("axis", 0))
+        elif node.op_type == "Slice":
+            starts, ends = (np.asarray(_const(model, node, i)).astype(int) for i in (1, 2))
+            axes = _const(model, node, 3)
+            axes = range(len(starts)) if axes is None else np.asarray(axes).astype(int)
+            steps = _const(model, node, 4)
+            steps = [1] * len(starts) if steps is None else np.asarray(steps).astype(int)
+            sl = [slice(None)] * idx.ndim
+            for a, b, e, st in zip(axes, starts, ends, steps):
+                sl[int(a)] = slice(int(b), int(e), int(st))
+            idx = idx[tuple(sl)]
         else:
             idx = idx.reshape(model.get_tensor_shape(node.output[0]))
     return idx.ravel()
@@ -149,7 +185,7 @@ class InferMinifloatReorder(Transformation):
         modified = False
         outputs = {o.name for o in model.graph.output}
         for node in list(model.graph.node):
-            if node.op_type not in LAYOUT_OPS or node not in model.graph.node:
+            if node.op_type not in LAYOUT_OPS or node not in model.graph.node or not _movable(model, node):
                 continue
             producer = model.find_producer(node.input[0])
             if producer is None or not producer.domain.startswith(FPGADATAFLOW):
@@ -157,7 +193,8 @@ class InferMinifloatReorder(Transformation):
             chain = [node]
             while True:
                 consumers = model.find_consumers(chain[-1].output[0]) or []
-                if len(consumers) == 1 and consumers[0].op_type in LAYOUT_OPS and chain[-1].output[0] not in outputs:
+                if len(consumers) == 1 and consumers[0].op_type in LAYOUT_OPS and _movable(model, consumers[0]) \
+                        and chain[-1].output[0] not in outputs:
                     chain.append(consumers[0])
                 else:
                     break
@@ -168,13 +205,13 @@ class InferMinifloatReorder(Transformation):
             in_shape = model.get_tensor_shape(node.input[0])
             out_shape = model.get_tensor_shape(end)
             index = _layout_index(model, chain, in_shape)
-            identity = bool(np.array_equal(index, np.arange(len(index))))
+            identity = len(index) == int(np.prod(in_shape)) and bool(np.array_equal(index, np.arange(len(index))))
             dt = model.get_tensor_datatype(node.input[0])
             new = helper.make_node(
                 "MinifloatReorder", [node.input[0]], [end], domain=FPGADATAFLOW, backend="fpgadataflow",
                 name=f"MinifloatReorder_{node.name}", inputShape=[int(d) for d in in_shape],
                 outputShape=[int(d) for d in out_shape], NumChannels=int(out_shape[-1]) if identity else
-                aligned_group(index), PE=1, dataType=dt.name, **({} if identity else {"index": [int(i) for i in index]}),
+                aligned_group(index, int(np.prod(in_shape))), PE=1, dataType=dt.name, **({} if identity else {"index": [int(i) for i in index]}),
             )
             model.graph.node.insert(list(model.graph.node).index(node), new)
             for n in chain:

@@ -82,3 +82,59 @@ def test_pe_must_keep_groups_together():
     inst.set_nodeattr("PE", 2)
     with pytest.raises(UnsupportedNodeError, match="PE=2 must divide NumChannels=1"):
         inst.get_instream_width()
+
+
+def test_padding_and_selection_chains_from_the_class_token_vit(tmp_path):
+    """pooling='cls': the zero token the class token goes into (Pad) becomes part of a reorder with padding
+    entries (the read-out Gather feeds the final LayerNorm island here, so it stays until that is hardware); the
+    converted graph equals the lowered graph."""
+    import torch
+
+    from compiler.export import export_qonnx_model
+    from compiler.ptq import quantize_ptq
+    from compiler.zoo import build_model
+    from passes import lower_qonnx
+    from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU
+    from passes.infer_stream_ops import InferMinifloatConvInpGen, InferMinifloatReorder
+    from passes.nhwc import ConvertToNHWC
+
+    torch.manual_seed(0)
+    cfg = dict(image_size=8, patch_size=4, dim=16, depth=1, heads=2, pooling="cls")
+    f, q = build_model("vit", "float", **cfg), build_model("vit", "fp:e3m2", **cfg)
+    quantize_ptq(f, q, torch.randn(16, 1, 8, 8))
+    low = lower_qonnx(export_qonnx_model(q, torch.randn(1, 1, 8, 8), tmp_path / "vit.onnx"))
+    hw = low.transform(ConvertToNHWC()).transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
+    hw = hw.transform(InferMinifloatConvInpGen()).transform(InferMinifloatReorder())
+    ops = [n.op_type for n in hw.graph.node]
+    assert "Pad" not in ops
+    reorders = [getCustomOp(n) for n in hw.graph.node if n.op_type == "MinifloatReorder"]
+    assert any(-1 in list(r.get_nodeattr("index")) for r in reorders)  # the zero class-token slot
+    assert any(r.n_outputs() > r.n_elements() for r in reorders)  # one more token than patches
+    xs = np.random.default_rng(0).normal(size=(3, 1, 1, 8, 8)).astype(np.float32)
+    for x in xs:
+        a = execute_onnx(low, {low.graph.input[0].name: x})[low.graph.output[0].name]
+        b = execute_onnx(hw, {hw.graph.input[0].name: x})[hw.graph.output[0].name]
+        assert np.array_equal(a, b)
+
+
+def test_padding_reorder_rtlsim():
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    fmt = MinifloatFormat(3, 2)
+    idx = np.pad(np.arange(4 * 6).reshape(1, 4, 6), ((0, 0), (1, 0), (0, 0)), constant_values=-1)[:, :3].ravel()
+    node = helper.make_node("MinifloatReorder", ["x"], ["y"], domain="finn.custom_op.fpgadataflow",
+                            backend="fpgadataflow", inputShape=[1, 4, 6], outputShape=[1, 3, 6],
+                            index=[int(i) for i in idx], NumChannels=aligned_group(idx, 24), PE=3,
+                            dataType=fmt.datatype.name)
+    graph = helper.make_graph([node], "pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6])])
+    model = ModelWrapper(qonnx_make_model(graph)).transform(GiveUniqueNodeNames())
+    model.set_tensor_datatype("x", fmt.datatype)
+    x = _values(fmt, [1, 4, 6], seed=5)
+    want = np.concatenate([np.zeros((1, 1, 6), np.float32), x[:, :2]], axis=1)
+    assert np.array_equal(execute_onnx(model, {"x": x})["y"], want)
+    hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
+    assert np.array_equal(execute_onnx(hw.transform(SetExecMode("rtlsim")), {"x": x})["y"], want)

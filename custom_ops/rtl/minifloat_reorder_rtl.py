@@ -25,7 +25,8 @@ class MinifloatReorder_rtl(IcarusBackend, MinifloatReorder, RTLBackend):
         words = self.n_elements() // self.lanes()
         addr = code_dir / "addr.hex"
         write_hex(addr, [] if self.is_identity() else self.read_words(), 32)
-        params = [f".WORDS({words})", f".WIDTH({self.get_instream_width()})", f".IDENTITY({int(self.is_identity())})",
+        params = [f".WORDS({words})", f".OUT_WORDS({self.get_number_output_values()})",
+                  f".WIDTH({self.get_instream_width()})", f".IDENTITY({int(self.is_identity())})",
                   f'.ADDR_FILE("{addr.as_posix()}")']
         self.write_top(code_dir, "axis_wrapper.v", params,
                        {"$IW$": self.get_instream_width(), "$OW$": self.get_outstream_width()})

@@ -28,3 +28,7 @@ class ConfigError(MinifinnError):
 
 class UnmappableSoftmaxError(UnsupportedNodeError):
     """A Softmax float island that cannot become a MinifloatSoftmax hardware op (axis, scales, formats)."""
+
+
+class UnmappableLayerNormError(UnsupportedNodeError):
+    """A LayerNormalization that MinifloatLayerNorm cannot implement (axis, scales, missing gamma/beta, ...)."""

@@ -36,7 +36,8 @@ NO_HW_REASON = {
     "MaxPoolNHWC": "max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = stride",
     "Softmax": "softmax that InferMinifloatSoftmax could not map (not Dequantize -> Softmax(last axis) -> "
                "QuantizeToFormat with scalar scales)",
-    "LayerNormalization": "float island: MinifloatLayerNorm not built yet",
+    "LayerNormalization": "LayerNorm that InferMinifloatLayerNorm could not map (not Dequantize -> "
+                          "LayerNormalization(last axis, constant gamma/beta) -> QuantizeToFormat with scalar scales)",
     "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
 }
 
@@ -95,8 +96,8 @@ def unmappable_nodes(model):
 
 @register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Channels-last layout (ConvertToNHWC), softmax islands -> MinifloatSoftmax, elementwise float islands (GELU)
-    -> MinifloatLUT tables, lowered matrix products (also attention's) -> MinifloatMVAU, residual adds (and the
+    """Channels-last layout (ConvertToNHWC), softmax and LayerNorm islands -> MinifloatSoftmax / MinifloatLayerNorm,
+    elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) -> MinifloatMVAU, residual adds (and the
     positional-embedding add) -> MinifloatAdd, standalone requantizers -> MinifloatThresholding, sliding windows /
     max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool / MinifloatGlobalAccPool, layout chains
     between hardware nodes -> MinifloatReorder. Every other compute node must be mapped too, or the step lists the
@@ -109,10 +110,12 @@ def step_convert_to_hw(model, cfg):
         InferMinifloatMaxPool,
         InferMinifloatReorder,
     )
+    from passes.infer_layernorm import InferMinifloatLayerNorm
     from passes.infer_softmax import InferMinifloatSoftmax
     from passes.nhwc import ConvertToNHWC
 
     model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax(strict=False))
+    model = model.transform(InferMinifloatLayerNorm(strict=False))
     model = model.transform(FoldElementwiseIntoTables())
     model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
     model = model.transform(InferMinifloatThresholding())

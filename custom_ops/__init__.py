@@ -35,14 +35,18 @@ def register_ops():
     from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
     from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool
     from custom_ops.minifloat_maxpool import MinifloatMaxPool
+    from custom_ops.minifloat_layernorm import MinifloatLayerNorm
     from custom_ops.minifloat_reorder import MinifloatReorder
     from custom_ops.rtl.minifloat_conv_inp_gen_rtl import MinifloatConvInpGen_rtl
     from custom_ops.rtl.minifloat_global_acc_pool_rtl import MinifloatGlobalAccPool_rtl
     from custom_ops.rtl.minifloat_maxpool_rtl import MinifloatMaxPool_rtl
     from custom_ops.rtl.minifloat_reorder_rtl import MinifloatReorder_rtl
 
-    for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool, MinifloatReorder):
+    for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool, MinifloatReorder, MinifloatLayerNorm):
         fpgadataflow.custom_op[op.__name__] = op
+    from custom_ops.hls.minifloat_layernorm_hls import MinifloatLayerNorm_hls
+
+    hls.custom_op["MinifloatLayerNorm_hls"] = MinifloatLayerNorm_hls
     for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl, MinifloatReorder_rtl):
         rtl.custom_op[op.__name__] = op
 

@@ -36,8 +36,20 @@ def _is_stream_input(model, name):
     return bool(name) and model.get_initializer(name) is None
 
 
+class _WideInt:
+    """An accumulator stream wider than the formats of compiler.numerics (e.g. INT40): bits and sign only."""
+
+    is_minifloat = False
+
+    def __init__(self, dt):
+        self.bits, self.signed = dt.bitwidth(), dt.signed()
+
+
 def _tensor_format(model, name):
-    return format_of(model.get_tensor_datatype(name).name, name)
+    dt = model.get_tensor_datatype(name)
+    if dt.is_integer() and dt.bitwidth() > 8:
+        return _WideInt(dt)
+    return format_of(dt.name, name)
 
 
 def stitchable(model):

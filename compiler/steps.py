@@ -244,10 +244,7 @@ def step_fifo_sizing(model, cfg):
         reason = "fifo_sizing = 'none'" if cfg.fifo_sizing == "none" else why
         (report / "fifo_sizing.json").write_text(json.dumps({"sized": False, "reason": reason}, indent=2) + "\n")
         return model
-    if any(n.op_type.endswith("_rtl") for n in model.graph.node):
-        from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
-
-        model = model.transform(PrepareRTLSim())
+    _prepare_rtlsim(model)
     frames = _partition_inputs(cfg, _verify_inputs(cfg)[:cfg.fifo_sizing_frames])
     model, record = size_fifos(model, frames, Path(cfg.output_dir) / "stitched_rtlsim")
     out = {"sized": True, "frames": len(frames), "depths": record["depths"], "edges": record["edges"],
@@ -255,6 +252,15 @@ def step_fifo_sizing(model, cfg):
            "total_depth": int(sum(record["depths"].values())), "memory_bits": record["memory_bits"],
            "bram18_estimate": _fifo_bram18(record)}
     (report / "fifo_sizing.json").write_text(json.dumps(out, indent=2) + "\n")
+    return model
+
+
+def _prepare_rtlsim(model):
+    """FINN's PrepareRTLSim for the RTL nodes only: an HLS node's rtlsim would need Vitis HLS's Verilog, and here
+    HLS nodes are simulated with cppsim."""
+    for node in model.graph.node:
+        if node.op_type.endswith("_rtl"):
+            getCustomOp(node).prepare_rtlsim()
     return model
 
 
@@ -286,7 +292,6 @@ def step_verify(model, cfg):
     """
     from qonnx.core.onnx_exec import execute_onnx
 
-    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
     from passes.compare import compare_lowered
 
     report = Path(cfg.output_dir) / "report"
@@ -301,8 +306,7 @@ def step_verify(model, cfg):
                                                        "max_abs_output_diff")}
     # dataflow model inputs for each image: run the host part of the parent graph up to the partition
     sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
-    if any(n.op_type.endswith("_rtl") for n in model.graph.node):
-        model = model.transform(PrepareRTLSim())
+    _prepare_rtlsim(model)
     df_in = model.graph.input[0].name
     df_out = model.graph.output[0].name
     mismatches = []

@@ -12,7 +12,8 @@ Foldable layers (the legal values are the divisors, as in FINN's ``SetFolding``)
   ``internal_decoupled`` HLS weight stream <= ``MAX_ALLOWED_AP_INT_W``). ``MinifloatMVAU`` embeds its weights, so it
   has no stream limit;
 * PE-parallel ops (``MinifloatThresholding_*``, ``MinifloatAdd_*``, ``MinifloatLUT_*``, ``MinifloatMaxPool_rtl``,
-  ``MinifloatGlobalAccPool_rtl``, ``MinifloatReorder_rtl`` (``NumChannels``: its largest contiguous group) and the ops FINN's ``SetFolding`` folds by PE, e.g. ``Thresholding``,
+  ``MinifloatGlobalAccPool_rtl``, ``MinifloatReorder_rtl`` (``NumChannels``: its largest contiguous group),
+  ``MinifloatLayerNorm_hls``, ``MinifloatSoftmax_*`` and the ops FINN's ``SetFolding`` folds by PE, e.g. ``Thresholding``,
   ``DuplicateStreams``, ``GlobalAccPool``, ``LabelSelect``, elementwise binary ops): PE | channels;
 * SIMD-parallel ops (``FMPadding_rtl``, ``FMPadding_Pixel_hls``, non-depthwise ``ConvolutionInputGenerator_rtl``,
   ``MinifloatConvInpGen_rtl``):
@@ -72,7 +73,7 @@ FINN_MVAU_OPS = ("MVAU_hls", "MVAU_rtl")
 PE_OPS = (
     "MinifloatThresholding_hls", "MinifloatThresholding_rtl", "MinifloatAdd_hls", "MinifloatAdd_rtl",
     "MinifloatLUT_hls", "MinifloatLUT_rtl", "MinifloatMaxPool_rtl", "MinifloatGlobalAccPool_rtl",
-    "MinifloatReorder_rtl",
+    "MinifloatReorder_rtl", "MinifloatLayerNorm_hls", "MinifloatSoftmax_hls", "MinifloatSoftmax_rtl",
     "DuplicateStreams_hls", "GlobalAccPool_hls", "PWPolyF_rtl", "Thresholding_hls", "Thresholding_rtl",
     "ReplicateStream_hls", "Squeeze_hls", "Unsqueeze_hls", "Reshape_rtl", "LabelSelect_hls",
 )

@@ -1,4 +1,5 @@
-"""build_flows/vit_tiny.py --quick end to end on the real Fashion-MNIST test data (skips if not installed)."""
+"""build_flows/vit_tiny.py --quick end to end on the real Fashion-MNIST test data (skips if not installed): the whole
+ViT in one dataflow partition, verified, estimated for Pynq-Z2 and U250, hardware-exact accuracy."""
 
 import json
 from pathlib import Path
@@ -11,26 +12,32 @@ DATA = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 
 @pytest.mark.skipif(not DATA.is_file(), reason="apt-get install dataset-fashion-mnist")
-def test_quick_flow_trains_quantizes_exports_and_runs_golden(tmp_path, capsys):
-    rc = vit_tiny.main(["--quick", "--threads", "1", "--golden-images", "200", "--lowered-images", "200",
-                        "--output-dir", str(tmp_path)])
+def test_quick_flow_compiles_the_whole_vit_into_one_partition(tmp_path, capsys):
+    rc = vit_tiny.main(["--quick", "--threads", "1", "--golden-images", "200", "--accuracy-images", "200",
+                        "--workers", "1", "--output-dir", str(tmp_path)])
     assert rc == 0
     acc = json.loads((tmp_path / "report" / "accuracy.json").read_text())
     assert acc["float"] > 0.2 and acc["brevitas_quantized"] > 0.2  # one short epoch: well above chance (0.1)
     assert acc["qonnx_golden_argmax_agreement"] >= 0.99
-    assert acc["hardware_exact"] is None and "not built" in acc["hardware_exact_note"]
-    # the lowered exact graph: within tie noise of the QONNX golden
-    assert acc["lowered_images"] == 200 and acc["lowered_argmax_agreement"] >= 0.99
-    assert abs(acc["lowered_exact"] - acc["qonnx_on_lowered_images"]) <= 0.01
-    assert acc["lowered_differing_codes"] <= 1e-3 * acc["lowered_codes"]
-    assert (tmp_path / "vit_tiny.lowered.onnx").is_file()
+    assert acc["hardware_exact_images"] == 200
+    assert abs(acc["hardware_exact"] - acc["brevitas_quantized_on_those_images"]) <= 0.03
     assert acc["formats"] == {"weights": "fp:e3m2", "acts": "fp:e3m2", "first": "fp:e4m3", "last": "fp:e4m3"}
-    assert (tmp_path / "vit_tiny.qonnx.onnx").is_file() and (tmp_path / "vit_float.pt").is_file()
+    build = tmp_path / "build"
+    ver = json.loads((build / "report" / "verification.json").read_text())
+    assert ver["passed"] and all(v["failed"] == 0 for v in ver["nodes"].values())
+    kinds = {k.rsplit("_", 1)[0] for k in ver["nodes"]}
+    assert {"MinifloatMVAU_rtl", "MinifloatSoftmax_rtl", "MinifloatLayerNorm_hls", "MinifloatLUT_rtl",
+            "MinifloatAdd_rtl", "MinifloatReorder_rtl", "MinifloatGlobalAccPool_rtl"} <= kinds
+    parent = (build / "intermediate_models" / "dataflow_parent.onnx")
+    assert parent.is_file()
+    for board in ("build", "build_U250"):
+        perf = json.loads((tmp_path / board / "report" / "estimate_network_performance.json").read_text())
+        assert perf["estimated_throughput_fps"] > 0
     out = capsys.readouterr().out
-    assert "Not built yet in this flow" in out and "FloatQuant nodes" in out
+    assert "one dataflow partition of" in out and "U250:" in out and "Pynq-Z2:" in out
     # a second run reuses the checkpoint instead of training again
-    assert vit_tiny.main(["--quick", "--threads", "1", "--golden-images", "50", "--lowered-images", "50",
-                          "--output-dir", str(tmp_path)]) == 0
+    assert vit_tiny.main(["--quick", "--threads", "1", "--golden-images", "50", "--accuracy-images", "50",
+                          "--workers", "1", "--estimate-boards", "", "--output-dir", str(tmp_path)]) == 0
     assert "loaded" in capsys.readouterr().out
 
 

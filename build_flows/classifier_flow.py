@@ -73,9 +73,9 @@ def run_flow(args, spec, prog):
     from compiler.finn_env import ensure_finn_offline
     from compiler.ptq import quantize_ptq
     from compiler.runner import DEFAULT_STEPS, run_build
-    from compiler.training import evaluate, train
+    from compiler.training import evaluate, load_checkpoint, save_checkpoint, train
     from compiler.vendor import VendorToolMissing
-    from compiler.zoo import QuantSpec, build_model
+    from compiler.zoo import QuantSpec, build_model, load_float_state_dict
     from passes.compare import compare_lowered
 
     torch.set_num_threads(1)
@@ -98,9 +98,17 @@ def run_flow(args, spec, prog):
         model_cfg = spec.quick_model_cfg if args.quick else spec.model_cfg
         float_model = build_model(spec.model, "float", **model_cfg)
         epochs = args.epochs or (spec.quick_epochs if args.quick else spec.epochs)
-        print(f"[train] float {spec.model} {model_cfg}, {epochs} epoch(s) on {len(x_tr)} images")
+        recipe = {"model": spec.model, "cfg": model_cfg, "epochs": epochs, "images": len(x_tr),
+                  "train": spec.train_kwargs}
+        ckpt = out / "float.pt"
         t0 = time.time()
-        train(float_model, x_tr, y_tr, epochs=epochs, progress=not args.quick, **spec.train_kwargs)
+        if ckpt.is_file() and load_checkpoint(ckpt)[1] == json.loads(json.dumps(recipe)):
+            load_float_state_dict(float_model, load_checkpoint(ckpt)[0])
+            print(f"[train] float {spec.model}: reusing {ckpt} (same model, data and recipe)")
+        else:
+            print(f"[train] float {spec.model} {model_cfg}, {epochs} epoch(s) on {len(x_tr)} images")
+            train(float_model, x_tr, y_tr, epochs=epochs, progress=not args.quick, **spec.train_kwargs)
+            save_checkpoint(ckpt, float_model, recipe, {"train_seconds": round(time.time() - t0, 1)})
         train_seconds = time.time() - t0
         quant = build_model(spec.model, qspec, **model_cfg)
         techniques = tuple(t.strip() for t in args.ptq.split(",") if t.strip())

@@ -44,9 +44,15 @@ def register_ops():
 
     for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool, MinifloatReorder, MinifloatLayerNorm):
         fpgadataflow.custom_op[op.__name__] = op
+    from custom_ops.hls.minifloat_conv_inp_gen_hls import MinifloatConvInpGen_hls
+    from custom_ops.hls.minifloat_global_acc_pool_hls import MinifloatGlobalAccPool_hls
     from custom_ops.hls.minifloat_layernorm_hls import MinifloatLayerNorm_hls
+    from custom_ops.hls.minifloat_maxpool_hls import MinifloatMaxPool_hls
+    from custom_ops.hls.minifloat_reorder_hls import MinifloatReorder_hls
 
-    hls.custom_op["MinifloatLayerNorm_hls"] = MinifloatLayerNorm_hls
+    for op in (MinifloatConvInpGen_hls, MinifloatMaxPool_hls, MinifloatGlobalAccPool_hls, MinifloatReorder_hls,
+               MinifloatLayerNorm_hls):
+        hls.custom_op[op.__name__] = op
     for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl, MinifloatReorder_rtl):
         rtl.custom_op[op.__name__] = op
 

@@ -136,3 +136,47 @@ def test_unfoldable_lanes_are_reported_with_the_node_name():
                          NumChannels=6, PE=4, PoolDim=[2, 2], inputDataType="INT4", outputDataType="INT4")
     with pytest.raises(UnsupportedNodeError, match="MinifloatMaxPool_0: PE=4 must divide NumChannels=6"):
         getCustomOp(model.graph.node[0]).get_folded_input_shape()
+
+
+def _cppsim(model):
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "hls")
+    hw = model.transform(SpecializeLayers(PART))
+    assert hw.graph.node[0].op_type.endswith("_hls")
+    return hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+
+
+@pytest.mark.parametrize("case", SWG_CASES[:3], ids=lambda c: f"{c[0].name}_{c[1]}x{c[2]}x{c[3]}_k{c[5][0]}{c[5][1]}")
+def test_sliding_window_cppsim(case):
+    fmt, h, w, c, simd, k, s, pad, dil = case
+    x = _random_values(fmt, (1, h, w, c), seed=h * w + c)
+    oh, ow = (h + pad[0] + pad[2] - dil[0] * (k[0] - 1) - 1) // s[0] + 1, (w + pad[1] + pad[3] - dil[1] * (k[1] - 1) - 1) // s[1] + 1
+    model = _single_node("MinifloatConvInpGen", [1, h, w, c], [1, oh, ow, k[0] * k[1] * c], fmt.qonnx_name,
+                         fmt.qonnx_name, IFMDim=[h, w], NumChannels=c, SIMD=simd, ConvKernelDim=list(k),
+                         Stride=list(s), Dilation=list(dil), Padding=list(pad), inputDataType=fmt.qonnx_name,
+                         outputDataType=fmt.qonnx_name)
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x": x})["y"], execute_onnx(model, {"x": x})["y"])
+
+
+@pytest.mark.parametrize("case", POOL_CASES[:3], ids=lambda c: f"{c[0].name}_{c[1]}x{c[2]}x{c[3]}_k{c[5][0]}{c[5][1]}")
+def test_maxpool_cppsim(case):
+    fmt, h, w, c, pe, k = case
+    x = _random_values(fmt, (1, h, w, c), seed=c)
+    model = _single_node("MinifloatMaxPool", [1, h, w, c], [1, h // k[0], w // k[1], c], fmt.qonnx_name,
+                         fmt.qonnx_name, IFMDim=[h, w], NumChannels=c, PE=pe, PoolDim=list(k),
+                         inputDataType=fmt.qonnx_name, outputDataType=fmt.qonnx_name)
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x": x})["y"], execute_onnx(model, {"x": x})["y"])
+
+
+@pytest.mark.parametrize("case", GAP_CASES[:3], ids=lambda c: f"{c[0].name}_{'x'.join(map(str, c[1]))}_c{c[2]}")
+def test_global_acc_pool_cppsim(case):
+    fmt, vecs, c, pe = case
+    x = _random_values(fmt, (*vecs, c), seed=c)
+    model = _single_node("MinifloatGlobalAccPool", [*vecs, c], [1] * len(vecs) + [c], fmt.qonnx_name, "INT24",
+                         IFMDim=[1, int(np.prod(vecs[1:]))], NumChannels=c, PE=pe, numInputVectors=vecs,
+                         inputDataType=fmt.qonnx_name, outputDataType="INT24")
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x": x})["y"], execute_onnx(model, {"x": x})["y"])

@@ -138,3 +138,20 @@ def test_padding_reorder_rtlsim():
     assert np.array_equal(execute_onnx(model, {"x": x})["y"], want)
     hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
     assert np.array_equal(execute_onnx(hw.transform(SetExecMode("rtlsim")), {"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}_{'x'.join(map(str, c[1]))}_pe{c[3]}")
+def test_reorder_cppsim(case):
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    fmt, in_shape, ops, pe = case
+    model = reorder_model(fmt, in_shape, ops, pe)
+    getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "hls")
+    hw = model.transform(SpecializeLayers(PART))
+    assert hw.graph.node[0].op_type == "MinifloatReorder_hls"
+    hw = hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+    x = _values(fmt, in_shape, seed=3)
+    assert np.array_equal(execute_onnx(hw, {"x": x})["y"], execute_onnx(model, {"x": x})["y"])

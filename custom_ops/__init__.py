@@ -44,6 +44,7 @@ def register_ops():
 
     for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool, MinifloatReorder, MinifloatLayerNorm):
         fpgadataflow.custom_op[op.__name__] = op
+    from custom_ops.hls.channel_stream_hls import MinifloatAdd_hls, MinifloatLUT_hls, MinifloatThresholding_hls
     from custom_ops.hls.minifloat_conv_inp_gen_hls import MinifloatConvInpGen_hls
     from custom_ops.hls.minifloat_global_acc_pool_hls import MinifloatGlobalAccPool_hls
     from custom_ops.hls.minifloat_layernorm_hls import MinifloatLayerNorm_hls
@@ -51,7 +52,7 @@ def register_ops():
     from custom_ops.hls.minifloat_reorder_hls import MinifloatReorder_hls
 
     for op in (MinifloatConvInpGen_hls, MinifloatMaxPool_hls, MinifloatGlobalAccPool_hls, MinifloatReorder_hls,
-               MinifloatLayerNorm_hls):
+               MinifloatLayerNorm_hls, MinifloatThresholding_hls, MinifloatLUT_hls, MinifloatAdd_hls):
         hls.custom_op[op.__name__] = op
     for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl, MinifloatReorder_rtl):
         rtl.custom_op[op.__name__] = op

@@ -100,3 +100,24 @@ def test_constant_operand_is_streamed_from_a_rom(pe):
     for seed in range(2):
         x = f.values()[np.random.default_rng(seed).integers(0, len(f.values()), size=x0.shape)].astype(np.float32)
         assert np.array_equal(execute_onnx(hw, {"x0": x})["y"], execute_onnx(model, {"x0": x})["y"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}+{c[1].name}->{c[2].name}_k{c[3][0]}_{c[3][1]}")
+def test_cppsim_bit_exact(case):
+    from test_thresholding import _cppsim
+
+    f0, f1, fo, coeffs, c, pe, vecs = case
+    model, x0, x1, t = add_model(f0, f1, fo, coeffs, c, pe, vecs)
+    want = execute_onnx(model, {"x0": x0, "x1": x1})["y"]
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x0": x0, "x1": x1})["y"], want)
+
+
+def test_constant_operand_cppsim():
+    from test_thresholding import _cppsim
+
+    f = MinifloatFormat(3, 2)
+    model, x0, x1, t = add_model(f, f, f, (5, 3), 8, 2, (1, 6))
+    model.set_initializer("x1", x1)
+    model.graph.input.remove(model.graph.input[1])
+    getCustomOp(model.graph.node[0]).set_nodeattr("const_in1", 1)
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x0": x0})["y"], execute_onnx(model, {"x0": x0})["y"])

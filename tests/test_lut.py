@@ -63,3 +63,28 @@ def test_table_equals_the_float_island_on_every_code(tmp_path):
     want = fo.quantize(gelu / s_out)
     got = np.asarray(lut.get_nodeattr("table"), dtype=np.float32)
     assert np.mean(got == want) > 0.98  # identical except where float32 GELU implementations round differently
+
+
+def test_lut_cppsim_bit_exact_on_every_code():
+    """A single MinifloatLUT node (random table, PE 4) in g++ cppsim equals its Python model on every input code."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.util.basic import qonnx_make_model
+    from test_thresholding import _cppsim
+
+    from compiler.numerics import MinifloatFormat
+
+    fi, fo = MinifloatFormat(3, 2), MinifloatFormat(2, 3)
+    table = np.random.default_rng(0).choice(fo.values(), size=2 ** fi.bits).astype(np.float32)
+    node = helper.make_node("MinifloatLUT", ["x"], ["y"], domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",
+                            NumChannels=8, PE=4, inputDataType=fi.qonnx_name, outputDataType=fo.qonnx_name,
+                            table=[float(v) for v in table], numInputVectors=[1, 8])
+    graph = helper.make_graph([node], "lut", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8])])
+    model = ModelWrapper(qonnx_make_model(graph)).transform(GiveUniqueNodeNames())
+    model.set_tensor_datatype("x", DataType[fi.qonnx_name])
+    x = fi.decode(np.arange(64)).reshape(1, 8, 8).astype(np.float32)  # every code once
+    assert np.array_equal(execute_onnx(_cppsim(model), {"x": x})["y"], execute_onnx(model, {"x": x})["y"])

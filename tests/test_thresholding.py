@@ -67,3 +67,23 @@ def test_cnn_residual_and_pool_requantizers_become_thresholding_ops(tmp_path):
     assert "MinifloatThreshold" not in ops and ops.count("MinifloatThresholding") == 2
     for a, b in zip(_outputs(low, _images(3)), _outputs(hw, _images(3))):
         assert np.array_equal(a, b)
+
+
+def _cppsim(model):
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("preferred_impl_style", "hls")
+    hw = model.transform(SpecializeLayers(PART))
+    assert all(n.op_type.endswith("_hls") for n in hw.graph.node)
+    return hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}_c{c[1]}_pe{c[2]}_acc{c[3]}")
+def test_cppsim_bit_exact(case):
+    fo, c, pe, bits, vecs, signs = case
+    model, acc, t = threshold_model(fo, c, pe, bits, vecs, signs)
+    assert np.array_equal(execute_onnx(_cppsim(model), {"acc": acc})["y"], execute_onnx(model, {"acc": acc})["y"])

@@ -161,11 +161,11 @@ def print_summary(out, acc, board, total_seconds):
 
 
 def prefer_hls(model, cfg):
-    """Ask SpecializeLayers for the HLS variant of every MinifloatMVAU (cppsim with g++ in verification)."""
+    """Ask SpecializeLayers for the HLS variant of every hardware node (cppsim with g++ in verification)."""
     from qonnx.custom_op.registry import getCustomOp
 
     for node in model.graph.node:
-        if node.op_type == "MinifloatMVAU":
+        if node.domain == "finn.custom_op.fpgadataflow":
             getCustomOp(node).set_nodeattr("preferred_impl_style", "hls")
     return model
 

@@ -41,6 +41,20 @@ def test_quick_flow_compiles_the_whole_vit_into_one_partition(tmp_path, capsys):
     assert "loaded" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(not DATA.is_file(), reason="apt-get install dataset-fashion-mnist")
+def test_whole_vit_partition_in_hls_equals_python_node_by_node_on_16_images(tmp_path):
+    """--impl hls: every node of the ViT partition is an HLS node; each one's g++ cppsim equals its Python model
+    on 16 test images."""
+    rc = vit_tiny.main(["--quick", "--threads", "1", "--impl", "hls", "--verify-images", "16", "--golden-images",
+                        "50", "--accuracy-images", "50", "--workers", "1", "--estimate-boards", "",
+                        "--output-dir", str(tmp_path)])
+    assert rc == 0
+    ver = json.loads((tmp_path / "build" / "report" / "verification.json").read_text())
+    assert ver["images"] == 16 and ver["passed"]
+    assert all(v["mode"] == "cppsim" and v["passed"] == 16 and v["failed"] == 0 for v in ver["nodes"].values())
+    assert len(ver["nodes"]) >= 20 and ver["whole_partition"]["passed"] == 16
+
+
 def test_bad_board_is_a_clear_error(tmp_path, capsys):
     assert vit_tiny.main(["--quick", "--board", "NoBoard", "--output-dir", str(tmp_path)]) == 2
     assert "unknown board 'NoBoard'" in capsys.readouterr().err

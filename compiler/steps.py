@@ -249,6 +249,8 @@ def step_fifo_sizing(model, cfg):
     model, record = size_fifos(model, frames, Path(cfg.output_dir) / "stitched_rtlsim")
     out = {"sized": True, "frames": len(frames), "depths": record["depths"], "edges": record["edges"],
            "frame_cycles_deep": record["frame_cycles_deep"], "frame_cycles_sized": record["frame_cycles_sized"],
+           "method": record["method"], "high_water_marks": record["high_water_marks"],
+           "memory_bits_high_water": record["memory_bits_high_water"],
            "total_depth": int(sum(record["depths"].values())), "memory_bits": record["memory_bits"],
            "bram18_estimate": _fifo_bram18(record)}
     (report / "fifo_sizing.json").write_text(json.dumps(out, indent=2) + "\n")

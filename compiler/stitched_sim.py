@@ -8,9 +8,10 @@ consumer words differ (``mf_stream_dwc``, FINN's StreamingDataWidthConverter); a
 custom_ops/rtl/stream_infra.v. The testbench streams several frames back to back into the partition input and
 records the output words, the cycle each frame's last word left, and every FIFO's maximum occupancy.
 
-FIFO sizing (``size_fifos``): simulate with deep FIFOs, take each edge's high-water mark (at least 2) as its
-depth, store it in the consumer's ``inFIFODepths`` (FINN's attribute, used by FINN's InsertFIFO in the vendor
-build) and re-simulate with the sized FIFOs to prove they neither deadlock nor slow the pipeline down.
+FIFO sizing (``size_fifos``): simulate with deep FIFOs, then try depth 2 on every edge except the inputs of joins
+(which keep their high-water marks), falling back to all high-water marks if that deadlocks, changes outputs or
+slows the frame interval; the depths go to the consumer's ``inFIFODepths`` (FINN's attribute, used by FINN's
+InsertFIFO in the vendor build), and the sized pipeline has been simulated, so it neither deadlocks nor slows down.
 """
 
 import re
@@ -284,16 +285,39 @@ def _frame_words(model, edge):
     return int(np.prod(shape)) // lanes
 
 
+def _interval(frame_cycles):
+    """Cycles between the last two frames' ends (the pipeline's steady-state frame interval)."""
+    return frame_cycles[-1] - frame_cycles[-2] if len(frame_cycles) > 1 else (frame_cycles or [0])[0]
+
+
 def size_fifos(model, frames, sim_dir):
     """FIFO sizing by simulation (module docstring). Returns (model, record) with record = {"depths", "edges",
-    "frame_cycles_deep", "frame_cycles_sized", "outputs"}; the consumer nodes' ``inFIFODepths`` are set."""
+    "frame_cycles_deep", "frame_cycles_sized", "outputs", ...}; the consumer nodes' ``inFIFODepths`` are set.
+
+    1. deep FIFOs: every edge's high-water mark. A fast producer runs ahead of a slower consumer, so a high-water
+       mark overstates what the edge needs (backpressure would stall the producer at no cost).
+    2. shallow try: depth 2 everywhere except the inputs of joins (two-input nodes: the residual add's skip, the
+       attention matrix stream), which must buffer what the other branch holds or the pipeline deadlocks; kept
+       if it runs without deadlock, with the same outputs and a frame interval within 1 % of the deep one;
+       otherwise the high-water marks are used.
+    """
     deep = run_stitched(model, frames, Path(sim_dir) / "deep")
-    depths = {e: max(2, int(m)) for e, m in deep["fifo_max"].items()}
-    sized = run_stitched(model, frames, Path(sim_dir) / "sized", fifo_depths=depths)
+    marks = {e: max(2, int(m)) for e, m in deep["fifo_max"].items()}
+    edges, _ = _edges(model)
+    joins = {e.name for e in edges if e.consumer is not None
+             and len([t for t in e.consumer.input if _is_stream_input(model, t)]) > 1}
+    shallow = {e: (m if e in joins else 2) for e, m in marks.items()}
+    try:
+        trial = run_stitched(model, frames, Path(sim_dir) / "shallow", fifo_depths=shallow)
+        ok = all(np.array_equal(a, b) for a, b in zip(deep["outputs"], trial["outputs"])) and \
+            _interval(trial["frame_cycles"]) <= 1.01 * _interval(deep["frame_cycles"]) + 1
+    except StitchedSimError:
+        ok = False
+    depths = shallow if ok else marks
+    sized = trial if ok else run_stitched(model, frames, Path(sim_dir) / "sized", fifo_depths=depths)
     for a, b in zip(deep["outputs"], sized["outputs"]):
         if not np.array_equal(a, b):
             raise StitchedSimError("stitched rtlsim: outputs changed after FIFO sizing")
-    edges, _ = _edges(model)
     for e in edges:
         if e.consumer is None:
             continue
@@ -304,7 +328,10 @@ def size_fifos(model, frames, sim_dir):
         cur[e.port] = depths[e.name]
         inst.set_nodeattr("inFIFODepths", cur)
     widths = {e.name: e.producer_width for e in edges}
-    record = {"depths": depths, "edges": deep["edges"], "widths": widths,
-              "memory_bits": int(sum(depths[k] * widths[k] for k in depths)), "frame_cycles_deep": deep["frame_cycles"],
-              "frame_cycles_sized": sized["frame_cycles"], "outputs": sized["outputs"]}
+    record = {"depths": depths, "high_water_marks": marks, "method": "shallow except joins" if ok else
+              "high-water marks", "edges": deep["edges"], "widths": widths,
+              "memory_bits": int(sum(depths[k] * widths[k] for k in depths)),
+              "memory_bits_high_water": int(sum(marks[k] * widths[k] for k in marks)),
+              "frame_cycles_deep": deep["frame_cycles"], "frame_cycles_sized": sized["frame_cycles"],
+              "outputs": sized["outputs"]}
     return model, record

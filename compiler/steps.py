@@ -158,6 +158,25 @@ def step_specialize_layers(model, cfg):
     return model.transform(SpecializeLayers(fpga_part(cfg)))
 
 
+#: weight memories at least this large go to UltraRAM on boards that have it (ram_style "auto" nodes only)
+URAM_WEIGHT_BITS = 128 * 1024
+
+
+def _large_weights_to_uram(model, cfg):
+    """On boards with UltraRAM (Alveo, larger Zynq UltraScale+), MinifloatMVAU weight memories of at least
+    ``URAM_WEIGHT_BITS`` bits with ``ram_style = "auto"`` use it (FINN's ``ram_style = "ultra"``): a DeiT-sized
+    model's weights do not fit the BRAM of even a U250, while its 1,280 URAMs hold 360 Mbit."""
+    if not get_board(cfg.board).resources.get("URAM"):
+        return model
+    for node in model.graph.node:
+        if node.op_type.startswith("MinifloatMVAU"):
+            inst = getCustomOp(node)
+            if inst.get_nodeattr("ram_style") == "auto" and not inst.get_nodeattr("dynamic_input") and \
+                    inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * inst.weight_format().bits >= URAM_WEIGHT_BITS:
+                inst.set_nodeattr("ram_style", "ultra")
+    return model
+
+
 def _apply_config_file(model, path, field):
     """FINN's ApplyConfig with a JSON file; a missing or malformed file is a ConfigError naming it."""
     from compiler.errors import ConfigError
@@ -181,11 +200,13 @@ def _apply_config_file(model, path, field):
 @register_step("step_folding", default=True)
 def step_folding(model, cfg):
     """Resource-aware folding for the board (passes/resource_folding.py ``SetFoldingResourceAware``):
-    ``target_fps`` when given, else the fastest folding that fits 80 % of the board. A ``folding_config_file``
+    ``target_fps`` when given, else the fastest folding that fits 80 % of the board. Large weight memories go to
+    UltraRAM where the board has it (``_large_weights_to_uram``). A ``folding_config_file``
     (FINN's JSON: node name -> {"PE": .., "SIMD": ..}) is applied on top, as FINN's step_apply_folding_config
     does; the estimate reports then show whether the result fits."""
     from passes.resource_folding import folding_step
 
+    _large_weights_to_uram(model, cfg)
     model = folding_step(model, cfg)
     if cfg.folding_config_file:
         model = _apply_config_file(model, cfg.folding_config_file, "folding_config_file")

@@ -52,3 +52,19 @@ def test_bench_cnn_qonnx_to_codegen(tmp_path, spec):
           f"({perf['estimated_throughput_fps']:.0f} FPS est.); per step: "
           + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     assert seconds < 60
+
+
+@pytest.mark.bench
+def test_bench_deit_tiny_estimates_for_u250(tmp_path):
+    """vit_tiny.py --deit: a DeiT-tiny-sized ViT (224x224x3, patch 16, dim 192, depth 12, heads 3) from PyTorch to
+    U250 estimates (PTQ, export, lowering, hardware conversion, one partition, folding, reports) in < 5 minutes."""
+    from build_flows import vit_tiny
+
+    t0 = time.perf_counter()
+    assert vit_tiny.main(["--deit", "--threads", "1", "--output-dir", str(tmp_path)]) == 0
+    seconds = time.perf_counter() - t0
+    est = json.loads((tmp_path / "report" / "estimates.json").read_text())
+    u250 = est["boards"]["U250"]
+    print(f"\nDeiT-tiny-sized ViT -> U250 estimates in {seconds:.0f} s: {u250['fps']:.0f} FPS, LUT {u250['LUT']:.0f}, "
+          f"BRAM_18K {u250['BRAM_18K']:.0f}, URAM {u250['URAM']:.0f}; times {est['times']}")
+    assert u250["fps"] > 0 and seconds < 300

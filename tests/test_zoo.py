@@ -330,3 +330,59 @@ def test_ptq_mlp_on_digits_keeps_accuracy():
         with torch.no_grad():
             acc_q = (quant(x_te).argmax(1) == y_te).float().mean().item()
         assert acc_q >= acc_float - tolerance, (spec, acc_float, acc_q)
+
+
+@pytest.mark.parametrize("layout", ["timm", "torchvision"])
+def test_timm_and_torchvision_vit_state_dicts_load(layout):
+    """load_timm_vit_state_dict: a timm (fused qkv) or torchvision (in_proj, encoder_layer_i) state dict of the same
+    ViT gives the same function."""
+    import torch
+
+    from compiler.zoo import load_timm_vit_state_dict
+
+    cfg = dict(image_size=32, in_channels=3, patch_size=16, dim=24, depth=2, heads=3, mlp_ratio=4, num_classes=7,
+               pooling="cls")
+    src = build_model("vit", "float", **cfg)
+    sd = {k: v for k, v in src.state_dict().items() if "_quant" not in k}
+    out = {}
+    for k, v in sd.items():
+        if ".attn.k." in k or ".attn.v." in k:
+            continue
+        if ".attn.q." in k:
+            p, kind = k.split(".attn.q.")
+            fused = torch.cat([sd[f"{p}.attn.{n}.{kind}"] for n in "qkv"])
+            out[f"{p}.attn.qkv.{kind}" if layout == "timm" else f"{p}.self_attention.in_proj_{kind}"] = fused
+            continue
+        out[k] = v
+    if layout == "timm":
+        out = {("patch_embed.proj." + k.split(".")[-1] if k.startswith("patch_embed.") else k): v
+               for k, v in out.items()}
+    else:
+        top = {"patch_embed.": "conv_proj.", "cls_token": "class_token", "pos_embed": "encoder.pos_embedding",
+               "norm.": "encoder.ln.", "head.": "heads.head."}
+        inner = {".norm1.": ".ln_1.", ".norm2.": ".ln_2.", ".mlp.fc1.": ".mlp.0.", ".mlp.fc2.": ".mlp.3.",
+                 ".attn.proj.": ".self_attention.out_proj."}
+        tv = {}
+        for k, v in out.items():
+            if k.startswith("blocks."):
+                for a, b in inner.items():
+                    k = k.replace(a, b)
+                k = k.replace("blocks.", "encoder.layers.encoder_layer_")
+            else:
+                k = next((b + k[len(a):] for a, b in top.items() if k.startswith(a)), k)
+            tv[k] = v
+        out = tv
+    dst = build_model("vit", "float", **cfg)
+    load_timm_vit_state_dict(dst, out)
+    x = torch.randn(2, 3, 32, 32)
+    src.eval(), dst.eval()
+    assert torch.allclose(src(x), dst(x))
+
+
+def test_distilled_deit_is_refused():
+    from compiler.zoo import load_timm_vit_state_dict
+
+    model = build_model("vit", "float", image_size=32, in_channels=3, patch_size=16, dim=24, depth=1, heads=3,
+                        pooling="cls")
+    with pytest.raises(ConfigError, match="distilled DeiT"):
+        load_timm_vit_state_dict(model, {"dist_token": None})

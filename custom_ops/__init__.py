@@ -40,6 +40,7 @@ def register_ops():
     from custom_ops.rtl.minifloat_conv_inp_gen_rtl import MinifloatConvInpGen_rtl
     from custom_ops.rtl.minifloat_global_acc_pool_rtl import MinifloatGlobalAccPool_rtl
     from custom_ops.rtl.minifloat_maxpool_rtl import MinifloatMaxPool_rtl
+    from custom_ops.rtl.minifloat_layernorm_rtl import MinifloatLayerNorm_rtl
     from custom_ops.rtl.minifloat_reorder_rtl import MinifloatReorder_rtl
 
     for op in (MinifloatConvInpGen, MinifloatMaxPool, MinifloatGlobalAccPool, MinifloatReorder, MinifloatLayerNorm):
@@ -54,7 +55,8 @@ def register_ops():
     for op in (MinifloatConvInpGen_hls, MinifloatMaxPool_hls, MinifloatGlobalAccPool_hls, MinifloatReorder_hls,
                MinifloatLayerNorm_hls, MinifloatThresholding_hls, MinifloatLUT_hls, MinifloatAdd_hls):
         hls.custom_op[op.__name__] = op
-    for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl, MinifloatReorder_rtl):
+    for op in (MinifloatConvInpGen_rtl, MinifloatMaxPool_rtl, MinifloatGlobalAccPool_rtl, MinifloatReorder_rtl,
+               MinifloatLayerNorm_rtl):
         rtl.custom_op[op.__name__] = op
 
     from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls

@@ -1,5 +1,5 @@
-"""MinifloatLayerNorm: the exact-statistics LayerNorm contract; Python == g++ cppsim bit for bit; close to the float
-island it replaces; InferMinifloatLayerNorm on the ViT."""
+"""MinifloatLayerNorm: the exact-statistics LayerNorm contract; Python == g++ cppsim == Icarus rtlsim bit for bit;
+close to the float island it replaces; InferMinifloatLayerNorm on the ViT."""
 
 from math import isqrt
 
@@ -103,8 +103,9 @@ def test_cppsim_bit_exact(case):
 
     _, hw, x = _converted(case)
     golden = execute_onnx(hw, {"x": x})["q"]
+    getCustomOp(hw.graph.node[0]).set_nodeattr("preferred_impl_style", "hls")
     sim = hw.transform(SpecializeLayers(PART))
-    assert sim.graph.node[0].op_type == "MinifloatLayerNorm_hls"  # no RTL backend: FINN falls back to HLS
+    assert sim.graph.node[0].op_type == "MinifloatLayerNorm_hls"
     sim = sim.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
     for seed in range(2):
         xs = x if seed == 0 else island(*case[:2], case[2], case[3], 0.07, 0.11, seed=77)[1]
@@ -139,3 +140,21 @@ def test_vit_layernorms_become_hardware_ops(tmp_path):
     agree = [np.argmax(execute_onnx(low, {"global_in": x})["global_out"]) ==
              np.argmax(execute_onnx(hw, {"global_in": x})["global_out"]) for x in xs]
     assert sum(agree) >= 3
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}->{c[1].name}_d{c[2]}_pe{c[4]}")
+def test_rtlsim_bit_exact(case):
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    _, hw, x = _converted(case)
+    sim = hw.transform(SpecializeLayers(PART))
+    assert sim.graph.node[0].op_type == "MinifloatLayerNorm_rtl"
+    sim = sim.transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim()).transform(SetExecMode("rtlsim"))
+    for seed in range(2):
+        xs = x if seed == 0 else island(*case[:2], case[2], case[3], 0.07, 0.11, seed=78)[1]
+        assert np.array_equal(execute_onnx(sim, {"x": xs})["q"], execute_onnx(hw, {"x": xs})["q"])
+    inst = getCustomOp(sim.graph.node[0])
+    assert 0 < inst.get_nodeattr("cycles_rtlsim") <= 2 * inst.get_exp_cycles()

@@ -26,8 +26,11 @@ def test_quick_flow_compiles_the_whole_vit_into_one_partition(tmp_path, capsys):
     ver = json.loads((build / "report" / "verification.json").read_text())
     assert ver["passed"] and all(v["failed"] == 0 for v in ver["nodes"].values())
     kinds = {k.rsplit("_", 1)[0] for k in ver["nodes"]}
-    assert {"MinifloatMVAU_rtl", "MinifloatSoftmax_rtl", "MinifloatLayerNorm_hls", "MinifloatLUT_rtl",
+    assert {"MinifloatMVAU_rtl", "MinifloatSoftmax_rtl", "MinifloatLayerNorm_rtl", "MinifloatLUT_rtl",
             "MinifloatAdd_rtl", "MinifloatReorder_rtl", "MinifloatGlobalAccPool_rtl"} <= kinds
+    # every node has RTL: the whole ViT partition runs as one stitched Icarus simulation, FIFOs sized by it
+    assert ver["stitched_rtlsim"]["passed"] == 2 and ver["stitched_rtlsim"]["failed"] == 0
+    assert json.loads((build / "report" / "fifo_sizing.json").read_text())["sized"]
     parent = (build / "intermediate_models" / "dataflow_parent.onnx")
     assert parent.is_file()
     for board in ("build", "build_U250"):

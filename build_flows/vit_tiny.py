@@ -115,8 +115,8 @@ def train_or_load(args, cfg, x_train, y_train):
     return model, round(hist["seconds"], 1)
 
 
-def build(args, qmodel, out, x_verify):
-    """Stage 5: the minifinn build for --board; returns the build directory."""
+def build(args, qmodel, out, x_verify, board):
+    """Stage 5: the minifinn build for ``board``; returns the build directory."""
     import numpy as np
 
     import compiler.steps  # noqa: F401  (registers the steps)
@@ -126,7 +126,7 @@ def build(args, qmodel, out, x_verify):
 
     bdir = out / "build"
     np.save(out / "verify_input.npy", x_verify)
-    cfg = BuildConfig(output_dir=str(bdir), board=args.board, target_fps=args.target_fps,
+    cfg = BuildConfig(output_dir=str(bdir), board=board, target_fps=args.target_fps,
                       verify_input_npy=str(out / "verify_input.npy"))
     steps = list(DEFAULT_STEPS)
     if args.impl == "hls":
@@ -135,12 +135,14 @@ def build(args, qmodel, out, x_verify):
     return bdir
 
 
-def estimate_for_boards(args, bdir, out, stop_on_error=True):
-    """Stage 6: folding + estimate reports of the specialized hardware graph for every --estimate-boards board."""
+def estimate_for_boards(args, bdir, out):
+    """Stage 6: folding + estimate reports of the specialized hardware graph for every --estimate-boards board
+    (a board the design does not fit gets the reason instead of numbers)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from compiler.config import BuildConfig
     from compiler.steps import step_estimate_reports, step_folding
+    from passes.resource_folding import FoldingBudgetError
 
     results = {}
     for name in [b.strip() for b in args.estimate_boards.split(",") if b.strip()]:
@@ -148,7 +150,11 @@ def estimate_for_boards(args, bdir, out, stop_on_error=True):
         if cfg.board == args.board and not args.deit:
             continue
         model = ModelWrapper(str(bdir / "intermediate_models" / "step_specialize_layers.onnx"))
-        model = step_estimate_reports(step_folding(model, cfg), cfg)
+        try:
+            model = step_estimate_reports(step_folding(model, cfg), cfg)
+        except FoldingBudgetError as err:
+            results[cfg.board] = {"does_not_fit": str(err)}
+            continue
         results[cfg.board] = board_numbers(out / f"build_{name}" / "report")
     return results
 
@@ -164,6 +170,8 @@ def board_numbers(report):
 def board_line(name, nums):
     from compiler.boards import get_board
 
+    if "does_not_fit" in nums:
+        return f"{name}: does not fit: {nums['does_not_fit']}"
     b = get_board(name).resources
     share = ", ".join(f"{k} {nums[k]:,.0f} ({100 * nums[k] / b[k]:.1f} %)" for k in ("LUT", "BRAM_18K", "DSP")
                       if b.get(k))
@@ -241,6 +249,7 @@ def main(argv=None):
     from compiler.errors import MinifinnError
     from compiler.export import compare_with_brevitas, export_qonnx_model, recorded_formats
     from compiler.hw_accuracy import hardware_exact_accuracy
+    from passes.resource_folding import FoldingBudgetError
     from compiler.ptq import quantize_ptq
     from compiler.training import evaluate
     from compiler.zoo import QuantSpec, build_vit
@@ -285,9 +294,21 @@ def main(argv=None):
         print(f"[5/7] minifinn build for {board.name}: one dataflow partition, estimates, HDL, FIFO sizing, "
               f"verification on {n_verify} test images")
         t0 = time.time()
-        bdir = build(args, qmodel, out, x_test[:n_verify])
+        no_fit = None
+        try:
+            bdir = build(args, qmodel, out, x_test[:n_verify], board.name)
+            boards = {board.name: board_numbers(bdir / "report")}
+        except FoldingBudgetError as err:
+            # the design does not fit --board even fully folded: say by how much, and build for the next board
+            others = [b.strip() for b in args.estimate_boards.split(",") if b.strip()]
+            if not others:
+                raise
+            no_fit = f"{board.name}: does not fit: {str(err).split(': ', 1)[-1]}"
+            print(f"      {no_fit}\n      building for {others[0]} instead")
+            bdir = build(args, qmodel, out, x_test[:n_verify], others[0])
+            boards = {get_board(others[0]).name: board_numbers(bdir / "report")}
+            args.estimate_boards = ",".join(others[1:])
         times["build_s"] = round(time.time() - t0, 1)
-        boards = {board.name: board_numbers(bdir / "report")}
         print(f"[6/7] estimates for {args.estimate_boards or 'no other board'}")
         boards.update(estimate_for_boards(args, bdir, out))
 
@@ -317,6 +338,8 @@ def main(argv=None):
         "golden_images": int(n_golden),
         "formats": {"weights": args.weights, "acts": args.acts, "first": spec.first, "last": spec.last},
         "train_seconds": train_seconds,
+        "boards": boards,
+        "does_not_fit": no_fit,
     }
     (out / "report" / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
     stitched = ver.get("stitched_rtlsim", {})
@@ -336,6 +359,7 @@ def main(argv=None):
         f"- one dataflow partition of {len(list(_dataflow_nodes(bdir)))} hardware nodes ({', '.join(sdp_ops)})",
         f"- verification on {ver['images']} images: {'passed' if ver['passed'] else 'FAILED'}; every node "
         f"({'/'.join(node_modes)}) == Python bit for bit; {rung}",
+        *([f"- {no_fit}"] if no_fit else []),
         *[f"- {board_line(k, v)}" for k, v in boards.items()],
         f"- times: train {train_seconds} s, build {times['build_s']} s, hardware-exact accuracy "
         f"{times['hardware_exact_s']} s, total {time.time() - t_start:.0f} s",

@@ -297,15 +297,20 @@ def size_fifos(model, frames, sim_dir):
     1. deep FIFOs: every edge's high-water mark. A fast producer runs ahead of a slower consumer, so a high-water
        mark overstates what the edge needs (backpressure would stall the producer at no cost).
     2. shallow try: depth 2 everywhere except the inputs of joins (two-input nodes: the residual add's skip, the
-       attention matrix stream), which must buffer what the other branch holds or the pipeline deadlocks; kept
+       attention matrix stream) and the branches of forks, which must buffer what the other branch holds or the
+       pipeline deadlocks; kept
        if it runs without deadlock, with the same outputs and a frame interval within 1 % of the deep one;
        otherwise the high-water marks are used.
     """
     deep = run_stitched(model, frames, Path(sim_dir) / "deep")
     marks = {e: max(2, int(m)) for e, m in deep["fifo_max"].items()}
     edges, _ = _edges(model)
+    consumers_of = {}
+    for e in edges:
+        consumers_of.setdefault(e.tensor, []).append(e)
     joins = {e.name for e in edges if e.consumer is not None
              and len([t for t in e.consumer.input if _is_stream_input(model, t)]) > 1}
+    joins |= {e.name for es in consumers_of.values() if len(es) > 1 for e in es}  # and the branches of forks
     shallow = {e: (m if e in joins else 2) for e, m in marks.items()}
     try:
         trial = run_stitched(model, frames, Path(sim_dir) / "shallow", fifo_depths=shallow)

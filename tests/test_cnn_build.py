@@ -62,7 +62,7 @@ def test_cnn_build_is_one_partition_and_stitched_rtlsim_equals_python(tmp_path):
     assert {"MinifloatConvInpGen_rtl", "MinifloatMaxPool_rtl", "MinifloatGlobalAccPool_rtl", "MinifloatAdd_rtl",
             "MinifloatMVAU_rtl"} <= ops
     ver = json.loads((report / "verification.json").read_text())
-    assert ver["passed"] and ver["whole_partition"]["failed"] == 0
+    assert ver["passed"] and "whole_partition" not in ver  # all RTL: the stitched rung replaces the chained one
     assert ver["stitched_rtlsim"]["passed"] == 2 and ver["stitched_rtlsim"]["fifo_depths"] == "sized"
     assert all(v["failed"] == 0 and v["mode"] == "rtlsim" for v in ver["nodes"].values())
     sizing = json.loads((report / "fifo_sizing.json").read_text())

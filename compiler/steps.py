@@ -252,9 +252,10 @@ def _partition_inputs(cfg, x):
 
 @register_step("step_fifo_sizing", default=True)
 def step_fifo_sizing(model, cfg):
-    """FIFO depths from a stitched Icarus simulation of the whole partition (compiler/stitched_sim.py): each
-    edge's high-water mark on ``fifo_sizing_frames`` verification inputs becomes the consumer's ``inFIFODepths``
-    (FINN's InsertFIFO uses it in the vendor build); report/fifo_sizing.json. Skipped, with the reason in the
+    """FIFO depths from a stitched Icarus simulation of the whole partition (compiler/stitched_sim.py
+    ``size_fifos``: high-water marks on ``fifo_sizing_frames`` verification inputs, shallow FIFOs where that keeps
+    outputs and frame interval) become the consumers' ``inFIFODepths`` (FINN's InsertFIFO uses them in the vendor
+    build); report/fifo_sizing.json. Skipped, with the reason in the
     report, when ``fifo_sizing = "none"`` or a node has no RTL backend (FINN's default depths then apply)."""
     from compiler.stitched_sim import size_fifos, stitchable
 
@@ -315,6 +316,7 @@ def step_verify(model, cfg):
     """
     from qonnx.core.onnx_exec import execute_onnx
 
+    from compiler.stitched_sim import stitchable
     from passes.compare import compare_lowered
 
     report = Path(cfg.output_dir) / "report"
@@ -333,9 +335,7 @@ def step_verify(model, cfg):
     df_in = model.graph.input[0].name
     df_out = model.graph.output[0].name
     mismatches = []
-    from compiler.stitched_sim import stitchable
-
-    chained = not stitchable(model)[0]  # the stitched simulation (rung 4) subsumes the chained one
+    chained = not stitchable(model)[0]  # the stitched simulation (rung 3) subsumes the chained one
     for i, image in enumerate(x):
         host = _host_input(parent, sdp, image[None])
         golden = _node_inputs(model, host)

@@ -69,7 +69,6 @@ class MinifloatConvInpGen(PixelStreamOp):
         pt, pl, pb, pr = self.get_nodeattr("Padding")
         xp = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
         idx = self.window_indices()
-        oh, ow = self.output_dims()
         return xp[0, idx[:, 0], idx[:, 1], :].reshape(self.get_normal_output_shape())
 
     def execute_node(self, context, graph):

@@ -110,7 +110,7 @@ class MinifloatLayerNorm(ChannelStreamOp):
         return int(w["S1"] + w["S2"] + 2 * w["V"] + w["Q"] + self.get_nodeattr("PE") * w["Z"] + 32)
 
     def get_op_and_param_counts(self):
-        return {f"param_threshold_layernorm": self.get_nodeattr("NumChannels") * self.n_thresholds()}
+        return {"param_threshold_layernorm": self.get_nodeattr("NumChannels") * self.n_thresholds()}
 
     # --- golden model -------------------------------------------------------------------------------------------
     def normalized(self, x):

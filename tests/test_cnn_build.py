@@ -81,7 +81,7 @@ def test_too_shallow_fifo_deadlock_is_reported_with_the_full_fifo(tmp_path):
     model = ModelWrapper(str(build / "intermediate_models" / "step_verify.onnx"))
     sizing = json.loads((build / "report" / "fifo_sizing.json").read_text())
     assert sizing == {"sized": False, "reason": "fifo_sizing = 'none'"}
-    frame = np.load(build / "report" / ".." / ".." / "x.npy")[:1]
+    frame = np.load(tmp_path / "x.npy")[:1]
     from compiler.steps import _partition_inputs
 
     cfg = BuildConfig(output_dir=str(build), verify_input_npy=str(tmp_path / "x.npy"))

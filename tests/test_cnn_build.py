@@ -2,6 +2,7 @@
 FIFO sizing and the stitched Icarus simulation of the whole partition."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,22 @@ def test_vendor_plumbing_inserts_finn_forks_width_converters_and_sized_fifos(tmp
                     and n.op_type != "DuplicateStreams_hls")
     assert widths_ok
     assert all(getCustomOp(n).get_nodeattr("code_gen_dir_ipgen") for n in plumbed.graph.node)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="apt-get install dataset-fashion-mnist")
+def test_cnn_flow_quick_runs_every_step_and_reuses_its_checkpoint(tmp_path, capsys):
+    from build_flows import cnn
+
+    args = ["--quick", "--verify-images", "2", "--output-dir", str(tmp_path)]
+    assert cnn.main(args) == 0
+    report = tmp_path / "report"
+    for name in ("estimate_layer_resources.json", "estimate_network_performance.json", "fifo_sizing.json",
+                 "verification.json", "accuracy.json", "summary.md"):
+        assert (report / name).is_file(), name
+    acc = json.loads((report / "accuracy.json").read_text())
+    assert acc["hardware_exact"] == acc["qonnx_golden"] and acc["formats"]["first"] == "fp:e4m3"
+    assert json.loads((report / "verification.json").read_text())["stitched_rtlsim"]["passed"] == 2
+    assert (tmp_path / "driver" / "driver.py").is_file()
+    capsys.readouterr()
+    assert cnn.main(args) == 0 and "reusing" in capsys.readouterr().out

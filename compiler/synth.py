@@ -286,11 +286,24 @@ def _script(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy) -
     return "\n".join(lines) + "\n"
 
 
+def _data_files(srcs):
+    """(path, sha256) of every existing file a source reads by absolute path (``$readmemh("/abs/x.hex", ...)``, a
+    ``FILE("/abs/...")`` parameter): their contents are part of the design, so they are part of the cache key."""
+    out = []
+    for _, text in srcs:
+        for path in sorted(set(re.findall(r'"(/[^"\n]+)"', text))):
+            p = Path(path)
+            if p.is_file():
+                out.append((path, hashlib.sha256(p.read_bytes()).hexdigest()))
+    return out
+
+
 def cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version) -> str:
     h = hashlib.sha256()
     payload = {
         "flow": _FLOW_VERSION,
         "sources": [(n, hashlib.sha256(t.encode()).hexdigest()) for n, t in srcs],
+        "data_files": _data_files(srcs),
         "top": top,
         "params": {k: _param_value(v) for k, v in sorted(params.items())},
         "family": family,

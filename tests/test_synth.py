@@ -145,3 +145,16 @@ def test_count_cells_rules():
     assert c["lutram"] == 2 * 4 + 2 and c["srl"] == 3
     with pytest.raises(SynthesisError, match="unmapped"):
         count_cells({"LUT2": 1, "$_AND_": 4})
+
+
+def test_cache_key_covers_files_read_by_absolute_path(tmp_path):
+    """A ROM's $readmemh file is part of the design: new contents must not hit the old cache entry."""
+    hexfile = tmp_path / "rom.hex"
+    hexfile.write_text("00\n01\n")
+    src = [("rom.v", f'module rom(input [0:0] a, output [7:0] d); reg [7:0] m [0:1];\n'
+                     f'initial $readmemh("{hexfile}", m);\nassign d = m[a];\nendmodule\n')]
+    args = (src, "rom", {}, "xc7", False, (), False, "yosys 0")
+    before = synth.cache_key(*args)
+    assert synth.cache_key(*args) == before
+    hexfile.write_text("00\n02\n")
+    assert synth.cache_key(*args) != before

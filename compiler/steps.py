@@ -100,7 +100,8 @@ def step_convert_to_hw(model, cfg):
     elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) -> MinifloatMVAU, residual adds (and the
     positional-embedding add) -> MinifloatAdd, standalone requantizers -> MinifloatThresholding, sliding windows /
     max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool / MinifloatGlobalAccPool, layout chains
-    between hardware nodes -> MinifloatReorder. Every other compute node must be mapped too, or the step lists the
+    between hardware nodes -> MinifloatReorder; thresholded nodes whose channels share one row are marked
+    (AnnotateSharedThresholds, for the estimates). Every other compute node must be mapped too, or the step lists the
     nodes (name, op type, why) that keep the graph from being one dataflow partition."""
     from passes.elementwise_tables import FoldElementwiseIntoTables
     from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
@@ -113,6 +114,7 @@ def step_convert_to_hw(model, cfg):
     from passes.infer_layernorm import InferMinifloatLayerNorm
     from passes.infer_softmax import InferMinifloatSoftmax
     from passes.nhwc import ConvertToNHWC
+    from passes.shared_thresholds import AnnotateSharedThresholds
 
     model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax(strict=False))
     model = model.transform(InferMinifloatLayerNorm(strict=False))
@@ -121,7 +123,7 @@ def step_convert_to_hw(model, cfg):
     model = model.transform(InferMinifloatThresholding())
     for infer in (InferMinifloatConvInpGen, InferMinifloatMaxPool, InferMinifloatGlobalAccPool):
         model = model.transform(infer())
-    model = model.transform(InferMinifloatReorder())
+    model = model.transform(InferMinifloatReorder()).transform(AnnotateSharedThresholds())
     rows = unmappable_nodes(model)
     if rows:
         listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

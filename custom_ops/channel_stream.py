@@ -28,6 +28,9 @@ class ChannelStreamOp(HWCustomOp):
             "numInputVectors": ("ints", False, [1]),
             "rtlsim_dir": ("s", False, ""),
         }
+        if self.THRESHOLD_INPUT is not None:
+            # 1: every channel has the same threshold row (set by passes.shared_thresholds; estimates only)
+            attrs["sharedThresholds"] = ("i", False, 0, {0, 1})
         attrs.update(self.op_attrs())
         attrs.update(super().get_nodeattr_types())
         return attrs
@@ -99,6 +102,21 @@ class ChannelStreamOp(HWCustomOp):
         t = model_or_context[name] if isinstance(model_or_context, dict) else model_or_context.get_initializer(name)
         t = np.asarray(t, dtype=np.int64)
         return np.repeat(t, self.get_nodeattr("NumChannels"), axis=0) if t.shape[0] == 1 else t
+
+    def threshold_stage_luts(self, width):
+        """LUTs of the PE threshold stages (``custom_ops/threshold_cost.py``) for ``width``-bit stored thresholds."""
+        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_luts
+
+        rows = rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
+                             self.get_nodeattr("sharedThresholds"))
+        return threshold_stage_luts(rows, self.n_thresholds(), width, self.get_nodeattr("PE"))
+
+    def threshold_stage_ffs(self, width):
+        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs
+
+        rows = rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
+                             self.get_nodeattr("sharedThresholds"))
+        return threshold_stage_ffs(rows, self.n_thresholds(), width)
 
     def signs(self):
         signs = list(self.get_nodeattr("channel_signs"))

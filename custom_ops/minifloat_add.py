@@ -66,12 +66,13 @@ class MinifloatAdd(ChannelStreamOp):
         return [f"{self.onnx_node.name}: coeffs {list(self.get_nodeattr('coeffs'))}"]
 
     def lut_estimation(self, fpgapart=None):
-        """Analytic: two constant multipliers and an adder of acc_bits, PE x N comparators, thresholds in LUTRAM."""
-        pe, n, acc = self.get_nodeattr("PE"), self.n_thresholds(), self.acc_bits()
-        storage = self.get_nodeattr("NumChannels") * n * acc / 64
-        if self.get_nodeattr("const_in1"):  # the constant operand's ROM, in LUTs while small
-            storage += int(np.prod(self.get_normal_input_shape(0))) * self.in_format(1).bits / 64
-        return int(round(pe * (3 * acc + n * (acc / 2 + 1)) + storage))
+        """Two constant multipliers and an adder of acc_bits per lane, the PE threshold stages of acc_bits + 1 bit
+        thresholds (``custom_ops/threshold_cost.py``) and, for a constant operand, its ROM (64 bits per LUT)."""
+        pe, acc = self.get_nodeattr("PE"), self.acc_bits()
+        rom = 0
+        if self.get_nodeattr("const_in1"):
+            rom = int(np.prod(self.get_normal_input_shape(0))) * self.in_format(1).bits / 64
+        return int(round(pe * 3 * acc + self.threshold_stage_luts(acc + 1) + rom))
 
     def accumulate(self, x0, x1):
         k0, k1 = (int(k) for k in self.get_nodeattr("coeffs"))

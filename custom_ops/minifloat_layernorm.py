@@ -95,19 +95,20 @@ class MinifloatLayerNorm(ChannelStreamOp):
 
     def lut_estimation(self, fpgapart=None):
         """Analytic: PE squarers and adders for S1/S2, a sequential divider and square root (~3 LUT per bit of V'
-        and of the quotient), PE multipliers n x r in LUTs, PE x N comparators of z bits, thresholds in LUTRAM."""
-        w, pe, n = self.widths(), self.get_nodeattr("PE"), self.n_thresholds()
+        and of the quotient), PE multipliers n x r in LUTs, the row buffer (LUTRAM, 64 bits per LUT) and the PE
+        threshold stages of z + 1 bit thresholds (``custom_ops/threshold_cost.py``, Yosys-fitted)."""
+        w, pe = self.widths(), self.get_nodeattr("PE")
         ib = self.input_format().bits
         stats = pe * (ib * ib + w["S2"] + w["S1"])
         serial = 3 * (w["V"] + w["Q"])
         mult = pe * w["N"] * w["Q"] // 2
-        compare = pe * n * (w["Z"] / 2 + 1)
-        storage = self.get_nodeattr("NumChannels") * (n * w["Z"] + ib) / 64
-        return int(round(stats + serial + mult + compare + storage))
+        row_buffer = self.get_nodeattr("NumChannels") * ib / 64
+        return int(round(stats + serial + mult + row_buffer + self.threshold_stage_luts(w["Z"] + 1)))
 
     def ff_estimation(self, fpgapart=None):
         w = self.widths()
-        return int(w["S1"] + w["S2"] + 2 * w["V"] + w["Q"] + self.get_nodeattr("PE") * w["Z"] + 32)
+        return int(w["S1"] + w["S2"] + 2 * w["V"] + w["Q"] + self.get_nodeattr("PE") * w["Z"] + 32
+                   + self.threshold_stage_ffs(w["Z"] + 1))
 
     def get_op_and_param_counts(self):
         return {"param_threshold_layernorm": self.get_nodeattr("NumChannels") * self.n_thresholds()}

@@ -99,6 +99,8 @@ class MinifloatMVAU(HWCustomOp):
             "mem_mode": ("s", False, "internal_embedded", {"internal_embedded", "internal_decoupled"}),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
             "numInputVectors": ("ints", False, [1]),
+            # 1: every output channel has the same threshold row (passes.shared_thresholds; estimates only)
+            "sharedThresholds": ("i", False, 0, {0, 1}),
             # paths of generated code / simulation artefacts
             "code_gen_dir_cppsim": ("s", False, ""),
             "executable_path": ("s", False, ""),
@@ -354,11 +356,20 @@ class MinifloatMVAU(HWCustomOp):
             "shift_bits": lanes * product_bits * math.ceil(math.log2(span + 1)) if span else 0,
             "tree_bits": lanes * product_bits,
             "acc_bits": self.get_nodeattr("PE") * acc,
-            "threshold_bits": self.get_nodeattr("PE") * self.n_thresholds() * acc,
+            "threshold_stage": self._threshold_stage_luts(),
             "weight_rom_bits": 0 if self._weight_storage() != "lutram" else self._weight_bits_total() / 64,
             "ibuf_bits": sf * self.get_nodeattr("SIMD") * self.input_format().bits / 32,
             "const": 1,
         }
+
+    def _threshold_stage_luts(self):
+        """Yosys-fitted LUTs of the PE threshold stages (``custom_ops/threshold_cost.py``): each lane reads MH / PE
+        rows of ACC_BITS-bit thresholds, or one constant row when ``sharedThresholds``."""
+        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_luts
+
+        pe = self.get_nodeattr("PE")
+        rows = rows_per_lane(self.get_nodeattr("MH"), pe, self.get_nodeattr("sharedThresholds"))
+        return threshold_stage_luts(rows, self.n_thresholds(), self.acc_bits(), pe)
 
     def lut_estimation(self, fpgapart=None):
         """LUTs from the fitted linear model (``resource_model``). dynamic_input uses the same model: its matrix
@@ -417,6 +428,11 @@ class MinifloatMVAU(HWCustomOp):
         _, sf = self.folds()
         ibuf = sf * simd * self.input_format().bits
         ff = pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32
+        if self.n_thresholds():
+            from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs
+
+            rows = rows_per_lane(self.get_nodeattr("MH"), pe, self.get_nodeattr("sharedThresholds"))
+            ff += threshold_stage_ffs(rows, self.n_thresholds(), self.acc_bits())
         if self.get_nodeattr("dynamic_input"):  # load counters (nf, simd lane, sf), vector counter, loading flag
             nf, _ = self.folds()
             ff += sum(max(1, math.ceil(math.log2(n))) for n in (nf, simd, sf, self.dynamic_groups()[1])) + 1

@@ -40,13 +40,13 @@ class MinifloatThresholding(ChannelStreamOp):
         return [f"{self.onnx_node.name}: {self.get_nodeattr('inputDataType')} -> {self.get_nodeattr('outputDataType')}"]
 
     def lut_estimation(self, fpgapart=None):
-        """Analytic: PE x N comparators of acc_bits, thresholds in LUTRAM (64 bits per LUT)."""
-        pe, n, acc = self.get_nodeattr("PE"), self.n_thresholds(), self.acc_bits()
-        storage = self.get_nodeattr("NumChannels") * n * acc / 64
-        return int(round(pe * n * (acc / 2 + 1) + storage + pe * self.output_format().bits))
+        """The PE threshold stages of ACC_BITS + 1 bit thresholds (sign headroom; ``custom_ops/threshold_cost.py``,
+        Yosys-fitted on this core) and the output registers."""
+        return self.threshold_stage_luts(self.acc_bits() + 1) + self.get_nodeattr("PE") * self.output_format().bits
 
     def ff_estimation(self, fpgapart=None):
-        return int(self.get_nodeattr("PE") * (self.acc_bits() + self.output_format().bits) + 16)
+        pe = self.get_nodeattr("PE")
+        return int(pe * (self.acc_bits() + self.output_format().bits) + 16 + self.threshold_stage_ffs(self.acc_bits() + 1))
 
     def get_op_and_param_counts(self):
         return {f"param_threshold_{self.get_nodeattr('inputDataType')}":

@@ -3,6 +3,7 @@
     python build_flows/dse.py --quick                          # MLP on digits, 4 formats, ~1 minute
     python build_flows/dse.py --model cnn --model vit --jobs 2 --output-dir out/dse
     python build_flows/dse.py --model cnn --cross --formats int:4 fp:e2m1 fp:e3m2 int:8   # W x A cross product
+    python build_flows/dse.py --model vit --ptq calibrate --images 1000 --mixed --confirm-images 4000
     minifinn dse --help
 
 Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports;
@@ -10,7 +11,10 @@ Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out 
 ``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse.py).
 Outputs in --output-dir: ``dse_points.csv`` (one row per point, Pareto flags for LUT and weight memory),
 ``dse_points.json``, ``pareto.png``, ``index.html`` (plots, Pareto points, minifloat vs integer at each width);
-finished points are cached in ``points/`` and reused, so a rerun resumes.
+finished points are cached in ``points/`` and reused, so a rerun resumes. ``--mixed`` adds
+``mixed_precision.json``: per-layer weight formats from a sensitivity-guided search (compiler/dse.py
+``mixed_precision_search``) against the best uniform format within a LUT budget, with the per-layer sensitivities and
+the tried combinations; ``--confirm-images`` re-measures both winners on test images the search did not see.
 """
 
 from __future__ import annotations
@@ -48,10 +52,19 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="local processes")
     p.add_argument("--quick", action="store_true", help="MLP on digits, 4 formats, calibration only")
     p.add_argument("--mixed", action="store_true",
-                   help="also search per-layer weight formats under a LUT budget and compare with the best uniform "
-                        "format at that budget")
+                   help="also search per-layer weight formats (minifloat or integer) under a LUT budget and compare "
+                        "with the best uniform format at that budget")
     p.add_argument("--budget-lut", type=float, default=None,
                    help="LUT budget of the mixed-precision search (default: the median LUT of the uniform points)")
+    p.add_argument("--mixed-start", default=None,
+                   help="uniform format the mixed search starts from (default: the best uniform format within the "
+                        "budget; a richer one above the budget is first brought down to it)")
+    p.add_argument("--mixed-trials", type=int, default=None,
+                   help="combined configurations the mixed search may evaluate after its single-layer probes "
+                        "(default 2 per weight layer)")
+    p.add_argument("--confirm-images", type=int, default=0,
+                   help="re-measure the best uniform and the mixed result on this many further test images that the "
+                        "search did not see (default 0: off)")
     p.add_argument("--output-dir", type=Path, default=Path("out/dse"))
     return p.parse_args(argv)
 
@@ -164,31 +177,67 @@ def _html(rows, table, failed=()):
 
 
 def _mixed(args, tasks, rows):
-    """Per model: greedy mixed precision vs the best uniform W = A point within the same LUT budget."""
-    import statistics
-
-    from compiler.dse import mixed_precision_search
-
+    """Per model: sensitivity-guided per-layer weight formats vs the best uniform W = A point within one LUT budget."""
     results = {}
     for model in sorted({t["model"] for t in tasks}):
         uniform = [r for r in rows if r["model"] == model and r["weights"] == r["acts"] and not r.get("overrides")]
-        budget = args.budget_lut or statistics.median(r["LUT"] for r in uniform)
-        fitting = [r for r in uniform if r["LUT"] <= budget]
-        best_uniform = max(fitting, key=lambda r: r["accuracy"]) if fitting else None
-        # candidates: the uniform formats ordered by cost; activations fixed at the best uniform point's format
-        order = [r["weights"] for r in sorted(uniform, key=lambda r: r["LUT"])]
-        base = dict(next(t for t in tasks if t["model"] == model), a=(best_uniform or uniform[0])["acts"])
-        best, history = mixed_precision_search(base, order, budget)
-        results[model] = {"budget_lut": budget, "best_uniform": best_uniform, "mixed": best,
-                          "evaluated": len(history),
-                          "mixed_beats_uniform": bool(best_uniform and best["accuracy"] > best_uniform["accuracy"]
-                                                      and best["LUT"] <= budget)}
-        bu = best_uniform
-        print(f"  {model}: budget {budget:.0f} LUT: best uniform "
-              f"{bu['weights'] if bu else '-'} {100 * bu['accuracy'] if bu else float('nan'):.2f} % "
-              f"({bu['LUT'] if bu else float('nan'):.0f} LUT); mixed {best['overrides'] or best['weights']} "
-              f"{100 * best['accuracy']:.2f} % ({best['LUT']:.0f} LUT), {len(history)} evaluations")
+        results[model] = _mixed_model(args, next(t for t in tasks if t["model"] == model), uniform)
     return results
+
+
+def _mixed_model(args, task, uniform):
+    """One model's mixed-precision result: budget, best uniform point, search result, optional held-out check."""
+    import statistics
+
+    from compiler.dse import layer_alternatives, mixed_precision_search
+    from compiler.errors import ConfigError
+
+    if not uniform:
+        raise ConfigError(f"--mixed needs uniform W = A points of {task['model']}; none was built")
+    budget = args.budget_lut or statistics.median(r["LUT"] for r in uniform)
+    fitting = [r for r in uniform if r["LUT"] <= budget]
+    best_uniform = max(fitting, key=lambda r: (r["accuracy"], -r["LUT"])) if fitting else None
+    start = args.mixed_start or (best_uniform or min(uniform, key=lambda r: r["LUT"]))["weights"]
+    alternatives = layer_alternatives(uniform, start)
+    base = dict(task, w=start, a=start)
+    print(f"  {task['model']}: mixed precision from {start} (budget {budget:.0f} LUT), alternatives "
+          f"{' '.join(alternatives)}", flush=True)
+    best, history, search = mixed_precision_search(base, start, alternatives, budget, max_trials=args.mixed_trials)
+    beats = bool(best_uniform and best["accuracy"] > best_uniform["accuracy"] and best["LUT"] <= budget)
+    result = {"budget_lut": budget, "best_uniform": best_uniform, "mixed": best, "evaluated": len(history),
+              "mixed_beats_uniform": beats, "search": search}
+    bu = best_uniform
+    print(f"  {task['model']}: budget {budget:.0f} LUT: best uniform "
+          f"{bu['weights'] if bu else '-'} {100 * bu['accuracy'] if bu else float('nan'):.2f} % "
+          f"({bu['LUT'] if bu else float('nan'):.0f} LUT); mixed {best['overrides'] or best['weights']} "
+          f"{100 * best['accuracy']:.2f} % ({best['LUT']:.0f} LUT), {len(history)} evaluations, "
+          f"{search['seconds']:.0f} s", flush=True)
+    if args.confirm_images and bu and best["LUT"] <= budget:
+        result["confirmation"] = _confirm(task, bu, best, args.confirm_images)
+    return result
+
+
+def _confirm(task, best_uniform, mixed, images):
+    """Both winners re-measured on ``images`` test images the search never saw (right after the search's images):
+    the search picks among many configurations on the same images, so its margin over uniform is biased upwards."""
+    from compiler.dse import evaluate_point
+    from compiler.errors import ConfigError
+
+    rows = {}
+    for name, row in (("best_uniform", best_uniform), ("mixed", mixed)):
+        held = evaluate_point(dict(task, w=row["weights"], a=row["acts"], overrides=row.get("overrides") or {},
+                                   image_offset=task["images"], images=images))
+        if held.get("error"):
+            raise ConfigError(f"held-out check of {name} ({row['weights']}, {row.get('overrides')}) failed: "
+                              f"{held['error']}")
+        rows[name] = held
+    n = rows["mixed"]["images"]
+    diff = rows["mixed"]["accuracy"] - rows["best_uniform"]["accuracy"]
+    print(f"  {task['model']}: held-out images {task['images']}..{task['images'] + n}: best uniform "
+          f"{100 * rows['best_uniform']['accuracy']:.2f} %, mixed {100 * rows['mixed']['accuracy']:.2f} % "
+          f"({100 * diff:+.2f} %)", flush=True)
+    return {"image_offset": task["images"], "images": n, "best_uniform_accuracy": rows["best_uniform"]["accuracy"],
+            "mixed_accuracy": rows["mixed"]["accuracy"], "mixed_beats_uniform": diff > 0}
 
 
 def main(argv=None):
@@ -206,7 +255,11 @@ def main(argv=None):
         return 2
     rows = write_outputs(rows, args.output_dir)
     if args.mixed:
-        mixed = _mixed(args, tasks, rows)
+        try:
+            mixed = _mixed(args, tasks, rows)
+        except MinifinnError as err:
+            print(f"dse.py: {err}", file=sys.stderr)
+            return 2
         (args.output_dir / "mixed_precision.json").write_text(json.dumps(mixed, indent=1))
     print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
           "index.html")

@@ -1,11 +1,15 @@
-"""Design-space exploration: --quick end to end, Pareto flags, caching/resume, the side-by-side table."""
+"""Design-space exploration: --quick end to end, Pareto flags, caching/resume, the side-by-side table, the
+mixed-precision search (known answers on a synthetic cost/accuracy model, and end to end on the digits MLP)."""
 
 import csv
 import json
 import time
 
+import pytest
+
 from build_flows import dse as dse_flow
-from compiler.dse import ALL_FORMATS, pareto_flags, side_by_side
+from compiler.dse import ALL_FORMATS, layer_alternatives, mixed_precision_search, pareto_flags, point_key, side_by_side
+from compiler.errors import ConfigError
 
 
 def test_format_grid_is_the_papers():
@@ -47,13 +51,128 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     assert [e["bits"] for e in table] == [4, 8] and all(e["int"] and e["minifloat"] for e in table)
 
 
-def test_mixed_precision_search_respects_the_budget(tmp_path):
+# synthetic model: three layers, formats L(ow) < S(tart) < H(igh); LUTs exactly additive, accuracy additive plus
+# an optional interaction term
+_LUT = {"L": 50, "S": 100, "H": 200}
+_ACC = {"a": {"L": -0.10, "H": 0.05}, "b": {"L": -0.001, "H": 0.0}, "c": {"L": -0.002, "H": 0.01}}
+
+
+def _fake_evaluate(interaction=0.0, acc_table=_ACC, lut_table=_LUT):
+    calls = []
+
+    def evaluate(task):
+        fmt = {s: task["overrides"].get(s, task["w"]) for s in acc_table}
+        calls.append(fmt)
+        acc = 0.80 + sum(acc_table[s].get(f, 0.0) for s, f in fmt.items())
+        if fmt.get("a") == "H" and fmt.get("c") == "L":
+            acc += interaction
+        return {"model": "m", "weights": task["w"], "acts": task["a"], "overrides": dict(task["overrides"]),
+                "accuracy": acc, "LUT": sum(lut_table[f] for f in fmt.values())}
+    return evaluate, calls
+
+
+def _search(budget, interaction=0.0):
+    evaluate, calls = _fake_evaluate(interaction)
+    best, history, report = mixed_precision_search(dict(model="m", w="S", a="S"), "S", ["L", "H"], budget,
+                                                   progress=False, evaluate=evaluate, sites=["a", "b", "c"])
+    return best, history, report, calls
+
+
+def test_mixed_search_spends_on_sensitive_layers_and_recovers_from_insensitive_ones():
+    best, history, report, calls = _search(budget=300)
+    # the sensitive layer a is upgraded, paid for by the two insensitive ones going cheaper: 0.847 at 300 LUT
+    assert best["overrides"] == {"a": "H", "b": "L", "c": "L"}
+    assert best["accuracy"] == pytest.approx(0.847) and best["LUT"] == 300
+    assert len(calls) == len(history) == 1 + 3 * 2 + 1  # start, single-layer probes, one combination
+    assert report["probes"] == 6 and report["trials"] == 1 and report["steps"][0]["kept"]
+    sens = report["sensitivity"]
+    assert sens["a"]["max_drop"] == pytest.approx(0.10) and sens["b"]["max_drop"] == pytest.approx(0.001)
+    assert sens["a"]["probes"]["H"]["lut_delta"] == 100 and sens["c"]["max_gain"] == pytest.approx(0.01)
+
+
+def test_mixed_search_keeps_only_measured_improvements_within_budget():
+    # the upgrade plan is predicted +4.7 % but measured worse (interaction): rejected, the start stays the answer
+    best, history, report, _ = _search(budget=300, interaction=-0.06)
+    assert best["overrides"] == {} and best["accuracy"] == pytest.approx(0.80)
+    assert [s["kept"] for s in report["steps"]] == [False]
+    # a start above the budget is first brought down on the least sensitive layer (b), then nothing else pays off
+    best, history, report, _ = _search(budget=260)
+    assert best["overrides"] == {"b": "L"} and best["LUT"] == 250 and best["accuracy"] == pytest.approx(0.799)
+    assert history[0]["LUT"] == 300 and report["steps"][0]["kept"] and report["steps"][0]["moves"] == {"b": "L"}
+
+
+def test_mixed_search_recovery_takes_the_savings_that_reach_the_budget():
+    # T saves 5 LUT and gains a little, L saves 50 and loses a little: only L on both layers reaches the budget
+    evaluate, _ = _fake_evaluate(acc_table={"a": {"T": 0.001, "L": -0.01}, "b": {"T": 0.001, "L": -0.01}},
+                                 lut_table={"S": 100, "T": 95, "L": 50})
+    best, _, report = mixed_precision_search(dict(model="m", w="S", a="S"), "S", ["L", "T"], 100, progress=False,
+                                             evaluate=evaluate, sites=["a", "b"])
+    assert best["overrides"] == {"a": "L", "b": "L"} and best["LUT"] == 100
+    assert best["accuracy"] == pytest.approx(0.78) and report["steps"][0]["kept"]
+
+
+def test_point_key_of_many_overrides_is_a_short_distinct_hash():
+    many = {f"blocks.{i}.attn.{p}": "fp:e2m4" for i in range(2) for p in ("q", "k", "v", "proj")}
+    key = point_key("vit", "fp:e2m3", "fp:e2m3", "calibrate", many)
+    assert len(key) < 100 and key.startswith("vit__w-fpe2m3__a-fpe2m3__calibrate__8layers-")
+    assert key != point_key("vit", "fp:e2m3", "fp:e2m3", "calibrate", dict(many, **{"blocks.0.attn.q": "int:6"}))
+    short = point_key("mlp", "int:4", "int:4", "calibrate", {"fc1": "int:8"})
+    assert short == "mlp__w-int4__a-int4__calibrate__fc1-int8"  # unchanged for the existing caches
+    assert point_key("mlp", "int:4", "int:4", "calibrate", None, 1000, 500).endswith("__img1000-1500")
+
+
+def test_layer_alternatives_are_the_best_int_and_minifloat_at_neighbouring_widths():
+    rows = [dict(weights=w, w_bits=b, w_kind=w.split(":")[0], accuracy=acc, LUT=lut) for w, b, acc, lut in (
+        ("int:4", 4, 0.60, 30), ("fp:e2m1", 4, 0.70, 25), ("fp:e1m2", 4, 0.65, 32), ("int:5", 5, 0.75, 50),
+        ("fp:e2m2", 5, 0.80, 45), ("int:6", 6, 0.81, 80), ("fp:e2m3", 6, 0.82, 75), ("fp:e3m2", 6, 0.79, 70),
+        ("int:8", 8, 0.83, 200))]
+    assert layer_alternatives(rows, "fp:e2m2") == ["fp:e2m1", "int:4", "int:5", "fp:e2m3", "int:6"]
+    assert layer_alternatives(rows, "int:6") == ["fp:e2m2", "int:5", "fp:e2m3", "int:8"]
+    with pytest.raises(ConfigError, match="fp:e4m3"):
+        layer_alternatives(rows, "fp:e4m3")
+
+
+def test_mixed_precision_search_respects_the_budget(tmp_path, capsys):
     out = tmp_path / "dse"
     assert dse_flow.main(["--quick", "--mixed", "--output-dir", str(out)]) == 0
     result = json.loads((out / "mixed_precision.json").read_text())["mlp"]
+    uniform = json.loads((out / "dse_points.json").read_text())
     assert result["mixed"]["LUT"] <= result["budget_lut"]
     assert result["best_uniform"]["LUT"] <= result["budget_lut"]
-    assert result["evaluated"] >= 1 + 3  # the start point and one trial per layer (fc1, fc2, head)
-    # greedy never ends below its start (the cheapest uniform weights at the same activation format)
-    assert result["mixed"]["accuracy"] >= min(r["accuracy"] for r in json.loads(
-        (out / "dse_points.json").read_text()))
+    search = result["search"]
+    # starts at the best uniform format within the budget; probes fc1, fc2, head at every alternative
+    assert search["start"] == result["best_uniform"]["weights"] and search["sites"] == ["fc1", "fc2", "head"]
+    assert search["start_accuracy"] == result["best_uniform"]["accuracy"]
+    assert set(search["alternatives"]) <= {r["weights"] for r in uniform} and search["alternatives"]
+    assert result["evaluated"] == 1 + search["probes"] + search["trials"]
+    for layer in search["sites"]:
+        assert set(search["sensitivity"][layer]["probes"]) == set(search["alternatives"])
+    # the search never ends below its start, which is the best uniform point itself
+    assert result["mixed"]["accuracy"] >= result["best_uniform"]["accuracy"]
+    assert result["mixed_beats_uniform"] == (result["mixed"]["accuracy"] > result["best_uniform"]["accuracy"])
+    # the held-out check needs test images after the search's: digits has none left, a clear error, exit code 2
+    assert dse_flow.main(["--quick", "--mixed", "--confirm-images", "100", "--output-dir", str(out)]) == 2
+    assert "image_offset 359 is past the 359 test images" in capsys.readouterr().err
+
+
+def test_a_point_cached_under_other_estimate_models_is_run_again(tmp_path, monkeypatch):
+    """The cache holds accuracy and cost together: after a recalibration (other cost-model fingerprint) a cached
+    point must be evaluated again, while one made with the current models is reused."""
+    from compiler import dse
+    from compiler.cost_model import cost_model_fingerprint
+
+    calls = []
+
+    def fake_evaluate(task, cache):
+        calls.append(task["w"])
+        return {"model": task["model"], "weights": task["w"], "acts": task["a"], "accuracy": 0.5, "LUT": 100}
+
+    monkeypatch.setattr(dse, "_evaluate", fake_evaluate)
+    task = {"model": "mlp", "w": "int:4", "a": "int:4", "ptq": "calibrate", "images": 10, "out_dir": str(tmp_path)}
+    first = dse.evaluate_point(task)
+    assert calls == ["int:4"] and first["cost_model"] == cost_model_fingerprint()
+    assert dse.evaluate_point(task) == first and calls == ["int:4"]  # reused
+    cache = next((tmp_path / "points").glob("*.json"))
+    cache.write_text(json.dumps(dict(first, cost_model="an-older-model", LUT=1)))
+    again = dse.evaluate_point(task)
+    assert calls == ["int:4", "int:4"] and again["LUT"] == 100 and again["cost_model"] == cost_model_fingerprint()

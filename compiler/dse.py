@@ -59,6 +59,31 @@ def _cache_path(task):
     return Path(task["out_dir"]) / "points" / f"{key}.json"
 
 
+#: float compute a lowered graph must not keep: a matrix product, convolution or normalization left in float was not
+#: lowered to exact arithmetic, so neither the point's "hardware-exact" accuracy nor its cost would be the hardware's
+UNLOWERED_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization")
+
+
+def dse_technique_sets():
+    """Best-PTQ technique sets of the study: ``compiler.ptq.DEFAULT_TECHNIQUE_SETS`` without activation equalization,
+    whose rescaled models keep float Conv/Gemm/MatMul/BatchNormalization after lowering (measured in the full
+    study: the CNN with 3 of its 6 layers unmapped, the ViT with float Gemm/MatMul)."""
+    from compiler.ptq import DEFAULT_TECHNIQUE_SETS
+
+    return {k: v for k, v in DEFAULT_TECHNIQUE_SETS.items() if "act_equalization" not in v}
+
+
+def check_fully_lowered(lowered, what):
+    """Raise ``MinifinnError`` naming the nodes when ``lowered`` keeps float compute (``UNLOWERED_COMPUTE``)."""
+    from compiler.errors import MinifinnError
+
+    left = [f"{n.name or '?'} ({n.op_type})" for n in lowered.graph.node if n.op_type in UNLOWERED_COMPUTE]
+    if left:
+        raise MinifinnError(f"{what}: {len(left)} compute node(s) stayed float after lowering, so the point would be "
+                            f"neither hardware-exact nor fully costed: {', '.join(left[:8])}"
+                            f"{' ...' if len(left) > 8 else ''}")
+
+
 def hardware_cost(lowered, target_cycles):
     """Folded MVAU / thresholding estimates of a lowered graph: {LUT, FF, BRAM_18K, DSP, weight_bits, layers}."""
     from qonnx.custom_op.registry import getCustomOp
@@ -143,12 +168,13 @@ def _evaluate(task, cache):
     quant = build_model(task["model"], spec, **_config(task))
     calib_x, calib_y = xtr[:1024], ytr[:1024]
     if task["ptq"] == "best":
-        quant, technique, _ = best_ptq(float_model, quant, calib_x, calib_y)
+        quant, technique, _ = best_ptq(float_model, quant, calib_x, calib_y, technique_sets=dse_technique_sets())
     else:
         quantize_ptq(float_model, quant, calib_x, techniques=("calibrate",))
         technique = "calibrate"
     qonnx = export_qonnx_model(quant, torch.from_numpy(xte[:1]), out / "models" / f"{cache.stem}.onnx")
     lowered = lower_qonnx(qonnx)
+    check_fully_lowered(lowered, f"{task['model']} W {task['w']} A {task['a']} ({technique})")
     n = min(task["images"], len(xte) - offset)
     cmp = compare_lowered(qonnx, lowered, xte[offset:offset + n], batch_size=100, labels=yte[offset:offset + n])
     cost = hardware_cost(lowered, task["target_cycles"])

@@ -176,3 +176,23 @@ def test_a_point_cached_under_other_estimate_models_is_run_again(tmp_path, monke
     cache.write_text(json.dumps(dict(first, cost_model="an-older-model", LUT=1)))
     again = dse.evaluate_point(task)
     assert calls == ["int:4", "int:4"] and again["LUT"] == 100 and again["cost_model"] == cost_model_fingerprint()
+
+
+def test_a_graph_with_float_compute_left_after_lowering_is_refused():
+    """A point whose lowered graph keeps a float Gemm (as activation equalization's graphs did) must not be costed
+    or reported as hardware-exact; the study's best-PTQ sets leave activation equalization out."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from compiler.dse import check_fully_lowered, dse_technique_sets
+    from compiler.errors import MinifinnError
+
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="head_gemm")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    with pytest.raises(MinifinnError, match=r"cnn W int:4.*1 compute node\(s\) stayed float.*head_gemm \(Gemm\)"):
+        check_fully_lowered(model, "cnn W int:4")
+    sets = dse_technique_sets()
+    assert "calibrate" in sets and all("act_equalization" not in v for v in sets.values())

@@ -372,12 +372,11 @@ class MinifloatMVAU(HWCustomOp):
         return threshold_stage_luts(rows, self.n_thresholds(), self.acc_bits(), pe)
 
     def lut_estimation(self, fpgapart=None):
-        """LUTs from the fitted linear model (``resource_model``). dynamic_input uses the same model: its matrix
-        buffer (LUTRAM, ~1 LUT per 42 bits in Yosys) replaces the ROM, which the fit prices at 0 LUT/bit. Checked
-        against Yosys synth_xilinx of the dynamic RTL (Yosys / model LUTs): int4 64x64 PE2 SIMD2 no-act 1102 / 986,
-        e3m2 64x32 PE4 SIMD8 9655 / 8492, int4 64x32 PE8 SIMD4 4149 / 4102, e2m1 128x64 PE4 SIMD4 no-act 1952 / 1617
-        (1-21 % low, the static model's error range; the static ROM versions of the two 64x32 configs measure 9996 and
-        4992 LUTs)."""
+        """LUTs from the fitted linear model (``resource_model``; its threshold stage is ``threshold_cost``'s own
+        Yosys fit). dynamic_input uses the same model: its matrix buffer (LUTRAM, ~1 LUT per 42 bits in Yosys)
+        replaces the ROM, which the fit prices at 0 LUT/bit. Checked against Yosys synth_xilinx of the ViT's nodes
+        (Yosys / model LUTs): the dynamic Q.K^T MVAU (shared thresholds) 1,785 / 1,641, a static 64x64 MVAU with
+        per-channel thresholds at SIMD 32 11,078 / 7,726; calibration and held-out errors in resource_model.json."""
         coeffs = resource_model()
         return int(round(sum(coeffs.get(k, 0.0) * v for k, v in self.resource_features().items())))
 

@@ -103,20 +103,23 @@ class ChannelStreamOp(HWCustomOp):
         t = np.asarray(t, dtype=np.int64)
         return np.repeat(t, self.get_nodeattr("NumChannels"), axis=0) if t.shape[0] == 1 else t
 
+    def _threshold_rows_per_lane(self):
+        from custom_ops.threshold_cost import rows_per_lane
+
+        return rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
+                             self.get_nodeattr("sharedThresholds"))
+
     def threshold_stage_luts(self, width):
         """LUTs of the PE threshold stages (``custom_ops/threshold_cost.py``) for ``width``-bit stored thresholds."""
-        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_luts
+        from custom_ops.threshold_cost import threshold_stage_luts
 
-        rows = rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
-                             self.get_nodeattr("sharedThresholds"))
-        return threshold_stage_luts(rows, self.n_thresholds(), width, self.get_nodeattr("PE"))
+        return threshold_stage_luts(self._threshold_rows_per_lane(), self.n_thresholds(), width,
+                                    self.get_nodeattr("PE"))
 
     def threshold_stage_ffs(self, width):
-        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs
+        from custom_ops.threshold_cost import threshold_stage_ffs
 
-        rows = rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
-                             self.get_nodeattr("sharedThresholds"))
-        return threshold_stage_ffs(rows, self.n_thresholds(), width)
+        return threshold_stage_ffs(self._threshold_rows_per_lane(), self.n_thresholds(), width)
 
     def signs(self):
         signs = list(self.get_nodeattr("channel_signs"))

@@ -362,14 +362,18 @@ class MinifloatMVAU(HWCustomOp):
             "const": 1,
         }
 
-    def _threshold_stage_luts(self):
-        """Yosys-fitted LUTs of the PE threshold stages (``custom_ops/threshold_cost.py``): each lane reads MH / PE
-        rows of ACC_BITS-bit thresholds, or one constant row when ``sharedThresholds``."""
-        from custom_ops.threshold_cost import rows_per_lane, threshold_stage_luts
+    def _threshold_rows_per_lane(self):
+        """Each lane reads MH / PE rows of thresholds, or one constant row when ``sharedThresholds``."""
+        from custom_ops.threshold_cost import rows_per_lane
 
-        pe = self.get_nodeattr("PE")
-        rows = rows_per_lane(self.get_nodeattr("MH"), pe, self.get_nodeattr("sharedThresholds"))
-        return threshold_stage_luts(rows, self.n_thresholds(), self.acc_bits(), pe)
+        return rows_per_lane(self.get_nodeattr("MH"), self.get_nodeattr("PE"), self.get_nodeattr("sharedThresholds"))
+
+    def _threshold_stage_luts(self):
+        """Yosys-fitted LUTs of the PE threshold stages of ACC_BITS-bit thresholds (``threshold_cost``)."""
+        from custom_ops.threshold_cost import threshold_stage_luts
+
+        return threshold_stage_luts(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits(),
+                                    self.get_nodeattr("PE"))
 
     def lut_estimation(self, fpgapart=None):
         """LUTs from the fitted linear model (``resource_model``; its threshold stage is ``threshold_cost``'s own
@@ -428,10 +432,9 @@ class MinifloatMVAU(HWCustomOp):
         ibuf = sf * simd * self.input_format().bits
         ff = pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32
         if self.n_thresholds():
-            from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs
+            from custom_ops.threshold_cost import threshold_stage_ffs
 
-            rows = rows_per_lane(self.get_nodeattr("MH"), pe, self.get_nodeattr("sharedThresholds"))
-            ff += threshold_stage_ffs(rows, self.n_thresholds(), self.acc_bits())
+            ff += threshold_stage_ffs(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits())
         if self.get_nodeattr("dynamic_input"):  # load counters (nf, simd lane, sf), vector counter, loading flag
             nf, _ = self.folds()
             ff += sum(max(1, math.ceil(math.log2(n))) for n in (nf, simd, sf, self.dynamic_groups()[1])) + 1

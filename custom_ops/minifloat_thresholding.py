@@ -45,8 +45,8 @@ class MinifloatThresholding(ChannelStreamOp):
         return self.threshold_stage_luts(self.acc_bits() + 1) + self.get_nodeattr("PE") * self.output_format().bits
 
     def ff_estimation(self, fpgapart=None):
-        pe = self.get_nodeattr("PE")
-        return int(pe * (self.acc_bits() + self.output_format().bits) + 16 + self.threshold_stage_ffs(self.acc_bits() + 1))
+        pe, width = self.get_nodeattr("PE"), self.acc_bits() + 1
+        return int(pe * (self.acc_bits() + self.output_format().bits) + 16 + self.threshold_stage_ffs(width))
 
     def get_op_and_param_counts(self):
         return {f"param_threshold_{self.get_nodeattr('inputDataType')}":

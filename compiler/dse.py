@@ -13,7 +13,8 @@ technique sets, or calibration only), QONNX export, lowering (``passes.lower_qon
   costed; they are the same for every format pair.
 
 Points are cached as JSON files (``points/<key>.json``) so an interrupted sweep resumes; a cached point made with
-other estimate models (``compiler.cost_model``) is run again. ``run_points`` runs them in local processes. ``pareto_flags`` marks points no other point beats in both accuracy and cost.
+other estimate models (``compiler.cost_model``) is run again. ``run_points`` runs them in local processes.
+``pareto_flags`` marks points no other point beats in both accuracy and cost.
 ``mixed_precision_search`` looks for per-layer weight formats (minifloat or integer) that beat a uniform format under
 a LUT budget: single-layer sensitivity probes from the start format, then a greedy combination by accuracy per LUT.
 """

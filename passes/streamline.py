@@ -144,6 +144,20 @@ class _Walker:
             return st
         return Flt(tensor)
 
+    def acc_range(self, tensor):
+        """(lo, hi) of an accumulator produced by an exact op emitted in this walk (data-aware for constant weights,
+        as ``passes.datatypes.accumulator_range``), else None. Thresholds computed with it are clipped to it at once:
+        the same values ``ClipThresholdsToAccumulator`` leaves afterwards, but a threshold far outside the range of
+        a wide (5-6 exponent bit) accumulator no longer has to be representable in int64 first."""
+        from qonnx.custom_op.registry import getCustomOp
+
+        from passes.datatypes import EXACT_OPS
+
+        producer = next((n for n in reversed(self.nodes) if tensor in n.output), None)
+        if producer is None or producer.op_type not in EXACT_OPS:
+            return None
+        return getCustomOp(producer).acc_range(self.model)
+
     @staticmethod
     def where(node):
         return f"{node.op_type} {node.name}"
@@ -264,7 +278,8 @@ class _Walker:
         st = self.to_aff(st, node)
         a, b = self.params_to_acc(st)
         axis, a_c, b_c = _channel_vectors(a, b, len(st.acc_shape), self.where(node))
-        thresholds, signs = requant_thresholds(fmt, float(np.asarray(scale).ravel()[0]), a_c, b_c, relu=st.relu)
+        thresholds, signs = requant_thresholds(fmt, float(np.asarray(scale).ravel()[0]), a_c, b_c, relu=st.relu,
+                                               acc_range=self.acc_range(st.acc))
         t_name = self.const(out + "_thresholds", thresholds)
         vals = self.name(out)
         attrs = dict(out_format=fmt.qonnx_name, channel_axis=axis)

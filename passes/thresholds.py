@@ -90,7 +90,10 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
         signs.append(sign)
     arr = np.array(rows, dtype=object)
     if arr.size and (min(arr.ravel()) < -(2**63) or max(arr.ravel()) >= 2**63):
+        wide = max(abs(int(v)) for v in arr.ravel())
         raise UnsupportedNodeError(
-            f"thresholds for {fmt.name} exceed 64 bits; the accumulator is too wide for a threshold initializer"
+            f"a threshold of the {fmt.name} requantizer is {wide}, beyond 64 bits even within its accumulator's "
+            f"range: the accumulator in front of it is too wide for minifinn's int64 threshold initializers "
+            "(formats with 5-6 exponent bits); use formats with at most 4 exponent bits here"
         )
     return arr.astype(np.int64), signs

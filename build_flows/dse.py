@@ -32,8 +32,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 CSV_FIELDS = ["model", "weights", "acts", "ptq", "accuracy", "LUT", "FF", "BRAM_18K", "DSP", "weight_bits",
-              "pareto_lut", "pareto_memory", "w_bits", "a_bits", "accuracy_qonnx", "images", "max_cycles",
-              "float_islands", "seconds"]
+              "pareto_lut", "pareto_memory", "w_bits", "a_bits", "LUT_mvau", "accuracy_qonnx", "images", "max_cycles",
+              "float_islands", "accuracy_hw", "hw_lowered_agreement", "hw_images", "seconds"]
 
 
 def parse_args(argv=None):
@@ -47,8 +47,12 @@ def parse_args(argv=None):
     p.add_argument("--cross", action="store_true", help="all weight x activation pairs (default: W = A)")
     p.add_argument("--ptq", choices=["best", "calibrate"], default="best")
     p.add_argument("--images", type=int, default=2000, help="test images per point")
-    p.add_argument("--epochs", type=int, default=None, help="float training epochs (default 3; digits 15)")
-    p.add_argument("--target-cycles", type=int, default=4096, help="cycles per frame every layer is folded to")
+    p.add_argument("--epochs", type=int, default=None, help="float training epochs (default 8; digits 15)")
+    p.add_argument("--target-cycles", type=int, default=4096,
+                   help="cycles per frame every layer is folded to (or the slowest layer's fastest pace)")
+    p.add_argument("--hw-images", type=int, default=None,
+                   help="images on which points with float islands (the ViT) also run through the hardware graph "
+                        "(default 300; 0: off)")
     p.add_argument("--jobs", type=int, default=1, help="local processes")
     p.add_argument("--quick", action="store_true", help="MLP on digits, 4 formats, calibration only")
     p.add_argument("--mixed", action="store_true",
@@ -78,10 +82,13 @@ def tasks_for(args):
     else:
         models, data, formats, ptq, images = args.model or ["cnn", "vit"], args.data, args.formats, args.ptq, \
             args.images
-        epochs = args.epochs or (15 if data == "digits" else 3)
+        epochs = args.epochs or (15 if data == "digits" else 8)
     pairs = [(w, a) for w in formats for a in formats] if args.cross else [(f, f) for f in formats]
+    from compiler.dse import HW_CHECK_IMAGES
+
+    hw_images = HW_CHECK_IMAGES if args.hw_images is None else args.hw_images
     return [dict(model=m, w=w, a=a, ptq=ptq, data=data, images=images, target_cycles=args.target_cycles,
-                 out_dir=str(args.output_dir), epochs=epochs) for m in models for w, a in pairs]
+                 out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images) for m in models for w, a in pairs]
 
 
 def write_outputs(rows, out):
@@ -90,6 +97,13 @@ def write_outputs(rows, out):
 
     failed = [r for r in rows if r.get("error")]
     rows = [r for r in rows if not r.get("error")]
+    if not rows:
+        (out / "dse_failed.json").write_text(json.dumps(failed, indent=1))
+        from compiler.errors import MinifinnError
+
+        raise MinifinnError(f"none of the {len(failed)} points could be built (first: {failed[0]['model']} W "
+                            f"{failed[0]['weights']} A {failed[0]['acts']}: {failed[0]['error']}); "
+                            f"the list is in {out / 'dse_failed.json'}")
     for key, flag in (("LUT", "pareto_lut"), ("weight_bits", "pareto_memory")):
         for row, f in zip(rows, pareto_flags(rows, key)):
             row[flag] = f
@@ -115,7 +129,7 @@ def _plot(rows, path):
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
     for i, model in enumerate(models):
         mine = [r for r in rows if r["model"] == model]
-        for j, (key, flag, label) in enumerate((("LUT", "pareto_lut", "LUTs (MVAU + thresholding estimates)"),
+        for j, (key, flag, label) in enumerate((("LUT", "pareto_lut", "LUTs (estimates of the whole hardware graph)"),
                                                 ("weight_bits", "pareto_memory", "weight memory [bits]"))):
             ax = axes[i][j]
             for kind, marker, color in (("int", "s", "tab:blue"), ("fp", "o", "tab:red")):
@@ -143,8 +157,10 @@ def _html(rows, table, failed=()):
              "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
              "td{text-align:right}.p{font-weight:bold}</style></head><body>",
              "<h1>minifinn design-space exploration</h1>",
-             "<p>Accuracy of the lowered (hardware-exact) graph vs the compiler's cost estimates at a fixed "
-             "cycles-per-frame target. Bold rows are Pareto-optimal in LUTs.</p>",
+             "<p>Accuracy of the lowered (hardware-exact) graph vs the compiler's cost estimates of the whole hardware "
+             "graph at a fixed cycles-per-frame target. Bold rows are Pareto-optimal in LUTs. For models with float "
+             "islands in the lowered graph (the ViT's softmax, LayerNorm, GELU) 'hardware graph' gives the accuracy "
+             "of the hardware graph, whose ops replace them, on the first images and how often both agree.</p>",
              "<img src='pareto.png' style='max-width:100%'>"]
     for model, entries in table.items():
         parts.append(f"<h2>{esc(model)}: minifloat vs integer at equal width (W = A)</h2><table>"
@@ -159,12 +175,15 @@ def _html(rows, table, failed=()):
             parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
     parts.append("<h2>All points</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in
-                                                             ("model", "W", "A", "PTQ", "accuracy", "LUT", "FF",
-                                                              "BRAM_18K", "weight bits")) + "</tr>")
+                                                             ("model", "W", "A", "PTQ", "accuracy", "LUT",
+                                                              "of it MVAU", "FF", "BRAM_18K", "weight bits",
+                                                              "hardware graph")) + "</tr>")
     for r in sorted(rows, key=lambda r: (r["model"], r["LUT"])):
         cls = " class='p'" if r["pareto_lut"] else ""
+        hw = (f"{100 * r['accuracy_hw']:.1f} % on {r['hw_images']}, agrees {100 * r['hw_lowered_agreement']:.1f} %"
+              if r.get("hw_images") else "-")
         vals = [r["model"], r["weights"], r["acts"], r["ptq"], f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}",
-                f"{r['FF']:.0f}", f"{r['BRAM_18K']:.0f}", str(r["weight_bits"])]
+                f"{r.get('LUT_mvau', 0):.0f}", f"{r['FF']:.0f}", f"{r['BRAM_18K']:.0f}", str(r["weight_bits"]), hw]
         parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(v))}</td>" for v in vals) + "</tr>")
     parts.append("</table>")
     if failed:
@@ -253,7 +272,11 @@ def main(argv=None):
     except MinifinnError as err:
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
-    rows = write_outputs(rows, args.output_dir)
+    try:
+        rows = write_outputs(rows, args.output_dir)
+    except MinifinnError as err:
+        print(f"dse.py: {err}", file=sys.stderr)
+        return 2
     if args.mixed:
         try:
             mixed = _mixed(args, tasks, rows)

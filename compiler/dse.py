@@ -3,14 +3,15 @@
 One point = (model, weight format, activation format): PTQ from the float model (``best_ptq`` over Brevitas
 technique sets, or calibration only), QONNX export, lowering (``passes.lower_qonnx``) and
 
-* accuracy of the **lowered** graph on the test images (the hardware's arithmetic: bit-exact with every
-  ``MinifloatMVAU`` / ``MinifloatThresholding`` in cppsim and rtlsim; a ViT's softmax / LayerNorm / GELU still run
-  in float, which the point records);
-* cost from the compiler: every matrix product as ``MinifloatMVAU``, standalone requantizers as
-  ``MinifloatThresholding``, each folded to the same throughput target (``target_cycles`` per frame), summed
-  LUT / FF / BRAM_18K / DSP estimates (LUT from the Yosys-calibrated model) and weight memory bits. Layers without
-  a hardware op yet (convolution input generators, pooling, residual adds, transformer nonlinearities) are not
-  costed; they are the same for every format pair.
+* accuracy of the **lowered** graph on the test images: the hardware's arithmetic for every matrix product,
+  requantizer, add and pooling (bit-exact with the hardware ops' cppsim and rtlsim). A ViT's softmax / LayerNorm /
+  GELU are float islands there; the hardware replaces them with its own fixed-point ops, so such a point is also
+  run through the **hardware graph** (``compiler.hw_accuracy``, batch 1, slower) on its first ``hw_images`` images:
+  ``accuracy_hw``, and ``hw_lowered_agreement``, the share of those images where both predict the same class;
+* cost from the compiler: the build's hardware graph (``step_convert_to_hw``: every layer a hardware op), each node
+  folded to the same throughput target (``target_cycles`` per frame, or the slowest layer's fastest pace), summed
+  LUT / FF / BRAM_18K / DSP estimates (LUT from the Yosys-calibrated models), the MVAUs' share ``LUT_mvau``, LUTs
+  by op type and weight memory bits.
 
 Points are cached as JSON files (``points/<key>.json``) so an interrupted sweep resumes; a cached point made with
 other estimate models (``compiler.cost_model``) is run again. ``run_points`` runs them in local processes.
@@ -23,6 +24,8 @@ import hashlib
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from compiler.cost_model import cost_model_fingerprint
 from compiler.errors import ConfigError
@@ -52,6 +55,22 @@ def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None):
     if image_offset:
         key += f"__img{image_offset}-{image_offset + images}"
     return key
+
+
+#: version of what a point measures; cached points of another version are run again (2: cost of the whole hardware
+#: graph, the hardware graph's accuracy check for models with float islands)
+STUDY_VERSION = 2
+
+
+def float_key(task):
+    """Name of a task's float model: model, data, epochs and a hash of the model configuration."""
+    config = hashlib.sha1(json.dumps(_config(task), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{task['model']}_{task['data']}_{task['epochs']}ep_{config}"
+
+
+def study_key(task):
+    """What a cached point must have been made with to be reused: the study version and the float model."""
+    return f"v{STUDY_VERSION}-{float_key(task)}"
 
 
 def _cache_path(task):
@@ -85,42 +104,80 @@ def check_fully_lowered(lowered, what):
                             f"{' ...' if len(left) > 8 else ''}")
 
 
-def hardware_cost(lowered, target_cycles):
-    """Folded MVAU / thresholding estimates of a lowered graph: {LUT, FF, BRAM_18K, DSP, weight_bits, layers}."""
+#: part the cost estimates are made for (the estimates' LUT/FF models do not depend on it; the DSP/BRAM mapping does)
+COST_PART = "xc7z020clg400-1"
+#: the folding's cost weights are a U250's resources scaled up so that no design runs out: each layer takes its
+#: cheapest folding that meets the target, resources weighed by their share of a large board
+COST_BUDGET_SCALE = 1000
+
+
+def hardware_graph(lowered):
+    """The build's hardware graph of a lowered model (``compiler.steps.step_convert_to_hw``: every compute node a
+    hardware op, input quantization / output dequantization on the host), specialized to RTL/HLS variants;
+    ``UnmappableNodesError`` names the nodes otherwise."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from compiler.steps import step_convert_to_hw
+
+    hw = step_convert_to_hw(lowered.transform(GiveUniqueNodeNames()), None)
+    return hw, hw.transform(SpecializeLayers(COST_PART))
+
+
+def hardware_cost(specialized, target_cycles):
+    """Estimates of the whole hardware graph (``hardware_graph``'s specialized model) folded to ``target_cycles``
+    cycles per frame.
+
+    Every hardware node (MVAUs, thresholding, LayerNorm, softmax, LUTs, adds, sliding windows, pooling, reorders)
+    takes its cheapest folding that meets the target (passes/resource_folding.py ``SetFoldingResourceAware`` in
+    target mode, weights from a large board); when a layer cannot reach the target even fully unfolded, the target
+    becomes that layer's fastest cycles (the pipeline's pace). Thresholded nodes whose channels share one row are
+    priced as such (``AnnotateSharedThresholds``, part of ``step_convert_to_hw``). Returns {LUT, FF, BRAM_18K, DSP: totals,
+    LUT_mvau: the matrix-vector units' LUTs (the MAC arrays with their requantizers), weight_bits, layers,
+    max_cycles, by_op: {op type: LUT}}."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from passes.folding import fold_mvau_to_target
-    from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
+    from compiler.boards import get_board
+    from passes.resource_folding import FoldingTargetUnreachableError, SetFoldingResourceAware
 
-    hw = lowered.transform(InferMinifloatMVAU()).transform(InferMinifloatThresholding())
-    hw = hw.transform(SpecializeLayers("xc7z020clg400-1"))
-    total = {"LUT": 0, "FF": 0, "BRAM_18K": 0, "DSP": 0, "weight_bits": 0, "layers": 0, "max_cycles": 0}
-    for node in hw.graph.node:
-        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
-            continue
-        inst = getCustomOp(node)
+    budget = {k: v * COST_BUDGET_SCALE for k, v in get_board("U250").resources.items()}
+
+    def fold_to(cycles):
+        fold = SetFoldingResourceAware(budget, clk_ns=10.0, target_fps=1e8 / cycles, utilization=1.0,
+                                       fpgapart=COST_PART, board_name="cost model")
+        specialized.transform(fold)
+        return fold
+
+    try:
+        fold = fold_to(target_cycles)
+    except FoldingTargetUnreachableError as err:
+        # a layer cannot go that fast even fully unfolded (e.g. a 28x28 sliding window: one window element per
+        # cycle): the pipeline runs at that layer's pace, so the others are folded to it
+        fold = fold_to(err.fastest_cycles)
+    total = {"LUT": 0, "FF": 0, "BRAM_18K": 0, "DSP": 0, "LUT_mvau": 0, "weight_bits": 0, "layers": 0,
+             "max_cycles": fold.result["max_cycles"], "by_op": {}}
+    for name, layer in fold.result["layers"].items():
+        res = layer["resources"]
+        for key in ("LUT", "FF", "BRAM_18K", "DSP"):
+            total[key] += res[key]
+        op = layer["op_type"].rsplit("_", 1)[0]
+        total["by_op"][op] = total["by_op"].get(op, 0) + res["LUT"]
+        total["layers"] += 1
+    for node in specialized.graph.node:
         if node.op_type.startswith("MinifloatMVAU"):
-            fold_mvau_to_target(inst, target_cycles)
+            inst = getCustomOp(node)
+            total["LUT_mvau"] += fold.result["layers"][node.name]["resources"]["LUT"]
             if not inst.get_nodeattr("dynamic_input"):
                 total["weight_bits"] += inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * inst.weight_format().bits
-        else:
-            channels = inst.get_nodeattr("NumChannels")
-            for pe in [d for d in range(1, channels + 1) if channels % d == 0]:
-                inst.set_nodeattr("PE", pe)
-                if inst.get_exp_cycles() <= target_cycles:
-                    break
-        est = inst.node_res_estimation("xc7z020clg400-1")
-        for key in ("LUT", "FF", "BRAM_18K", "DSP"):
-            total[key] += est[key]
-        total["layers"] += 1
-        total["max_cycles"] = max(total["max_cycles"], inst.get_exp_cycles())
+    total = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in total.items()}
+    total["by_op"] = {k: round(v) for k, v in sorted(total["by_op"].items())}
     return total
 
 
 def evaluate_point(task):
     """Run one point (a dict: model, w, a, ptq, data, images, target_cycles, out_dir, epochs; optional overrides
-    {weight site: format} and image_offset: the first test image); returns its row."""
+    {weight site: format}, image_offset: the first test image, hw_images: images of the hardware-graph check,
+    0 = off); returns its row."""
     import torch
 
     from compiler.errors import MinifinnError
@@ -133,15 +190,17 @@ def evaluate_point(task):
     fingerprint = cost_model_fingerprint()
     if cache.is_file():
         row = json.loads(cache.read_text())
-        if row.get("cost_model") == fingerprint:
+        if row.get("cost_model") == fingerprint and row.get("study") == study_key(task):
             return row
-        # computed with other resource estimate models (a recalibration since): its LUTs are stale, run it again
+        # computed with other resource estimate models (a recalibration since), another float model or another
+        # version of the study: stale, run it again
     try:
         row = _evaluate(task, cache)
     except MinifinnError as err:  # e.g. a format whose accumulators minifinn cannot hold: recorded, not fatal
         row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
                "error": str(err)}
     row["cost_model"] = fingerprint
+    row["study"] = study_key(task)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row, indent=1))
     return row
@@ -177,8 +236,10 @@ def _evaluate(task, cache):
     lowered = lower_qonnx(qonnx)
     check_fully_lowered(lowered, f"{task['model']} W {task['w']} A {task['a']} ({technique})")
     n = min(task["images"], len(xte) - offset)
-    cmp = compare_lowered(qonnx, lowered, xte[offset:offset + n], batch_size=100, labels=yte[offset:offset + n])
-    cost = hardware_cost(lowered, task["target_cycles"])
+    xs, ys = xte[offset:offset + n], yte[offset:offset + n]
+    cmp = compare_lowered(qonnx, lowered, xs, batch_size=100, labels=ys, keep_logits=True)
+    hw, specialized = hardware_graph(lowered)
+    cost = hardware_cost(specialized, task["target_cycles"])
     float_islands = sorted({nd.op_type for nd in lowered.graph.node
                             if nd.op_type in ("Softmax", "LayerNormalization", "Gelu")})
     row = {
@@ -187,9 +248,33 @@ def _evaluate(task, cache):
         "w_kind": task["w"].split(":")[0], "a_kind": task["a"].split(":")[0],
         "overrides": dict(overrides), "ptq": technique, "accuracy": cmp["accuracy_lowered"],
         "accuracy_qonnx": cmp["accuracy_qonnx"], "images": n, "image_offset": offset, **cost,
-        "float_islands": float_islands, "seconds": round(time.perf_counter() - t0, 1),
+        "float_islands": float_islands,
     }
+    if float_islands and task.get("hw_images", HW_CHECK_IMAGES):
+        row.update(_hardware_check(hw, cache, xs, ys, cmp["logits_lowered"], task.get("hw_images", HW_CHECK_IMAGES)))
+    row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
+
+
+#: images on which a point with float islands (the ViT's softmax / LayerNorm / GELU in the lowered graph) is also
+#: run through the hardware graph, whose ops replace the islands with their own fixed-point arithmetic
+HW_CHECK_IMAGES = 300
+
+
+def _hardware_check(hw, cache, x, y, logits_lowered, images):
+    """Accuracy of the hardware graph (``compiler.hw_accuracy``: every op's bit-exact Python model, batch 1) on the
+    first ``images`` of the point's images, and how often its prediction agrees with the lowered graph's there."""
+    from compiler.hw_accuracy import hardware_logits
+
+    n = min(images, len(x))
+    path = Path(cache).parent.parent / "models" / f"{Path(cache).stem}_hw.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hw.save(str(path))
+    pred = hardware_logits(path, x[:n], workers=1, progress=False).argmax(1)
+    low = np.asarray(logits_lowered)[:n].argmax(1)
+    return {"hw_images": n, "accuracy_hw": float(np.mean(pred == np.asarray(y[:n]))),
+            "accuracy_lowered_on_hw_images": float(np.mean(low == np.asarray(y[:n]))),
+            "hw_lowered_agreement": float(np.mean(pred == low))}
 
 
 _DATA = {}
@@ -221,7 +306,7 @@ def _float_model(task, data):
     if key in _FLOAT:
         return _FLOAT[key]
     model = build_model(task["model"], "float", **_config(task))
-    ckpt = Path(task["out_dir"]) / f"float_{task['model']}_{task['data']}_{task['epochs']}ep.pt"
+    ckpt = Path(task["out_dir"]) / f"float_{float_key(task)}.pt"
     if ckpt.is_file():
         state, _, _ = load_checkpoint(ckpt)
         load_float_state_dict(model, state)

@@ -73,8 +73,9 @@ def _run(model, x, batch_size, names, exact=False):
     return {k: np.concatenate(v) for k, v in collected.items()}, oname
 
 
-def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None):
-    """Report (dict) of code mismatches per quantizer tensor, argmax agreement, output difference, accuracies."""
+def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None, keep_logits=False):
+    """Report (dict) of code mismatches per quantizer tensor, argmax agreement, output difference, accuracies;
+    ``keep_logits`` adds the lowered graph's outputs (``logits_lowered``, an array)."""
     x = np.asarray(x, dtype=np.float32)
     qmap = lowered_quantizers(lowered)
     ref, ref_out = _run(qonnx_model, x, batch_size, list(qmap))
@@ -108,4 +109,6 @@ def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None):
         labels = np.asarray(labels)
         report["accuracy_qonnx"] = float(np.mean(r.argmax(1) == labels))
         report["accuracy_lowered"] = float(np.mean(l.argmax(1) == labels))
+    if keep_logits:
+        report["logits_lowered"] = l
     return report

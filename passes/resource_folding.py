@@ -86,7 +86,12 @@ class ResourceFoldingError(MinifinnError):
 
 
 class FoldingTargetUnreachableError(ResourceFoldingError):
-    """``target_fps`` cannot be reached even with every layer fully unfolded (independent of the board)."""
+    """``target_fps`` cannot be reached even with every layer fully unfolded (independent of the board);
+    ``fastest_cycles``: the cycles per frame of the slowest layer at its fastest folding."""
+
+    def __init__(self, message, fastest_cycles=None):
+        super().__init__(message)
+        self.fastest_cycles = fastest_cycles
 
 
 class FoldingBudgetError(ResourceFoldingError):
@@ -307,7 +312,8 @@ class SetFoldingResourceAware(Transformation):
             raise FoldingTargetUnreachableError(
                 f"target_fps {self.target_fps:g} needs <= {target_cycles:.1f} cycles per frame at "
                 f"{self.clk_ns:g} ns, but even fully unfolded {names} take longer; the fastest possible folding "
-                f"reaches {self.fps(best):.1f} FPS (before resources). Lower target_fps or shorten clk_ns")
+                f"reaches {self.fps(best):.1f} FPS (before resources). Lower target_fps or shorten clk_ns",
+                fastest_cycles=best)
 
     def _meet_target(self, layers, target_cycles):
         """Cheapest per-layer picks meeting target_cycles; raises when unreachable or when nothing fits."""

@@ -33,12 +33,18 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     assert len(rows) == 4 and {r["weights"] for r in rows} == {"int:4", "fp:e2m1", "int:8", "fp:e4m3"}
     for r in rows:
         assert 0.5 < float(r["accuracy"]) <= 1.0 and float(r["LUT"]) > 0 and int(r["weight_bits"]) > 0
+        # the MLP's hardware graph is its three MVAUs (requantizers fused, input quantization on the host)
+        assert 0 < float(r["LUT_mvau"]) == float(r["LUT"])
+        assert r["hw_images"] == ""  # the MLP has no float islands: its lowered graph is the hardware's arithmetic
         assert abs(float(r["accuracy"]) - float(r["accuracy_qonnx"])) <= 0.01  # hardware-exact vs golden
     bits = {r["weights"]: int(r["weight_bits"]) for r in rows}
     n_weights = 64 * 64 + 64 * 64 + 64 * 10  # the digits MLP 64-64-64-10 of build_flows/check_lowering.py
     assert bits["int:4"] == bits["fp:e2m1"] == 4 * n_weights and bits["int:8"] == bits["fp:e4m3"] == 8 * n_weights
     data = json.loads((out / "dse_points.json").read_text())
     assert any(r["pareto_lut"] for r in data)
+    for r in data:
+        assert sum(r["by_op"].values()) == pytest.approx(r["LUT"], abs=len(r["by_op"]))
+        assert r["by_op"]["MinifloatMVAU"] == pytest.approx(r["LUT_mvau"], abs=1)
     assert (out / "pareto.png").stat().st_size > 10_000
     page = (out / "index.html").read_text()
     assert "minifloat vs integer at equal width" in page and "fp:e4m3" in page
@@ -168,14 +174,20 @@ def test_a_point_cached_under_other_estimate_models_is_run_again(tmp_path, monke
         return {"model": task["model"], "weights": task["w"], "acts": task["a"], "accuracy": 0.5, "LUT": 100}
 
     monkeypatch.setattr(dse, "_evaluate", fake_evaluate)
-    task = {"model": "mlp", "w": "int:4", "a": "int:4", "ptq": "calibrate", "images": 10, "out_dir": str(tmp_path)}
+    task = {"model": "mlp", "w": "int:4", "a": "int:4", "ptq": "calibrate", "images": 10, "out_dir": str(tmp_path),
+            "data": "digits", "epochs": 15}
     first = dse.evaluate_point(task)
     assert calls == ["int:4"] and first["cost_model"] == cost_model_fingerprint()
+    assert first["study"] == dse.study_key(task) == f"v{dse.STUDY_VERSION}-{dse.float_key(task)}"
     assert dse.evaluate_point(task) == first and calls == ["int:4"]  # reused
     cache = next((tmp_path / "points").glob("*.json"))
     cache.write_text(json.dumps(dict(first, cost_model="an-older-model", LUT=1)))
     again = dse.evaluate_point(task)
     assert calls == ["int:4", "int:4"] and again["LUT"] == 100 and again["cost_model"] == cost_model_fingerprint()
+    # another float model (here: more training epochs) or an older study version: measured again too
+    assert dse.float_key(dict(task, epochs=16)) != dse.float_key(task)
+    cache.write_text(json.dumps(dict(again, study="v1-" + dse.float_key(task), LUT=1)))
+    assert dse.evaluate_point(task)["LUT"] == 100 and len(calls) == 3
 
 
 def test_a_graph_with_float_compute_left_after_lowering_is_refused():
@@ -196,3 +208,20 @@ def test_a_graph_with_float_compute_left_after_lowering_is_refused():
         check_fully_lowered(model, "cnn W int:4")
     sets = dse_technique_sets()
     assert "calibrate" in sets and all("act_equalization" not in v for v in sets.values())
+
+
+def test_a_vit_point_is_checked_on_the_hardware_graph(tmp_path):
+    """The lowered ViT keeps softmax / LayerNorm / GELU as float islands; its point also runs the hardware graph
+    (the hardware ops' fixed-point arithmetic) and records how often both predict the same class. Its cost covers
+    those ops too."""
+    from compiler.dse import evaluate_point
+
+    task = dict(model="vit", w="fp:e3m2", a="fp:e3m2", ptq="calibrate", data="digits", images=120, hw_images=40,
+                target_cycles=4096, out_dir=str(tmp_path), epochs=15)
+    row = evaluate_point(task)
+    assert not row.get("error"), row.get("error")
+    assert row["float_islands"] and row["hw_images"] == 40
+    assert 0.8 <= row["hw_lowered_agreement"] <= 1.0 and row["accuracy_hw"] > 0.5
+    assert {"MinifloatSoftmax", "MinifloatLayerNorm", "MinifloatMVAU"} <= set(row["by_op"])
+    assert row["LUT_mvau"] < row["LUT"] and row["by_op"]["MinifloatLayerNorm"] > 0
+    assert len(list((tmp_path / "models").glob("*_hw.onnx"))) == 1  # the hardware graph it ran is kept

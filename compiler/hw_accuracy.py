@@ -27,10 +27,11 @@ def _init(path):
 
 
 def _logits(chunk):
-    from qonnx.core.onnx_exec import execute_onnx
+    from passes.compare import execute_lowered  # exact tensors as they are (wide accumulators are Python ints)
 
     iname, oname = _MODEL.graph.input[0].name, _MODEL.graph.output[0].name
-    return np.stack([np.asarray(execute_onnx(_MODEL, {iname: x[None]})[oname]).reshape(-1) for x in chunk])
+    return np.stack([np.asarray(execute_lowered(_MODEL, {iname: x[None]})[oname], dtype=np.float32).reshape(-1)
+                     for x in chunk])
 
 
 def hardware_logits(model_path, x, workers=2, chunk=50, progress=True):

@@ -9,7 +9,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from custom_ops.general.common import format_of
+from custom_ops.general.common import format_of, threshold_ints
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 
@@ -97,10 +97,11 @@ class ChannelStreamOp(HWCustomOp):
 
     # --- thresholds (ops with THRESHOLD_INPUT) ----------------------------------------------------------------
     def thresholds(self, model_or_context):
-        """(NumChannels, N) int64 thresholds from the model's initializer or the execution context."""
+        """(NumChannels, N) thresholds from the model's initializer or the execution context (int64, or Python ints
+        beyond 64 bits: ``custom_ops.general.common.threshold_ints``)."""
         name = self.onnx_node.input[self.THRESHOLD_INPUT]
         t = model_or_context[name] if isinstance(model_or_context, dict) else model_or_context.get_initializer(name)
-        t = np.asarray(t, dtype=np.int64)
+        t = threshold_ints(t)
         return np.repeat(t, self.get_nodeattr("NumChannels"), axis=0) if t.shape[0] == 1 else t
 
     def _threshold_rows_per_lane(self):

@@ -33,6 +33,7 @@ from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
+from custom_ops.general.common import exact_matmul, threshold_ints
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 # LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
@@ -73,7 +74,9 @@ def to_int_domain(values, fmt):
 
 def count_thresholds(acc, thresholds):
     """#{i : acc[..., h] >= T[h, i]} per channel h (last axis of acc); T has MH rows or one shared row."""
-    t = np.asarray(thresholds)
+    t = threshold_ints(thresholds)
+    if t.dtype == object:  # thresholds beyond int64: compare as Python ints
+        acc = np.asarray(acc).astype(object)
     out = np.empty(acc.shape, dtype=np.int64)
     for h in range(acc.shape[-1]):
         row = t[h if t.shape[0] > 1 else 0]
@@ -260,9 +263,7 @@ class MinifloatMVAU(HWCustomOp):
         """Exact integer-domain accumulators of x (..., MW) and W (MW, MH) (or batched W for dynamic input)."""
         xi = to_int_domain(x_values, self.input_format())
         wi = to_int_domain(w_values, self.weight_format())
-        if xi.dtype == object or wi.dtype == object or self.acc_bits() > 62:
-            return np.matmul(xi.astype(object), wi.astype(object))
-        return np.matmul(xi, wi)
+        return exact_matmul(xi, wi)
 
     def execute_python(self, x_values, w_values, thresholds=None):
         acc = self.accumulate(x_values, w_values)
@@ -328,7 +329,7 @@ class MinifloatMVAU(HWCustomOp):
     def threshold_ints(self, model):
         if self.get_nodeattr("noActivation"):
             return None
-        t = np.asarray(model.get_initializer(self.onnx_node.input[2]))
+        t = threshold_ints(model.get_initializer(self.onnx_node.input[2]))
         if t.shape[0] == 1:
             t = np.repeat(t, self.get_nodeattr("MH"), axis=0)
         return t

@@ -17,6 +17,8 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 
+from custom_ops.general.common import threshold_initializer, threshold_ints
+
 EXACT_OPS = ("ExactMatMul", "ExactAdd", "ExactSumPool")
 
 
@@ -40,16 +42,16 @@ class ClipThresholdsToAccumulator(Transformation):
             if rng is None:
                 continue
             lo, hi = rng
-            t = np.asarray(model.get_initializer(node.input[1]), dtype=np.int64)
+            t = threshold_ints(model.get_initializer(node.input[1]))
             signs = list(getCustomOp(node).get_nodeattr("channel_signs")) or [1]
             if len(signs) == 1:
                 signs = signs * t.shape[0]
             clipped = t.copy()
             for c in range(t.shape[0]):
                 low, high = (lo, hi + 1) if signs[c] > 0 else (-hi, -lo + 1)
-                clipped[c] = np.clip(t[c], low, high)
+                clipped[c] = [min(max(v, low), high) for v in t[c]]
             if not np.array_equal(clipped, t):
-                model.set_initializer(node.input[1], clipped)
+                model.set_initializer(node.input[1], threshold_initializer(clipped))
                 modified = True
         return model, modified
 

@@ -30,6 +30,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers MinifloatMVAU into FINN's registries)
 from compiler.errors import UnsupportedNodeError
+from custom_ops.general.common import threshold_initializer, threshold_ints
 
 FPGADATAFLOW = "finn.custom_op.fpgadataflow"
 
@@ -78,7 +79,7 @@ class InferMinifloatMVAU(Transformation):
                 if signs and not dynamic:
                     w = self._negate_columns(np.asarray(w, dtype=np.float32), fw, signs, node)
                 out_fmt = tinst.get_nodeattr("out_format")
-                thresholds = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
+                thresholds = threshold_ints(model.get_initializer(thr.input[1]))
                 output = thr.output[0]
                 no_act = 0
             else:
@@ -94,7 +95,7 @@ class InferMinifloatMVAU(Transformation):
                 inputs.append(w_name)
             if not no_act:
                 t_name = model.make_new_valueinfo_name()
-                model.set_initializer(t_name, thresholds)
+                model.set_initializer(t_name, threshold_initializer(thresholds))
                 inputs.append(t_name)
             mvau = helper.make_node(
                 "MinifloatMVAU", inputs, [output], domain=FPGADATAFLOW, backend="fpgadataflow",
@@ -142,7 +143,7 @@ def last_axis_thresholds(model, thr, shape):
     """For a ``MinifloatThreshold`` whose thresholds are per tensor or per channel of the last axis of ``shape``:
     (name of a new initializer with one threshold row per channel, channel signs per channel or []); else None."""
     inst = getCustomOp(thr)
-    t = np.asarray(model.get_initializer(thr.input[1]), dtype=np.int64)
+    t = threshold_ints(model.get_initializer(thr.input[1]))
     per_tensor = t.shape[0] == 1
     if not per_tensor and inst.get_nodeattr("channel_axis") % len(shape) != len(shape) - 1:
         return None
@@ -152,7 +153,7 @@ def last_axis_thresholds(model, thr, shape):
         t = np.repeat(t, channels, axis=0)
         signs = signs * channels
     t_name = model.make_new_valueinfo_name()
-    model.set_initializer(t_name, t)
+    model.set_initializer(t_name, threshold_initializer(t))
     return t_name, signs
 
 

@@ -95,7 +95,7 @@ class InferMinifloatLayerNorm(Transformation):
             thresholds, signs = requant_thresholds(ofmt, float(np.float32(s_out)), a, b,
                                                    acc_range=z_range(d, self.r_bits))
             t_name = model.make_new_valueinfo_name()
-            model.set_initializer(t_name, np.asarray(thresholds, dtype=np.int64))
+            model.set_initializer(t_name, thresholds)
             op = helper.make_node(
                 "MinifloatLayerNorm", [deq.input[0], t_name], [quant.output[0]],
                 domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", name=f"MinifloatLayerNorm_{ln.name}",

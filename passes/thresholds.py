@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from compiler.errors import UnsupportedNodeError
+from custom_ops.general.common import threshold_initializer
 
 
 def as_fraction(x):
@@ -52,8 +53,8 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
     clips the thresholds to ``[lo, hi + 1]`` (semantics-preserving for accumulators inside the range); thresholds
     that are always passed become ``lo``, never passed ``hi + 1``. Without a range, always/never use ``-2**63`` /
     ``2**63 - 1`` (the int64 extremes; passes/datatypes.py clips them to the accumulator's range afterwards).
-    Returns ``(T as an int64 array, signs as a list of +1/-1)``; a threshold beyond int64 (accumulators of
-    5-6 exponent-bit formats) is an ``UnsupportedNodeError``.
+    Returns ``(T, signs as a list of +1/-1)``, ``T`` as ``custom_ops.general.common.threshold_initializer`` stores
+    it: int64, or decimal strings when a threshold is beyond int64 (accumulators of 5-6 exponent-bit formats).
     """
     s = as_fraction(out_scale)
     if s <= 0:
@@ -81,19 +82,13 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
             th = math.ceil(q) if tie_up else math.floor(q) + 1
             if acc_range is None and not -(2**63) < th < 2**63 - 1:
                 raise UnsupportedNodeError(
-                    f"a threshold of the {fmt.name} requantizer is {th}, beyond 64 bits: the accumulator in front "
-                    "of it is too wide for minifinn's int64 threshold initializers (formats with 5-6 exponent "
-                    "bits); use formats with at most 4 exponent bits here"
+                    f"a threshold of the {fmt.name} requantizer is {th}, beyond 64 bits, and the range of the "
+                    "accumulator in front of it is unknown, so it cannot be clipped or stored exactly; lower the "
+                    "graph with passes.lower_qonnx (which knows the accumulator's range) or use formats with at most "
+                    "4 exponent bits here"
                 )
             row.append(min(max(th, always), never))
         rows.append(row)
         signs.append(sign)
     arr = np.array(rows, dtype=object)
-    if arr.size and (min(arr.ravel()) < -(2**63) or max(arr.ravel()) >= 2**63):
-        wide = max(abs(int(v)) for v in arr.ravel())
-        raise UnsupportedNodeError(
-            f"a threshold of the {fmt.name} requantizer is {wide}, beyond 64 bits even within its accumulator's "
-            f"range: the accumulator in front of it is too wide for minifinn's int64 threshold initializers "
-            "(formats with 5-6 exponent bits); use formats with at most 4 exponent bits here"
-        )
-    return arr.astype(np.int64), signs
+    return threshold_initializer(arr), signs

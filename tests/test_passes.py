@@ -317,9 +317,50 @@ def test_accumulators_beyond_62_bits_execute_exactly_or_fail_clearly():
     mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][0]
     x = np.random.default_rng(3).normal(size=(1, 8)).astype(np.float32)
     ctx = execute_lowered(low, {"x": x}, return_full_exec_context=True)
-    assert ctx[mm.output[0]].dtype == object
+    from custom_ops.general.common import exact_ints, format_of
+
+    fmts = [format_of(low.get_tensor_datatype(t).name) for t in mm.input]
+    ref = np.matmul(*(exact_ints(ctx[t], f).astype(object) for t, f in zip(mm.input, fmts)))
+    assert all(int(a) == int(b) for a, b in zip(np.ravel(ctx[mm.output[0]]), ref.ravel()))
     rep = compare_lowered(model, low, np.random.default_rng(4).normal(size=(100, 8)).astype(np.float32))
     assert rep["differing_fraction"] < 1e-3
-    # E6M1: thresholds themselves leave int64 -> a clear error instead of a wrong graph
-    with pytest.raises(UnsupportedNodeError, match="beyond 64 bits"):
-        lower_qonnx(linear_graph(fmt=MinifloatFormat(6, 1), k=8, n=4))
+    # E6M1: the accumulator's range (and so its thresholds) leaves int64: they are stored as decimal strings (an ONNX
+    # STRING tensor), read back as Python ints, and the lowered graph stays exact
+    from onnx import TensorProto
+
+    from custom_ops.general.common import threshold_ints
+
+    model = linear_graph(fmt=MinifloatFormat(6, 1), k=8, n=4, bias=True, relu=True)
+    low = lower_qonnx(model)
+    thr = [n for n in low.graph.node if n.op_type == "MinifloatThreshold"][0]
+    stored = next(i for i in low.graph.initializer if i.name == thr.input[1])
+    assert stored.data_type == TensorProto.STRING
+    t = threshold_ints(low.get_initializer(thr.input[1]))
+    assert t.dtype == object and max(abs(v) for v in t.ravel()) >= 2**63
+    assert all(list(row) == sorted(row) for row in t)
+    rep = compare_lowered(model, low, np.random.default_rng(5).normal(size=(200, 8)).astype(np.float32))
+    assert rep["differing_fraction"] < 1e-3 and rep["argmax_agreement"] >= 0.99
+    # without the accumulator's range a threshold beyond int64 can be neither clipped nor stored: a clear error
+    from passes.thresholds import requant_thresholds
+
+    with pytest.raises(UnsupportedNodeError, match="beyond 64 bits, and the range of the accumulator"):
+        requant_thresholds(MinifloatFormat(6, 1), 1.0, [2.0**-80], [0.0])
+
+
+@pytest.mark.parametrize("e,m,k", [(6, 1, 288), (5, 2, 3136), (4, 3, 64)])
+def test_exact_matmul_by_limbs_equals_python_ints(e, m, k):
+    """The wide accumulators (E6M1: 130 bits) are computed by int64 limb products; they must equal the Python-int
+    matmul exactly, for signed values at the extremes of the format, subnormals, and batched operands."""
+    from custom_ops.general.common import exact_ints, exact_matmul
+
+    fmt = MinifloatFormat(e, m)
+    vals = np.asarray(fmt.values(), dtype=np.float32)
+    rng = np.random.default_rng(e * 10 + m)
+    x = exact_ints(rng.choice(vals, size=(2, 3, k)), fmt)
+    w = exact_ints(rng.choice(vals, size=(k, 5)), fmt)
+    x[0, 0, :] = fmt.max_int  # the largest sums
+    w[:, 0] = -fmt.max_int
+    ref = np.matmul(x.astype(object), w.astype(object))
+    got = exact_matmul(x, w)
+    assert got.shape == ref.shape and all(int(a) == int(b) for a, b in zip(got.ravel(), ref.ravel()))
+    assert int(got[0, 0, 0]) == -k * fmt.max_int ** 2

@@ -18,7 +18,7 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from custom_ops.general.common import bits_for_range, exact_ints, format_of, widen
+from custom_ops.general.common import bits_for_range, exact_ints, exact_matmul, format_of, widen
 
 
 def _int_range(fmt):
@@ -81,9 +81,7 @@ class ExactMatMul(_ExactOp):
         fx, fw = self.formats()
         x = exact_ints(context[node.input[0]], fx, self.where())
         w = exact_ints(context[node.input[1]], fw, self.where())
-        k = x.shape[-1]
-        bound = k * fx.max_int * fw.max_int
-        context[node.output[0]] = np.matmul(widen(x, bound), widen(w, bound))
+        context[node.output[0]] = exact_matmul(x, w)
 
     def verify_node(self):
         return [f"{self.where()}: formats {self.get_nodeattr('input_format')} x {self.get_nodeattr('weight_format')}"]

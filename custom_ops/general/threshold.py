@@ -16,7 +16,7 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from custom_ops.general.common import format_of
+from custom_ops.general.common import format_of, threshold_ints
 
 
 def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
@@ -34,9 +34,8 @@ def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
         x = moved[..., c]
         if signs is not None and len(signs) and signs[c if len(signs) > 1 else 0] < 0:
             x = -x
-        if x.dtype == object or row.dtype == object:
-            counts[..., c] = np.array([sum(1 for th in row if v >= th) for v in x.ravel()],
-                                      dtype=np.int64).reshape(x.shape)
+        if x.dtype == object or row.dtype == object:  # Python ints: numpy compares them exactly in its C loop
+            counts[..., c] = np.searchsorted(row.astype(object), x.astype(object), side="right")
         else:
             counts[..., c] = np.searchsorted(row, x, side="right")
     out = np.asarray(out_values, dtype=np.float32)[counts]
@@ -65,7 +64,7 @@ class MinifloatThreshold(CustomOp):
     def execute_node(self, context, graph):
         node = self.onnx_node
         context[node.output[0]] = apply_thresholds(
-            context[node.input[0]], context[node.input[1]], self.out_format().values(),
+            context[node.input[0]], threshold_ints(context[node.input[1]]), self.out_format().values(),
             self.get_nodeattr("channel_axis"), self.get_nodeattr("channel_signs"),
         )
 

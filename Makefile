@@ -36,7 +36,7 @@ bench: setup
 # The format study (build_flows/dse.py): CNN and ViT on Fashion-MNIST, every INT3-8 / ExMy 3-8 bit format (W = A),
 # best Brevitas PTQ per point, mixed-precision search. Long: see README for measured times; rerun resumes.
 dse: setup
-	$(PY) build_flows/dse.py --model cnn --model vit --jobs 2 --mixed --output-dir out/dse
+	$(PY) build_flows/dse.py --model cnn --model vit --jobs 2 --mixed --confirm-images 4000 --output-dir out/dse
 
 clean-venv:
 	rm -rf $(VENV)

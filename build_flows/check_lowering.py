@@ -26,10 +26,10 @@ FORMAT_GRID = ["fp:e4m3", "fp:e3m2", "fp:e2m3", "fp:e2m1", "int:8", "int:4",
 MODEL_CONFIGS = {
     "digits": {"mlp": dict(in_features=64, hidden=(64, 64)), "cnn": dict(width=16, image_size=8),
                "vit": dict(image_size=8, patch_size=2, dim=32, depth=1, heads=2)},
-    # the Fashion-MNIST CNN flattens its 14x14 feature map into the head: with global average pooling its two 3x3
-    # layers see 5x5 patches only, and it reached 65.5 % (float, 3 epochs) against 88.9 % flattened
-    "fashion": {"mlp": dict(in_features=784, hidden=(256, 128)),
-                "cnn": dict(width=16, image_size=28, global_pool="flatten"),
+    # Fashion-MNIST CNN: 32 channels (float on the first 2,000 test images after 8 epochs: 79.8 %; 16 channels:
+    # 73.9 %, and 65.5 % after 3 epochs). A flattening head reaches 88.9 % but has no hardware mapping yet (the
+    # Flatten between hardware nodes and the requantizer behind it stay unmapped).
+    "fashion": {"mlp": dict(in_features=784, hidden=(256, 128)), "cnn": dict(width=32, image_size=28),
                 "vit": dict(image_size=28, patch_size=7, dim=64, depth=2, heads=4)},
 }
 

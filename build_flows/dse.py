@@ -221,7 +221,8 @@ def _mixed_model(args, task, uniform):
     base = dict(task, w=start, a=start)
     print(f"  {task['model']}: mixed precision from {start} (budget {budget:.0f} LUT), alternatives "
           f"{' '.join(alternatives)}", flush=True)
-    best, history, search = mixed_precision_search(base, start, alternatives, budget, max_trials=args.mixed_trials)
+    best, history, search = mixed_precision_search(base, start, alternatives, budget, max_trials=args.mixed_trials,
+                                                   jobs=args.jobs)
     beats = bool(best_uniform and best["accuracy"] > best_uniform["accuracy"] and best["LUT"] <= budget)
     result = {"budget_lut": budget, "best_uniform": best_uniform, "mixed": best, "evaluated": len(history),
               "mixed_beats_uniform": beats, "search": search}

@@ -410,13 +410,21 @@ class _Evaluator:
     def key(self, config):
         return tuple(sorted((s, f) for s, f in config.items() if f != self.start))
 
+    def task(self, config):
+        return dict(self.base_task, w=self.start, overrides=dict(self.key(config)))
+
     def __call__(self, config):
         key = self.key(config)
         if key not in self.rows:
-            task = dict(self.base_task, w=self.start, overrides=dict(key))
-            self.rows[key] = _usable(self.evaluate(task))
+            self.rows[key] = _usable(self.evaluate(self.task(config)))
             self.history.append(self.rows[key])
         return self.rows[key]
+
+    def prefetch(self, configs, jobs, progress=False):
+        """Evaluate ``configs`` ahead in ``jobs`` local processes (``run_points``; their rows land in the point
+        cache, so the calls in search order are instant). Only with the default ``evaluate_point``."""
+        if jobs > 1 and self.evaluate is evaluate_point:
+            run_points([self.task(c) for c in configs if self.key(c) not in self.rows], jobs=jobs, progress=progress)
 
 
 def _probe_sensitivities(run, sites, start, alternatives, origin, progress):
@@ -509,7 +517,7 @@ def _plans(table, config, current, budget_lut):
 
 
 def mixed_precision_search(base_task, start, alternatives, budget_lut, progress=True, max_trials=None,
-                           evaluate=None, sites=None):
+                           evaluate=None, sites=None, jobs=1):
     """Sensitivity-guided (top-down) per-layer weight-format search under a LUT budget.
 
     Activations stay at ``base_task['a']``. The search starts with every weight layer at ``start`` (normally the
@@ -526,7 +534,8 @@ def mixed_precision_search(base_task, start, alternatives, budget_lut, progress=
        (default 2 per layer).
 
     ``evaluate`` (default ``evaluate_point``) maps a task to a row with ``accuracy`` and ``LUT``; ``sites`` default
-    to the model's weight quantizer sites. Returns (best row within the budget, or the cheapest row when none fits;
+    to the model's weight quantizer sites; ``jobs`` local processes run the single-layer probes (independent of
+    each other) ahead of the search. Returns (best row within the budget, or the cheapest row when none fits;
     evaluated rows in order; a report with the sensitivities, the tried plans and the runtime).
     """
     t0 = time.perf_counter()
@@ -538,6 +547,7 @@ def mixed_precision_search(base_task, start, alternatives, budget_lut, progress=
     run = _Evaluator(base_task, start, evaluate or evaluate_point)
     config = {s: start for s in sites}
     origin = current = run(config)
+    run.prefetch([dict(config, **{s: f}) for s in sites for f in alternatives], jobs, progress)
     table = _probe_sensitivities(lambda moves: run(dict(config, **moves)), sites, start, alternatives, origin,
                                  progress)
     trials, steps = 0, []

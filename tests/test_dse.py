@@ -140,7 +140,8 @@ def test_layer_alternatives_are_the_best_int_and_minifloat_at_neighbouring_width
 
 def test_mixed_precision_search_respects_the_budget(tmp_path, capsys):
     out = tmp_path / "dse"
-    assert dse_flow.main(["--quick", "--mixed", "--output-dir", str(out)]) == 0
+    # two processes: the single-layer probes run ahead in parallel (prefetch), the search then reads them in order
+    assert dse_flow.main(["--quick", "--mixed", "--jobs", "2", "--output-dir", str(out)]) == 0
     result = json.loads((out / "mixed_precision.json").read_text())["mlp"]
     uniform = json.loads((out / "dse_points.json").read_text())
     assert result["mixed"]["LUT"] <= result["budget_lut"]

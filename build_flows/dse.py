@@ -201,6 +201,8 @@ def _mixed(args, tasks, rows):
     for model in sorted({t["model"] for t in tasks}):
         uniform = [r for r in rows if r["model"] == model and r["weights"] == r["acts"] and not r.get("overrides")]
         results[model] = _mixed_model(args, next(t for t in tasks if t["model"] == model), uniform)
+        # written after every model: the search takes long, an interrupted run keeps the finished models
+        (args.output_dir / "mixed_precision.json").write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -280,11 +282,10 @@ def main(argv=None):
         return 2
     if args.mixed:
         try:
-            mixed = _mixed(args, tasks, rows)
+            _mixed(args, tasks, rows)
         except MinifinnError as err:
             print(f"dse.py: {err}", file=sys.stderr)
             return 2
-        (args.output_dir / "mixed_precision.json").write_text(json.dumps(mixed, indent=1))
     print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
           "index.html")
     for model, entries in __import__("compiler.dse", fromlist=["side_by_side"]).side_by_side(rows).items():

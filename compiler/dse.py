@@ -296,17 +296,18 @@ def _config(task):
 
 
 def _float_model(task, data):
-    """The float model of a task: trained once per (model, data, epochs) and cached on disk in out_dir."""
+    """The float model of a task: trained once per (model, data, epochs, configuration) and cached on disk in
+    out_dir (and in memory per checkpoint path)."""
     import torch
 
     from compiler.training import load_checkpoint, save_checkpoint, train
     from compiler.zoo import build_model, load_float_state_dict
 
-    key = (task["model"], task["data"], task["epochs"])
-    if key in _FLOAT:
+    ckpt = Path(task["out_dir"]) / f"float_{float_key(task)}.pt"
+    key = str(ckpt.resolve())
+    if key in _FLOAT and ckpt.is_file():
         return _FLOAT[key]
     model = build_model(task["model"], "float", **_config(task))
-    ckpt = Path(task["out_dir"]) / f"float_{float_key(task)}.pt"
     if ckpt.is_file():
         state, _, _ = load_checkpoint(ckpt)
         load_float_state_dict(model, state)
@@ -326,6 +327,10 @@ def run_points(tasks, jobs=1, progress=True):
     if jobs <= 1:
         return [evaluate_point(t) for t in tqdm(tasks, desc="dse", disable=not progress)]
     import multiprocessing as mp
+
+    # the float models first, here: otherwise every worker would train the same model at once
+    for task in {float_key(t): t for t in tasks if not _cache_path(t).is_file()}.values():
+        _float_model(task, _data(task["data"]))
 
     with mp.get_context("spawn").Pool(jobs) as pool:
         return list(tqdm(pool.imap(evaluate_point, tasks), total=len(tasks), desc="dse", disable=not progress))

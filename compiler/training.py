@@ -150,7 +150,7 @@ def save_checkpoint(path, model: nn.Module, config: dict, metrics: dict) -> Path
         "config": _jsonable(dict(config)),
         "metrics": _jsonable(dict(metrics)),
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # concurrent writers (DSE workers) do not collide
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path

@@ -196,9 +196,12 @@ def evaluate_point(task):
         # version of the study: stale, run it again
     try:
         row = _evaluate(task, cache)
-    except MinifinnError as err:  # e.g. a format whose accumulators minifinn cannot hold: recorded, not fatal
+    except MinifinnError as err:  # e.g. a format minifinn cannot map: recorded, not fatal
         row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
                "error": str(err)}
+    except Exception as err:  # a bug must not stop a sweep of hours: recorded with its type, listed as failed
+        row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
+               "error": f"internal error {type(err).__name__}: {err}"}
     row["cost_model"] = fingerprint
     row["study"] = study_key(task)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -237,9 +240,9 @@ def _evaluate(task, cache):
     check_fully_lowered(lowered, f"{task['model']} W {task['w']} A {task['a']} ({technique})")
     n = min(task["images"], len(xte) - offset)
     xs, ys = xte[offset:offset + n], yte[offset:offset + n]
-    cmp = compare_lowered(qonnx, lowered, xs, batch_size=100, labels=ys, keep_logits=True)
-    hw, specialized = hardware_graph(lowered)
+    hw, specialized = hardware_graph(lowered)  # first: a graph that cannot be mapped stops before the long part
     cost = hardware_cost(specialized, task["target_cycles"])
+    cmp = compare_lowered(qonnx, lowered, xs, batch_size=100, labels=ys, keep_logits=True)
     float_islands = sorted({nd.op_type for nd in lowered.graph.node
                             if nd.op_type in ("Softmax", "LayerNormalization", "Gelu")})
     row = {

@@ -37,7 +37,9 @@ NO_HW_REASON = {
     "Softmax": "softmax that InferMinifloatSoftmax could not map (not Dequantize -> Softmax(last axis) -> "
                "QuantizeToFormat with scalar scales)",
     "LayerNormalization": "LayerNorm that InferMinifloatLayerNorm could not map (not Dequantize -> "
-                          "LayerNormalization(last axis, constant gamma/beta) -> QuantizeToFormat with scalar scales)",
+                          "LayerNormalization(last axis, constant gamma/beta) -> QuantizeToFormat with scalar "
+                          "scales, or an input format with 6 exponent bits, whose epsilon term leaves 64 bits; "
+                          "InferMinifloatLayerNorm(strict=True) says which)",
     "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
 }
 

@@ -89,6 +89,13 @@ class InferMinifloatLayerNorm(Transformation):
             ofmt = format_of(ofmt_name, quant.name)
             u = Fraction(float(np.float32(s_in))) * Fraction(2) ** fin.lsb_exponent
             eps_term = max(1, round(Fraction(eps) * d * d / (u * u)))
+            if eps_term >= 2**63:  # an E6 input: its integers and the variance terms need > 128 bits
+                if self.strict:
+                    raise UnmappableLayerNormError(
+                        f"LayerNormalization {ln.name}: input format {in_dt} makes the epsilon term {eps_term} "
+                        "(epsilon * D^2 in the input's integer units), beyond the 64-bit epsTerm attribute; "
+                        "use an input format with at most 5 exponent bits")
+                continue
             scale = Fraction(1, 2 ** self.r_bits)
             a = [Fraction(float(g)) * scale for g in gamma]
             b = [Fraction(float(v)) for v in beta]

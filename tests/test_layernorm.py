@@ -158,3 +158,13 @@ def test_rtlsim_bit_exact(case):
         assert np.array_equal(execute_onnx(sim, {"x": xs})["q"], execute_onnx(hw, {"x": xs})["q"])
     inst = getCustomOp(sim.graph.node[0])
     assert 0 < inst.get_nodeattr("cycles_rtlsim") <= 2 * inst.get_exp_cycles()
+
+
+def test_layernorm_of_an_e6_input_is_a_clear_error():
+    """E6M1 inputs make the epsilon term exceed the 64-bit epsTerm attribute: a clear error (strict), the island
+    left in place otherwise (step_convert_to_hw then lists it), never a bare ONNX ValueError."""
+    # a calibrated E6M1 scale: a max activation of ~6 over the format's max 1.5 * 2^32
+    model, _ = island(MinifloatFormat(6, 1), MinifloatFormat(3, 2), 64, 2, 1e-9, 0.11)
+    with pytest.raises(UnmappableLayerNormError, match="input format FLOAT<6,1,31> makes the epsilon term"):
+        model.transform(InferMinifloatLayerNorm())
+    assert model.transform(InferMinifloatLayerNorm(strict=False)).graph.node[1].op_type == "LayerNormalization"

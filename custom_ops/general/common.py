@@ -98,12 +98,15 @@ def threshold_initializer(thresholds):
 
 
 def threshold_ints(value):
-    """Thresholds from an initializer or an execution context (``threshold_initializer``'s encodings): an int64
-    array, or an object array of Python ints when they are stored as decimal strings."""
+    """Thresholds from an initializer or an execution context (``threshold_initializer``'s encodings, or integers in
+    a float array, as ``custom_ops.examples`` builds them): an int64 array, or an object array of Python ints when
+    they are stored as decimal strings or a float one lies beyond int64."""
     t = np.asarray(value)
     if t.dtype.kind in "OSU":
         return np.array([int(v.decode() if isinstance(v, bytes) else v) for v in t.ravel()],
                         dtype=object).reshape(t.shape)
+    if t.dtype.kind == "f" and t.size and np.abs(t).max() >= 2**63:
+        return np.array([int(v) for v in t.ravel()], dtype=object).reshape(t.shape)
     return t.astype(np.int64)
 
 

@@ -132,9 +132,9 @@ def hardware_cost(specialized, target_cycles):
     takes its cheapest folding that meets the target (passes/resource_folding.py ``SetFoldingResourceAware`` in
     target mode, weights from a large board); when a layer cannot reach the target even fully unfolded, the target
     becomes that layer's fastest cycles (the pipeline's pace). Thresholded nodes whose channels share one row are
-    priced as such (``AnnotateSharedThresholds``, part of ``step_convert_to_hw``). Returns {LUT, FF, BRAM_18K, DSP: totals,
-    LUT_mvau: the matrix-vector units' LUTs (the MAC arrays with their requantizers), weight_bits, layers,
-    max_cycles, by_op: {op type: LUT}}."""
+    priced as such (``AnnotateSharedThresholds``, part of ``step_convert_to_hw``). Returns {LUT, FF, BRAM_18K,
+    DSP: totals, LUT_mvau: the matrix-vector units' LUTs (the MAC arrays with their requantizers), weight_bits,
+    layers, max_cycles, by_op: {op type: LUT}}."""
     from qonnx.custom_op.registry import getCustomOp
 
     from compiler.boards import get_board
@@ -156,17 +156,17 @@ def hardware_cost(specialized, target_cycles):
         fold = fold_to(err.fastest_cycles)
     total = {"LUT": 0, "FF": 0, "BRAM_18K": 0, "DSP": 0, "LUT_mvau": 0, "weight_bits": 0, "layers": 0,
              "max_cycles": fold.result["max_cycles"], "by_op": {}}
-    for name, layer in fold.result["layers"].items():
+    for layer in fold.result["layers"].values():
         res = layer["resources"]
         for key in ("LUT", "FF", "BRAM_18K", "DSP"):
             total[key] += res[key]
         op = layer["op_type"].rsplit("_", 1)[0]
         total["by_op"][op] = total["by_op"].get(op, 0) + res["LUT"]
         total["layers"] += 1
+    total["LUT_mvau"] = total["by_op"].get("MinifloatMVAU", 0)
     for node in specialized.graph.node:
         if node.op_type.startswith("MinifloatMVAU"):
             inst = getCustomOp(node)
-            total["LUT_mvau"] += fold.result["layers"][node.name]["resources"]["LUT"]
             if not inst.get_nodeattr("dynamic_input"):
                 total["weight_bits"] += inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * inst.weight_format().bits
     total = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in total.items()}
@@ -196,12 +196,11 @@ def evaluate_point(task):
         # version of the study: stale, run it again
     try:
         row = _evaluate(task, cache)
-    except MinifinnError as err:  # e.g. a format minifinn cannot map: recorded, not fatal
+    except Exception as err:  # recorded, not fatal: a format minifinn cannot map (MinifinnError) or, so that a bug
+        # does not stop a sweep of hours, any other error with its type; listed as failed
+        error = str(err) if isinstance(err, MinifinnError) else f"internal error {type(err).__name__}: {err}"
         row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
-               "error": str(err)}
-    except Exception as err:  # a bug must not stop a sweep of hours: recorded with its type, listed as failed
-        row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
-               "error": f"internal error {type(err).__name__}: {err}"}
+               "error": error}
     row["cost_model"] = fingerprint
     row["study"] = study_key(task)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -253,8 +252,10 @@ def _evaluate(task, cache):
         "accuracy_qonnx": cmp["accuracy_qonnx"], "images": n, "image_offset": offset, **cost,
         "float_islands": float_islands,
     }
-    if float_islands and task.get("hw_images", HW_CHECK_IMAGES):
-        row.update(_hardware_check(hw, cache, xs, ys, cmp["logits_lowered"], task.get("hw_images", HW_CHECK_IMAGES)))
+    hw_images = task.get("hw_images", HW_CHECK_IMAGES)
+    if float_islands and hw_images:
+        row.update(_hardware_check(hw, out / "models" / f"{cache.stem}_hw.onnx", xs, ys, cmp["logits_lowered"],
+                                   hw_images))
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -264,13 +265,13 @@ def _evaluate(task, cache):
 HW_CHECK_IMAGES = 300
 
 
-def _hardware_check(hw, cache, x, y, logits_lowered, images):
-    """Accuracy of the hardware graph (``compiler.hw_accuracy``: every op's bit-exact Python model, batch 1) on the
-    first ``images`` of the point's images, and how often its prediction agrees with the lowered graph's there."""
+def _hardware_check(hw, path, x, y, logits_lowered, images):
+    """Accuracy of the hardware graph (``compiler.hw_accuracy``: every op's bit-exact Python model, batch 1, saved
+    to ``path``) on the first ``images`` of the point's images, and how often its prediction agrees with the lowered
+    graph's there."""
     from compiler.hw_accuracy import hardware_logits
 
     n = min(images, len(x))
-    path = Path(cache).parent.parent / "models" / f"{Path(cache).stem}_hw.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     hw.save(str(path))
     pred = hardware_logits(path, x[:n], workers=1, progress=False).argmax(1)

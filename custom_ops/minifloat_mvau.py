@@ -34,6 +34,7 @@ from qonnx.core.datatype import DataType
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
 from custom_ops.general.common import exact_matmul, threshold_ints
+from custom_ops.general.threshold import threshold_counts
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 # LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
@@ -70,18 +71,6 @@ def to_int_domain(values, fmt):
     if fmt.max_int >= 2**62:
         return np.array([int(v) for v in ints.ravel()], dtype=object).reshape(ints.shape)
     return ints.astype(np.int64)
-
-
-def count_thresholds(acc, thresholds):
-    """#{i : acc[..., h] >= T[h, i]} per channel h (last axis of acc); T has MH rows or one shared row."""
-    t = threshold_ints(thresholds)
-    if t.dtype == object:  # thresholds beyond int64: compare as Python ints
-        acc = np.asarray(acc).astype(object)
-    out = np.empty(acc.shape, dtype=np.int64)
-    for h in range(acc.shape[-1]):
-        row = t[h if t.shape[0] > 1 else 0]
-        out[..., h] = np.searchsorted(row, acc[..., h], side="right")
-    return out
 
 
 class MinifloatMVAU(HWCustomOp):
@@ -275,7 +264,8 @@ class MinifloatMVAU(HWCustomOp):
             )
         if self.get_nodeattr("noActivation"):
             return acc
-        counts = count_thresholds(acc, thresholds)
+        # #{i : acc[..., h] >= T[h, i]} per channel h (last axis); T has MH rows or one shared row
+        counts = threshold_counts(acc, threshold_ints(thresholds))
         return self.output_format().values()[counts]
 
     def execute_node(self, context, graph):

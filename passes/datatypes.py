@@ -22,9 +22,10 @@ from custom_ops.general.common import threshold_initializer, threshold_ints
 EXACT_OPS = ("ExactMatMul", "ExactAdd", "ExactSumPool")
 
 
-def accumulator_range(model, tensor):
-    """(lo, hi) of an accumulator tensor produced by an exact op, or None."""
-    producer = model.find_producer(tensor)
+def accumulator_range(model, tensor, producer=None):
+    """(lo, hi) of an accumulator tensor produced by an exact op, or None. ``producer``: the node that makes
+    ``tensor`` when it is not in the graph yet (the lowering's walk); default: the graph's producer."""
+    producer = producer or model.find_producer(tensor)
     if producer is None or producer.op_type not in EXACT_OPS:
         return None
     return getCustomOp(producer).acc_range(model)

@@ -149,14 +149,10 @@ class _Walker:
         as ``passes.datatypes.accumulator_range``), else None. Thresholds computed with it are clipped to it at once:
         the same values ``ClipThresholdsToAccumulator`` leaves afterwards, but a threshold far outside the range of
         a wide (5-6 exponent bit) accumulator no longer has to be representable in int64 first."""
-        from qonnx.custom_op.registry import getCustomOp
-
-        from passes.datatypes import EXACT_OPS
+        from passes.datatypes import accumulator_range
 
         producer = next((n for n in reversed(self.nodes) if tensor in n.output), None)
-        if producer is None or producer.op_type not in EXACT_OPS:
-            return None
-        return getCustomOp(producer).acc_range(self.model)
+        return None if producer is None else accumulator_range(self.model, tensor, producer)
 
     @staticmethod
     def where(node):

@@ -19,8 +19,9 @@ from qonnx.custom_op.base import CustomOp
 from custom_ops.general.common import format_of, threshold_ints
 
 
-def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
-    """The contract above on numpy arrays (int64 or object accumulators)."""
+def threshold_counts(acc, thresholds, channel_axis=-1, signs=None):
+    """``#{i : sign[c] * acc[..., c, ...] >= T[c, i]}`` (the count of the contract above) on numpy arrays: int64,
+    or object arrays of Python ints for accumulators or thresholds beyond int64."""
     acc = np.asarray(acc)
     t = np.asarray(thresholds)
     axis = channel_axis % acc.ndim
@@ -38,8 +39,12 @@ def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
             counts[..., c] = np.searchsorted(row.astype(object), x.astype(object), side="right")
         else:
             counts[..., c] = np.searchsorted(row, x, side="right")
-    out = np.asarray(out_values, dtype=np.float32)[counts]
-    return np.moveaxis(out, -1, axis)
+    return np.moveaxis(counts, -1, axis)
+
+
+def apply_thresholds(acc, thresholds, out_values, channel_axis=-1, signs=None):
+    """The contract above on numpy arrays (int64 or object accumulators)."""
+    return np.asarray(out_values, dtype=np.float32)[threshold_counts(acc, thresholds, channel_axis, signs)]
 
 
 class MinifloatThreshold(CustomOp):

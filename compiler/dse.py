@@ -79,6 +79,9 @@ def _cache_path(task):
     return Path(task["out_dir"]) / "points" / f"{key}.json"
 
 
+#: torch seed of a float model's initial weights (training then seeds its own batches and dropout)
+FLOAT_INIT_SEED = 0
+
 #: float compute a lowered graph must not keep: a matrix product, convolution or normalization left in float was not
 #: lowered to exact arithmetic, so neither the point's "hardware-exact" accuracy nor its cost would be the hardware's
 UNLOWERED_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization")
@@ -311,6 +314,9 @@ def _float_model(task, data):
     key = str(ckpt.resolve())
     if key in _FLOAT and ckpt.is_file():
         return _FLOAT[key]
+    # seeded: torch seeds a new process at random, so unseeded initial weights made every training (and each of two
+    # workers training at once, before the parent trained first) a different float model under the same key
+    torch.manual_seed(FLOAT_INIT_SEED)
     model = build_model(task["model"], "float", **_config(task))
     if ckpt.is_file():
         state, _, _ = load_checkpoint(ckpt)

@@ -226,3 +226,20 @@ def test_a_vit_point_is_checked_on_the_hardware_graph(tmp_path):
     assert {"MinifloatSoftmax", "MinifloatLayerNorm", "MinifloatMVAU"} <= set(row["by_op"])
     assert row["LUT_mvau"] < row["LUT"] and row["by_op"]["MinifloatLayerNorm"] > 0
     assert len(list((tmp_path / "models").glob("*_hw.onnx"))) == 1  # the hardware graph it ran is kept
+
+
+def test_float_models_train_identically_whatever_the_random_state(tmp_path):
+    # a new process starts torch at a random seed; two trainings of one float key must still be one model (two
+    # workers that trained it at once used to measure their points on two different models)
+    import torch
+
+    from compiler import dse
+
+    models = []
+    for i, seed in enumerate((1, 12345)):
+        task = dict(dse_flow.tasks_for(dse_flow.parse_args(["--quick", "--output-dir", str(tmp_path / str(i))]))[0])
+        torch.manual_seed(seed)
+        models.append(dse._float_model(task, dse._data(task["data"])).state_dict())
+    assert models[0].keys() == models[1].keys()
+    for name in models[0]:
+        assert torch.equal(models[0][name], models[1][name]), name

@@ -64,6 +64,7 @@ def check_model(model_name, data="digits", formats=FORMAT_GRID, images=1000, epo
     torch.set_num_threads(1)
     xtr, ytr, xte, yte = load_data(data)
     cfg = MODEL_CONFIGS[data][model_name]
+    torch.manual_seed(0)  # the float model's initial weights: a new process starts torch at a random seed
     float_model = build_model(model_name, "float", **cfg)
     epochs = epochs or (15 if data == "digits" else 2)
     train(float_model, xtr, ytr, epochs=epochs, progress=progress)

@@ -183,14 +183,13 @@ def deit_main(args):
     """--deit: a DeiT-tiny-sized ViT compiled to estimates (no training; random weights or --state-dict)."""
     import torch
 
+    import compiler.steps  # noqa: F401
+    from compiler.config import BuildConfig
     from compiler.errors import MinifinnError
     from compiler.export import export_qonnx_model
     from compiler.ptq import quantize_ptq
     from compiler.runner import run_build
-    from compiler.config import BuildConfig
     from compiler.zoo import QuantSpec, build_vit, load_timm_vit_state_dict
-
-    import compiler.steps  # noqa: F401
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -247,12 +246,13 @@ def main(argv=None):
     from compiler.boards import get_board
     from compiler.data import load_fashion_mnist
     from compiler.errors import MinifinnError
-    from compiler.export import compare_with_brevitas, export_qonnx_model, recorded_formats
+    from compiler.export import compare_with_brevitas, export_qonnx_model
     from compiler.hw_accuracy import hardware_exact_accuracy
-    from passes.resource_folding import FoldingBudgetError
     from compiler.ptq import quantize_ptq
+    from compiler.qonnx_formats import recorded_formats
     from compiler.training import evaluate
     from compiler.zoo import QuantSpec, build_vit
+    from passes.resource_folding import FoldingBudgetError
 
     torch.set_num_threads(args.threads)
     t_start = time.time()

@@ -17,10 +17,12 @@ port of Brevitas), so its results are bit-identical to both.
 
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
+from qonnx.core.datatype import DataType
 
-from compiler.errors import FormatError
+from compiler.errors import FormatError, UnsupportedNodeError
 
 HARDWARE_MAX_BITS = 8
 _FLOAT32_MAX_EXP = 127  # largest finite float32 is (2 - 2^-23) * 2^127
@@ -103,8 +105,6 @@ class MinifloatFormat:
     @property
     def datatype(self):
         """The qonnx ``DataType``. qonnx reads a bias of 0 as 'default', which is only right when the default is 0."""
-        from qonnx.core.datatype import DataType
-
         if self.exponent_bias == 0 and self.default_bias != 0:
             raise FormatError(
                 f"{self.qonnx_name}: qonnx treats exponent bias 0 as the default bias {self.default_bias}, "
@@ -284,8 +284,6 @@ class IntFormat:
 
     @property
     def datatype(self):
-        from qonnx.core.datatype import DataType
-
         return DataType[self.qonnx_name]
 
     @classmethod
@@ -371,6 +369,49 @@ def parse_format(spec):
     if re.fullmatch(r"u?int:?\d+n?", low):
         return IntFormat.parse(low)
     raise FormatError(f"unknown number format {spec!r}; accepted: {FORMAT_HELP}")
+
+
+def format_from_datatype(dtype, where=""):
+    """The format of a qonnx DataType or its name (``FLOAT<e,m,b>``, ``INTn``, ``UINTn``); ``where`` (a node name)
+    prefixes the error raised for any other type."""
+    name = dtype.name if hasattr(dtype, "bitwidth") else str(dtype)
+    prefix = f"{where}: " if where else ""
+    try:
+        if name.startswith("FLOAT<"):
+            return MinifloatFormat.from_qonnx(name)
+        if name.startswith(("INT", "UINT")):
+            return IntFormat.from_qonnx(name)
+    except ValueError as exc:
+        raise UnsupportedNodeError(f"{prefix}bad datatype {name}: {exc}") from None
+    raise UnsupportedNodeError(f"{prefix}datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) "
+                               "type")
+
+
+def as_fraction(x):
+    """Exact rational of a float (or int / Fraction); non-finite values are refused."""
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return Fraction(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        raise UnsupportedNodeError(f"non-finite parameter {x} in a scale/bias chain")
+    return Fraction(x)
+
+
+def tie_rounds_up(fmt):
+    """The format's tie rule: for every midpoint between consecutive values of ``fmt``, True when an exact tie rounds
+    to the upper value. Returns ``(midpoints as Fractions, [bool])``.
+
+    Asked of the format's own quantizer (``quantize``, bit-identical to qonnx), not of a parity rule.
+    """
+    values = [Fraction(float(v)) for v in fmt.values()]
+    mids = [(lo + hi) / 2 for lo, hi in zip(values, values[1:])]
+    as32 = np.array([float(m) for m in mids], dtype=np.float32)
+    if any(Fraction(float(m32)) != m for m32, m in zip(as32, mids)):
+        raise UnsupportedNodeError(f"{fmt.name}: midpoints between values are not representable in float32")
+    rounded = fmt.quantize(as32)
+    return mids, [Fraction(float(r)) == hi for r, hi in zip(rounded, values[1:])]
 
 
 def magnitude_bits(fmt):

@@ -23,8 +23,8 @@ import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
 from compiler.errors import MinifinnError
+from compiler.numerics import format_from_datatype
 from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
-from custom_ops.general.common import format_of
 
 INFRA = Path(__file__).resolve().parent.parent / "custom_ops" / "rtl" / "stream_infra.v"
 
@@ -50,7 +50,7 @@ def _tensor_format(model, name):
     dt = model.get_tensor_datatype(name)
     if dt.is_integer() and dt.bitwidth() > 8:
         return _WideInt(dt)
-    return format_of(dt.name, name)
+    return format_from_datatype(dt.name, name)
 
 
 def stitchable(model):

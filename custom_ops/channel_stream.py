@@ -6,11 +6,12 @@ attributes (``op_attrs``), formats and arithmetic; thresholded ops use ``thresho
 """
 
 import numpy as np
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from custom_ops.general.common import format_of, threshold_ints
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+from compiler.numerics import format_from_datatype
+from custom_ops.general.common import threshold_ints
 
 
 class ChannelStreamOp(HWCustomOp):
@@ -37,7 +38,7 @@ class ChannelStreamOp(HWCustomOp):
 
     # --- formats -------------------------------------------------------------------------------------------------
     def output_format(self):
-        return format_of(self.get_nodeattr("outputDataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("outputDataType"), self.onnx_node.name)
 
     def get_output_datatype(self, ind=0):
         return DataType[self.get_nodeattr("outputDataType")]

@@ -13,8 +13,9 @@ hardware streams it from a ROM (custom_ops/rtl/rom_stream.v) instead of an input
 import numpy as np
 from qonnx.core.datatype import DataType
 
+from compiler.numerics import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
-from custom_ops.general.common import exact_ints, format_of, widen
+from custom_ops.general.common import exact_ints, widen
 from custom_ops.general.threshold import apply_thresholds
 
 
@@ -41,7 +42,7 @@ class MinifloatAdd(ChannelStreamOp):
         return pack_words(codes_of(c, fmt).reshape(-1, pe), fmt.bits)
 
     def in_format(self, ind):
-        return format_of(self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType"), self.onnx_node.name)
 
     def acc_bits(self):
         return DataType[self.get_nodeattr("accDataType")].bitwidth()

@@ -27,8 +27,9 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
+from compiler.numerics import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
-from custom_ops.general.common import exact_ints, format_of
+from custom_ops.general.common import exact_ints
 
 
 def rsqrt_fixed(v, r_bits):
@@ -63,7 +64,7 @@ class MinifloatLayerNorm(ChannelStreamOp):
         }
 
     def input_format(self):
-        return format_of(self.get_nodeattr("inputDataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("inputDataType"), self.onnx_node.name)
 
     def get_input_datatype(self, ind=0):
         return DataType[self.get_nodeattr("inputDataType")]

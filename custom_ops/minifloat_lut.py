@@ -11,8 +11,8 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
+from compiler.numerics import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
-from custom_ops.general.common import format_of
 
 
 class MinifloatLUT(ChannelStreamOp):
@@ -20,7 +20,7 @@ class MinifloatLUT(ChannelStreamOp):
         return {"inputDataType": ("s", True, ""), "table": ("floats", True, [])}
 
     def input_format(self):
-        return format_of(self.get_nodeattr("inputDataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("inputDataType"), self.onnx_node.name)
 
     def table_values(self):
         table = np.asarray(self.get_nodeattr("table"), dtype=np.float32)

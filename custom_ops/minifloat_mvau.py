@@ -29,13 +29,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import IntFormat, MinifloatFormat
+from compiler.numerics import format_from_datatype
 from custom_ops.general.common import exact_matmul, threshold_ints
 from custom_ops.general.threshold import threshold_counts
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 # LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
 # coefficients are fitted by build_flows/calibrate_resources.py to Yosys synth_xilinx counts of the generated RTL.
@@ -50,16 +50,6 @@ def resource_model():
             f"{RESOURCE_MODEL_FILE} is missing; run python build_flows/calibrate_resources.py to fit it"
         )
     return json.loads(RESOURCE_MODEL_FILE.read_text())["lut_coefficients"]
-
-
-def format_of(dtype_name):
-    """compiler.numerics format of a qonnx DataType name (FLOAT<e,m,b>, INTn, UINTn)."""
-    name = str(dtype_name)
-    if name.startswith("FLOAT<"):
-        return MinifloatFormat.from_qonnx(name)
-    if name.startswith("INT") or name.startswith("UINT"):
-        return IntFormat.from_qonnx(name)
-    raise UnsupportedNodeError(f"datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) type")
 
 
 def to_int_domain(values, fmt):
@@ -103,15 +93,15 @@ class MinifloatMVAU(HWCustomOp):
 
     # --- formats --------------------------------------------------------------------------------------------------
     def input_format(self):
-        return format_of(self.get_nodeattr("inputDataType"))
+        return format_from_datatype(self.get_nodeattr("inputDataType"))
 
     def weight_format(self):
-        return format_of(self.get_nodeattr("weightDataType"))
+        return format_from_datatype(self.get_nodeattr("weightDataType"))
 
     def output_format(self):
         if self.get_nodeattr("noActivation"):
-            return format_of(self.get_nodeattr("accDataType"))
-        return format_of(self.get_nodeattr("outputDataType"))
+            return format_from_datatype(self.get_nodeattr("accDataType"))
+        return format_from_datatype(self.get_nodeattr("outputDataType"))
 
     def acc_bits(self):
         return self.get_accumulator_datatype().bitwidth()
@@ -241,7 +231,7 @@ class MinifloatMVAU(HWCustomOp):
         info = []
         for attr in ("inputDataType", "weightDataType", "outputDataType"):
             try:
-                format_of(self.get_nodeattr(attr))
+                format_from_datatype(self.get_nodeattr(attr))
                 info.append(f"{attr} ok")
             except Exception as err:  # report, do not raise: FINN's verify_node contract
                 info.append(f"{attr}: {err}")

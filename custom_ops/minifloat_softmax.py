@@ -17,7 +17,7 @@ Arithmetic contract (bit exact; every quantity below is an integer, the tables a
    the hardware skips the max search (two passes over the row instead of three).
 3. ``S = sum_i e_i`` (exact; ``S >= 2^(P-1+G) > 0``).
 4. Output: ``out_i = F.round(e_i / (S s_out))`` evaluated exactly with ``F``'s own tie policy
-   (``passes.thresholds.tie_rounds_up``), i.e. with midpoints ``m_k`` of ``F``'s values and the dyadic rationals
+   (``compiler.numerics.tie_rounds_up``), i.e. with midpoints ``m_k`` of ``F``'s values and the dyadic rationals
    ``t_k = s_out m_k = num_k / 2^D``: ``out_i = values(F)[A + #{k : e_i 2^D >= num_k S + b_k}]``, ``b_k = 0`` when a
    tie at ``m_k`` rounds up, ``1`` when it rounds down. As ``e_i`` is an integer this is ``e_i >= theta_k`` with
    the row thresholds ``theta_k = ceil((num_k S + b_k) / 2^D)`` (``sum_bits + 1`` wide: the comparators are as
@@ -48,8 +48,8 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
+from compiler.numerics import as_fraction, format_from_datatype, tie_rounds_up
 from custom_ops.channel_stream import ChannelStreamOp
-from custom_ops.general.common import format_of
 from custom_ops.threshold_cost import VAR_COMPARE_LUT_PER_BIT
 
 
@@ -67,7 +67,7 @@ def code_values(fmt):
 @lru_cache(maxsize=64)
 def exp_table(in_name, in_scale, mantissa_bits):
     """(mantissas, shifts) per input code: step 1 of the contract."""
-    fmt = format_of(in_name, "MinifloatSoftmax")
+    fmt = format_from_datatype(in_name, "MinifloatSoftmax")
     p = int(mantissa_bits)
     xs = [float(np.float64(in_scale) * v) for v in code_values(fmt)]  # fp32 scale x few-bit value: exact in float64
     x_ref = max(xs)
@@ -86,9 +86,7 @@ def exp_table(in_name, in_scale, mantissa_bits):
 @lru_cache(maxsize=64)
 def softmax_thresholds(out_name, out_scale):
     """(num, bias, D, offset): step 4 of the contract (only thresholds that can decide an output)."""
-    from passes.thresholds import as_fraction, tie_rounds_up
-
-    fmt = format_of(out_name, "MinifloatSoftmax")
+    fmt = format_from_datatype(out_name, "MinifloatSoftmax")
     s = as_fraction(np.float32(out_scale))
     if s <= 0:
         raise UnsupportedNodeError(f"MinifloatSoftmax: output scale must be positive, got {float(s)}")
@@ -119,7 +117,7 @@ class MinifloatSoftmax(ChannelStreamOp):
 
     # --- formats and tables --------------------------------------------------------------------------------------
     def input_format(self):
-        fmt = format_of(self.get_nodeattr("inputDataType"), self.onnx_node.name)
+        fmt = format_from_datatype(self.get_nodeattr("inputDataType"), self.onnx_node.name)
         if fmt.bits > 8:
             raise UnsupportedNodeError(f"{self.onnx_node.name}: input {fmt.name} has {fmt.bits} bits; the exp table "
                                        "supports inputs of at most 8 bits")
@@ -295,8 +293,6 @@ class MinifloatSoftmax(ChannelStreamOp):
 
 def reference_rational(x, fi, fo, in_scale, out_scale, mantissa_bits, align_bits):
     """Independent statement of the contract with Fractions (slow; tests only): e_i / S rounded exactly by F."""
-    from passes.thresholds import tie_rounds_up
-
     mants, shifts = exp_table(fi.qonnx_name, float(np.float32(in_scale)), mantissa_bits)
     mids, up = tie_rounds_up(fo)
     vals = fo.values()

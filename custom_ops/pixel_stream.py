@@ -7,11 +7,11 @@ layout FINN's ConvolutionInputGenerator/StreamingMaxPool use. Subclasses define 
 """
 
 import numpy as np
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from custom_ops.general.common import format_of
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+from compiler.numerics import format_from_datatype
 
 
 class PixelStreamOp(HWCustomOp):
@@ -36,10 +36,10 @@ class PixelStreamOp(HWCustomOp):
 
     # --- formats -------------------------------------------------------------------------------------------------
     def input_format(self):
-        return format_of(self.get_nodeattr("inputDataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("inputDataType"), self.onnx_node.name)
 
     def output_format(self):
-        return format_of(self.get_nodeattr("outputDataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("outputDataType"), self.onnx_node.name)
 
     def get_input_datatype(self, ind=0):
         return DataType[self.get_nodeattr("inputDataType")]

@@ -15,7 +15,7 @@ import numpy as np
 from qonnx.core.onnx_exec import execute_onnx
 
 from compiler.errors import MinifinnError
-from custom_ops.general.common import format_of
+from compiler.numerics import format_from_datatype
 from passes.lower import set_batch_size
 from passes.streamline import LOWERED_MAP_KEY
 
@@ -83,7 +83,7 @@ def compare_lowered(qonnx_model, lowered, x, batch_size=50, labels=None, keep_lo
     tensors = {}
     total = differ = 0
     for orig, info in qmap.items():
-        fmt = format_of(info["format"], orig)
+        fmt = format_from_datatype(info["format"], orig)
         scale = np.float32(info["scale"])
         ref_vals = fmt.quantize(ref[orig] / scale)
         low_vals = low[info["values"]]

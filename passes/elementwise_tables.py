@@ -19,7 +19,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers MinifloatLUT)
-from custom_ops.general.common import format_of
+from compiler.numerics import format_from_datatype
 
 UNARY = {"Gelu", "Erf", "Tanh", "Sigmoid", "Relu", "Exp", "Softplus", "Abs", "Neg", "Identity"}
 SCALAR_BINARY = {"Mul", "Add", "Sub", "Div", "Pow"}
@@ -65,7 +65,7 @@ def island_table(model, chain, in_fmt, in_scale, quant):
     onnx_model = helper.make_model(graph, opset_imports=opset or [helper.make_opsetid("", 20)])
     sess = ort.InferenceSession(onnx_model.SerializeToString())
     y = sess.run(None, {inputs[0].name: x})[0].astype(np.float32)
-    out_fmt = format_of(getCustomOp(quant).get_nodeattr("format"), quant.name)
+    out_fmt = format_from_datatype(getCustomOp(quant).get_nodeattr("format"), quant.name)
     scale = np.asarray(model.get_initializer(quant.input[1]), dtype=np.float32)
     return out_fmt.quantize(y / scale)
 
@@ -90,7 +90,7 @@ class FoldElementwiseIntoTables(Transformation):
             in_dt = model.get_tensor_datatype(deq.input[0])
             if not (in_dt.name.startswith("FLOAT<") or in_dt.name.startswith(("INT", "UINT"))) or in_dt.bitwidth() > 8:
                 continue
-            in_fmt = format_of(in_dt.name, deq.name)
+            in_fmt = format_from_datatype(in_dt.name, deq.name)
             table = island_table(model, chain, in_fmt, float(np.asarray(scale).ravel()[0]), quant)
             shape = model.get_tensor_shape(deq.input[0])
             lut = helper.make_node(

@@ -18,7 +18,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401
 from compiler.errors import UnmappableLayerNormError
-from custom_ops.general.common import format_of
+from compiler.numerics import format_from_datatype
 from custom_ops.minifloat_layernorm import z_range
 from passes.thresholds import requant_thresholds
 
@@ -84,9 +84,9 @@ class InferMinifloatLayerNorm(Transformation):
             shape = model.get_tensor_shape(deq.input[0])
             d = int(shape[-1])
             in_dt = model.get_tensor_datatype(deq.input[0]).name
-            fin = format_of(in_dt, deq.name)
+            fin = format_from_datatype(in_dt, deq.name)
             ofmt_name = getCustomOp(quant).get_nodeattr("format")
-            ofmt = format_of(ofmt_name, quant.name)
+            ofmt = format_from_datatype(ofmt_name, quant.name)
             u = Fraction(float(np.float32(s_in))) * Fraction(2) ** fin.lsb_exponent
             eps_term = max(1, round(Fraction(eps) * d * d / (u * u)))
             if eps_term >= 2**63:  # an E6 input: its integers and the variance terms need > 128 bits

@@ -35,8 +35,8 @@ from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
 from compiler.errors import UnsupportedNodeError
+from compiler.numerics import format_from_datatype
 from custom_ops.general import DOMAIN
-from custom_ops.general.common import format_of
 from passes.thresholds import as_fraction, requant_thresholds
 
 LAYOUT_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
@@ -137,7 +137,7 @@ class _Walker:
         if value is not None:
             dt = self.model.get_tensor_datatype(tensor)
             if dt.name.startswith("FLOAT<") or (dt.is_integer() and dt.bitwidth() <= 8 and dt.name != "BIPOLAR"):
-                st = Vals(tensor, format_of(dt.name, tensor), fractions(np.float64(1.0)), const=True)
+                st = Vals(tensor, format_from_datatype(dt.name, tensor), fractions(np.float64(1.0)), const=True)
             else:
                 st = Flt(tensor)
             self.state[tensor] = st
@@ -260,7 +260,7 @@ class _Walker:
 
     # --- quantizers -------------------------------------------------------------------------------------------
     def op_QuantizeToFormat(self, node):
-        fmt = format_of(get_by_name(node.attribute, "format").s.decode(), self.where(node))
+        fmt = format_from_datatype(get_by_name(node.attribute, "format").s.decode(), self.where(node))
         scale = self.init(node.input[1])
         st = self.get(node.input[0])
         out = node.output[0]

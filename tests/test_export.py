@@ -10,18 +10,9 @@ from brevitas.graph.calibrate import calibration_mode
 from qonnx.core.modelwrapper import ModelWrapper
 
 from compiler.errors import MinifinnError, UnsupportedNodeError
-from compiler.export import (
-    FORMATS_METADATA_KEY,
-    ExportError,
-    batch_agnostic_problems,
-    compare_with_brevitas,
-    execute_qonnx,
-    export_qonnx_model,
-    quantizer_format,
-    quantizer_nodes,
-    recorded_formats,
-    with_batch_size,
-)
+from compiler.export import ExportError, compare_with_brevitas, export_qonnx_model
+from compiler.golden import GoldenExecutionError, batch_agnostic_problems, execute_qonnx, with_batch_size
+from compiler.qonnx_formats import FORMATS_METADATA_KEY, quantizer_format, quantizer_nodes, recorded_formats
 from compiler.zoo import act_quant, build_model, weight_quant
 
 TINY = {
@@ -184,7 +175,7 @@ def test_quant_mha_quantizers_survive_export(tmp_path):
     qmodel = export_qonnx_model(model, x[:1], tmp_path / "mha.onnx")
     assert sum(n.op_type == "FloatQuant" for n in qmodel.graph.node) == 10
     assert any("batch axis" in p for p in batch_agnostic_problems(qmodel))
-    with pytest.raises(ExportError, match="cannot change the batch size"):
+    with pytest.raises(GoldenExecutionError, match="cannot change the batch size"):
         with_batch_size(qmodel, 3)
     result = compare_with_brevitas(model, qmodel, x, batch_size=3)  # falls back to the exported batch size
     assert result["max_abs_diff"] <= ATOL and result["num_samples"] == 3
@@ -202,13 +193,13 @@ def test_execute_qonnx_batching_is_consistent(tmp_path_factory):
 
 def test_execute_qonnx_errors(tmp_path_factory):
     _, qmodel, _, x = _exported("mlp", "e3m2", tmp_path_factory)
-    with pytest.raises(ExportError, match=r"input shape \(2, 1, 4, 4\) does not match the model input"):
+    with pytest.raises(GoldenExecutionError, match=r"input shape \(2, 1, 4, 4\) does not match the model input"):
         execute_qonnx(qmodel, np.zeros((2, 1, 4, 4), np.float32))
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(GoldenExecutionError, match="does not exist"):
         execute_qonnx("/nonexistent/model.onnx", x)
-    with pytest.raises(ExportError, match="batch_size must be a positive integer"):
+    with pytest.raises(GoldenExecutionError, match="batch_size must be a positive integer"):
         execute_qonnx(qmodel, x, batch_size=0)
-    assert issubclass(ExportError, MinifinnError)
+    assert issubclass(ExportError, MinifinnError) and issubclass(GoldenExecutionError, MinifinnError)
 
 
 def test_quantizer_format_rejects_unsupported_floatquant(tmp_path_factory):

@@ -26,7 +26,6 @@ def _vit_lowered(tmp_path, spec):
 def test_gelu_island_becomes_a_table_and_equals_it_bit_for_bit(tmp_path):
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
-    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
     low = _vit_lowered(tmp_path, "w=fp:e3m2,a=int:6")

@@ -266,11 +266,11 @@ def test_vit_tiny_linear_layers_lower_exactly():
     rows = check_model("vit", "digits", ["fp:e3m2", "w=fp:e2m1,a=fp:e4m3"], images=300, epochs=2, progress=False)
     for row in rows:
         assert row["differing_fraction"] < 1e-3 and row["argmax_agreement"] >= 0.99
-    from compiler.zoo import build_model  # the lowered ViT: every Linear is an ExactMatMul, LN/softmax/GELU islands
     import torch
 
     from compiler.export import export_qonnx_model
     from compiler.ptq import quantize_ptq
+    from compiler.zoo import build_model  # the lowered ViT: every Linear is an ExactMatMul, LN/softmax/GELU islands
 
     cfg = dict(image_size=8, patch_size=2, dim=16, depth=1, heads=2)
     f, q = build_model("vit", "float", **cfg), build_model("vit", "fp:e3m2", **cfg)
@@ -317,9 +317,10 @@ def test_accumulators_beyond_62_bits_execute_exactly_or_fail_clearly():
     mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][0]
     x = np.random.default_rng(3).normal(size=(1, 8)).astype(np.float32)
     ctx = execute_lowered(low, {"x": x}, return_full_exec_context=True)
-    from custom_ops.general.common import exact_ints, format_of
+    from compiler.numerics import format_from_datatype
+    from custom_ops.general.common import exact_ints
 
-    fmts = [format_of(low.get_tensor_datatype(t).name) for t in mm.input]
+    fmts = [format_from_datatype(low.get_tensor_datatype(t).name) for t in mm.input]
     ref = np.matmul(*(exact_ints(ctx[t], f).astype(object) for t, f in zip(mm.input, fmts)))
     assert all(int(a) == int(b) for a, b in zip(np.ravel(ctx[mm.output[0]]), ref.ravel()))
     rep = compare_lowered(model, low, np.random.default_rng(4).normal(size=(100, 8)).astype(np.float32))

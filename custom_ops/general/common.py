@@ -1,27 +1,11 @@
-"""Helpers shared by the lowered graph's ops: formats of datatype names, exact integer arrays."""
+"""Helpers shared by the lowered graph's ops: exact integer arrays and threshold tensors."""
 
 import numpy as np
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import IntFormat, MinifloatFormat
 
 #: integers beyond this magnitude are held as Python ints (numpy object arrays) so no sum can overflow int64
 INT64_SAFE = 2**62
-
-
-def format_of(dtype_name, where=""):
-    """compiler.numerics format of a qonnx DataType name (``FLOAT<e,m,b>``, ``INTn``, ``UINTn``)."""
-    name = str(dtype_name)
-    try:
-        if name.startswith("FLOAT<"):
-            return MinifloatFormat.from_qonnx(name)
-        if name.startswith("INT") or name.startswith("UINT"):
-            return IntFormat.from_qonnx(name)
-    except ValueError as exc:
-        raise UnsupportedNodeError(f"{where}: bad datatype {name}: {exc}") from None
-    raise UnsupportedNodeError(
-        f"{where}: datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) type"
-    )
 
 
 def exact_ints(values, fmt, where=""):

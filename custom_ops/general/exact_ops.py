@@ -18,7 +18,8 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from custom_ops.general.common import bits_for_range, exact_ints, exact_matmul, format_of, widen
+from compiler.numerics import format_from_datatype
+from custom_ops.general.common import bits_for_range, exact_ints, exact_matmul, widen
 
 
 def _int_range(fmt):
@@ -52,8 +53,8 @@ class ExactMatMul(_ExactOp):
         return {"input_format": ("s", True, ""), "weight_format": ("s", True, "")}
 
     def formats(self):
-        return (format_of(self.get_nodeattr("input_format"), self.where()),
-                format_of(self.get_nodeattr("weight_format"), self.where()))
+        return (format_from_datatype(self.get_nodeattr("input_format"), self.where()),
+                format_from_datatype(self.get_nodeattr("weight_format"), self.where()))
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("MatMul", list(self.onnx_node.input[:2]), [self.onnx_node.output[0]])
@@ -97,7 +98,7 @@ class ExactAdd(_ExactOp):
         if len(fmts) != n or len(coeffs) != n:
             raise ValueError(f"{self.where()}: {n} inputs need {n} formats and coeffs, got {len(fmts)}, "
                              f"{len(coeffs)}")
-        return [format_of(f, self.where()) for f in fmts], [int(c) for c in coeffs]
+        return [format_from_datatype(f, self.where()) for f in fmts], [int(c) for c in coeffs]
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("Sum", list(self.onnx_node.input), [self.onnx_node.output[0]])
@@ -130,7 +131,7 @@ class ExactSumPool(_ExactOp):
         return {"format": ("s", True, ""), "kernel": ("ints", False, [])}
 
     def fmt(self):
-        return format_of(self.get_nodeattr("format"), self.where())
+        return format_from_datatype(self.get_nodeattr("format"), self.where())
 
     def axes(self, model_or_context, rank):
         name = self.onnx_node.input[1] if len(self.onnx_node.input) > 1 else ""

@@ -16,7 +16,7 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from custom_ops.general.common import format_of
+from compiler.numerics import format_from_datatype
 
 
 class QuantizeToFormat(CustomOp):
@@ -26,7 +26,7 @@ class QuantizeToFormat(CustomOp):
         return {"format": ("s", True, "")}
 
     def fmt(self):
-        return format_of(self.get_nodeattr("format"), f"QuantizeToFormat {self.onnx_node.name}")
+        return format_from_datatype(self.get_nodeattr("format"), f"QuantizeToFormat {self.onnx_node.name}")
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])

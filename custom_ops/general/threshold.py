@@ -16,7 +16,8 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from custom_ops.general.common import format_of, threshold_ints
+from compiler.numerics import format_from_datatype
+from custom_ops.general.common import threshold_ints
 
 
 def threshold_counts(acc, thresholds, channel_axis=-1, signs=None):
@@ -58,7 +59,7 @@ class MinifloatThreshold(CustomOp):
         }
 
     def out_format(self):
-        return format_of(self.get_nodeattr("out_format"), f"MinifloatThreshold {self.onnx_node.name}")
+        return format_from_datatype(self.get_nodeattr("out_format"), f"MinifloatThreshold {self.onnx_node.name}")
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])

@@ -3,8 +3,8 @@ g++ cppsim."""
 
 import numpy as np
 
+from compiler.numerics import format_from_datatype
 from custom_ops.codegen import codes_of, pack_words, unpack_words
-from custom_ops.general.common import format_of
 from custom_ops.hls.stream_backend import HLSStreamBackend
 from custom_ops.minifloat_reorder import MinifloatReorder
 
@@ -32,7 +32,7 @@ class MinifloatReorder_hls(HLSStreamBackend, MinifloatReorder):
                 "(in0_V, out0_V, ro_addr)")
 
     def _fmt(self):
-        return format_of(self.get_nodeattr("dataType"), self.onnx_node.name)
+        return format_from_datatype(self.get_nodeattr("dataType"), self.onnx_node.name)
 
     def input_words(self, context):
         fmt = self._fmt()

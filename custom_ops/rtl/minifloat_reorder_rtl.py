@@ -3,11 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 from custom_ops.codegen import pack_words, unpack_words, write_hex
 from custom_ops.minifloat_reorder import MinifloatReorder
 from custom_ops.rtl.icarus_backend import IcarusBackend
-from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 
 class MinifloatReorder_rtl(IcarusBackend, MinifloatReorder, RTLBackend):
@@ -33,10 +33,10 @@ class MinifloatReorder_rtl(IcarusBackend, MinifloatReorder, RTLBackend):
 
     def _bits_codes(self, x):
         """Element bit patterns of the stream (codes of ≤ 8-bit formats, two's complement for wide integers)."""
+        from compiler.numerics import format_from_datatype
         from custom_ops.codegen import codes_of
-        from custom_ops.general.common import format_of
 
-        fmt = format_of(self.get_nodeattr("dataType"), self.onnx_node.name)
+        fmt = format_from_datatype(self.get_nodeattr("dataType"), self.onnx_node.name)
         return fmt, codes_of(np.asarray(x, dtype=np.float64 if fmt.bits > 8 else np.float32), fmt)
 
     def _run_rtlsim(self, x):

@@ -1,0 +1,132 @@
+"""Number formats of QONNX quantizer nodes: which ``MinifloatFormat`` / ``IntFormat`` a ``FloatQuant`` / ``Quant``
+node implements, and the formats recorded in a model's metadata at export.
+
+``quantizer_format`` refuses quantizers outside minifinn's conventions (inf/NaN encodings, no subnormals,
+non-saturating, rounding other than round-half-even, a clipped max, nonzero zero point) with the node's name.
+``record_formats`` stores ``{quantizer output tensor: qonnx type name}`` ("FLOAT<3,2,3>", "INT4", "UINT8",
+"BIPOLAR") in ``metadata_props["minifinn_formats"]`` (JSON), so the formats survive folding the weight quantizers.
+"""
+
+import json
+import os
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.basic import get_by_name
+
+from compiler.errors import MinifinnError, UnsupportedNodeError
+from compiler.numerics import IntFormat, MinifloatFormat
+
+FORMATS_METADATA_KEY = "minifinn_formats"
+QUANT_OP_TYPES = ("FloatQuant", "Quant", "BipolarQuant")
+
+
+def is_const_quant(model, node):
+    """True for a quantizer node whose inputs are all constants (a weight quantizer)."""
+    return node is not None and node.op_type in QUANT_OP_TYPES and all(
+        model.get_initializer(i) is not None for i in node.input if i
+    )
+
+
+def _const_scalar(model, node, idx, what):
+    if len(node.input) <= idx or not node.input[idx]:
+        raise UnsupportedNodeError(f"{node.op_type} node {node.name} has no {what} input (input {idx})")
+    value = model.get_initializer(node.input[idx])
+    if value is None or np.asarray(value).size != 1:
+        raise UnsupportedNodeError(
+            f"{node.op_type} node {node.name}: {what} ({node.input[idx]}) must be a constant scalar, "
+            f"found {'a dynamic tensor' if value is None else f'shape {np.asarray(value).shape}'}"
+        )
+    return float(np.asarray(value).ravel()[0])
+
+
+def _int_attr(node, name, default):
+    attr = get_by_name(node.attribute, name)
+    return default if attr is None else int(attr.i)
+
+
+def quantizer_format(model, node):
+    """The number format (``MinifloatFormat`` / ``IntFormat``, or "BIPOLAR") a quantizer node implements.
+
+    Raises ``UnsupportedNodeError`` for quantizers outside minifinn's conventions (inf/NaN encodings, no
+    subnormals, non-saturating, rounding other than round-half-even, a clipped max, nonzero zero point).
+    """
+    if node.op_type == "FloatQuant":
+        e = _const_scalar(model, node, 2, "exponent_bitwidth")
+        m = _const_scalar(model, node, 3, "mantissa_bitwidth")
+        b = _const_scalar(model, node, 4, "exponent_bias")
+        mx = _const_scalar(model, node, 5, "max_val")
+        if not all(float(v).is_integer() for v in (e, m, b)):
+            raise UnsupportedNodeError(f"FloatQuant {node.name}: non-integer exponent/mantissa/bias {e}, {m}, {b}")
+        fmt = MinifloatFormat(int(e), int(m), int(b))
+        expected = {"has_inf": 0, "has_nan": 0, "has_subnormal": 1, "saturation": 1}
+        for attr, want in expected.items():
+            got = _int_attr(node, attr, {"has_subnormal": 0, "saturation": 1}.get(attr, 0))
+            if got != want:
+                raise UnsupportedNodeError(
+                    f"FloatQuant {node.name}: {attr}={got}; minifinn supports has_inf=0, has_nan=0, "
+                    "has_subnormal=1, saturation=1 (Brevitas' default minifloats)"
+                )
+        rounding = get_by_name(node.attribute, "rounding_mode")
+        rounding = "ROUND" if rounding is None else rounding.s.decode().upper()
+        if rounding != "ROUND":
+            raise UnsupportedNodeError(f"FloatQuant {node.name}: rounding_mode={rounding}; minifinn supports ROUND")
+        if mx != fmt.max:
+            raise UnsupportedNodeError(
+                f"FloatQuant {node.name}: max_val={mx} but {fmt.qonnx_name} reaches {fmt.max}; minifinn supports "
+                "full-range minifloats (set max_available_float to the format's max)"
+            )
+        return fmt
+    if node.op_type == "Quant":
+        zero_point = model.get_initializer(node.input[2])
+        if zero_point is None or np.any(np.asarray(zero_point) != 0):
+            raise UnsupportedNodeError(f"Quant {node.name}: zero point must be a constant 0, found {zero_point}")
+        bits = _const_scalar(model, node, 3, "bitwidth")
+        if not bits.is_integer():
+            raise UnsupportedNodeError(f"Quant {node.name}: bitwidth {bits} is not an integer")
+        rounding = get_by_name(node.attribute, "rounding_mode")
+        rounding = "ROUND" if rounding is None else rounding.s.decode().upper()
+        if rounding != "ROUND":
+            raise UnsupportedNodeError(f"Quant {node.name}: rounding_mode={rounding}; minifinn supports ROUND")
+        signed, narrow = bool(_int_attr(node, "signed", 1)), bool(_int_attr(node, "narrow", 0))
+        return IntFormat(int(bits), signed=signed, narrow=narrow)
+    if node.op_type == "BipolarQuant":
+        return "BIPOLAR"
+    raise UnsupportedNodeError(f"{node.name} is a {node.op_type}, not a quantizer ({', '.join(QUANT_OP_TYPES)})")
+
+
+def quantizer_nodes(model):
+    """One dict per quantizer node: name, op_type, input/output tensor, format (qonnx name), narrow, and kind
+    ("weight" when every input is a constant, e.g. weights and the ViT's positional embedding, else "act")."""
+    rows = []
+    for node in model.graph.node:
+        if node.op_type not in QUANT_OP_TYPES:
+            continue
+        fmt = quantizer_format(model, node)
+        rows.append({
+            "node": node.name,
+            "op_type": node.op_type,
+            "input": node.input[0],
+            "output": node.output[0],
+            "format": fmt if isinstance(fmt, str) else fmt.qonnx_name,
+            "narrow": bool(getattr(fmt, "narrow", False)),
+            "kind": "weight" if is_const_quant(model, node) else "act",
+        })
+    return rows
+
+
+def record_formats(model):
+    """Write ``{quantizer output tensor: qonnx format name}`` into ``metadata_props`` and return it."""
+    formats = {row["output"]: row["format"] for row in quantizer_nodes(model)}
+    model.set_metadata_prop(FORMATS_METADATA_KEY, json.dumps(formats, sort_keys=True))
+    return formats
+
+
+def recorded_formats(model):
+    """The formats dict stored by ``export_qonnx_model`` (``{}`` when the model has none)."""
+    if not isinstance(model, ModelWrapper):
+        if not os.path.exists(model):
+            raise MinifinnError(f"QONNX model file {os.fspath(model)} does not exist")
+        model = ModelWrapper(os.fspath(model))
+    text = model.get_metadata_prop(FORMATS_METADATA_KEY)
+    return {} if text is None else json.loads(text)

@@ -8,6 +8,8 @@ Parts come from finn-plus' ``pynq_part_map`` / ``alveo_part_map``; resource budg
 from dataclasses import dataclass
 
 from compiler.errors import ConfigError
+from finn.util.basic import alveo_part_map, pynq_part_map
+from finn.util.platforms import platforms
 
 # Data-sheet budgets for boards finn-plus lists a part for but has no platform model of.
 _DATASHEET = {
@@ -34,9 +36,6 @@ class Board:
 
 
 def _finn_tables():
-    from finn.util.basic import alveo_part_map, pynq_part_map
-    from finn.util.platforms import platforms
-
     return pynq_part_map, alveo_part_map, platforms
 
 

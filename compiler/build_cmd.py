@@ -4,6 +4,10 @@ model. Command-line options override the config file's fields."""
 import argparse
 import sys
 
+from compiler.config import BuildConfig
+from compiler.errors import MinifinnError
+from compiler.runner import DEFAULT_STEPS, run_build
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(
@@ -11,8 +15,7 @@ def main(argv=None):
         description="Compile a QONNX model (Brevitas export) into a minifloat dataflow accelerator: lowering, "
                     "hardware mapping, folding for the board, estimate reports, HLS/RTL code generation and the "
                     "verification ladder. Outputs land in OUTPUT_DIR/report and OUTPUT_DIR/intermediate_models.",
-        epilog="steps: step_lower, step_convert_to_hw, step_create_dataflow_partition, step_specialize_layers, "
-               "step_folding, step_estimate_reports, step_hw_codegen, step_verify (resume with --start-step)")
+        epilog=f"steps: {', '.join(DEFAULT_STEPS)} (resume with --start-step)")
     p.add_argument("model", help="QONNX model file (compiler.export.export_qonnx_model or brevitas export_qonnx)")
     p.add_argument("--config", help="build config (JSON or YAML, fields of compiler.config.BuildConfig)")
     p.add_argument("--output-dir")
@@ -22,11 +25,6 @@ def main(argv=None):
     p.add_argument("--stop-step")
     p.add_argument("--verify-input", help=".npy batch of model inputs for step_verify")
     args = p.parse_args(argv)
-
-    import compiler.steps  # noqa: F401  (registers the steps)
-    from compiler.config import BuildConfig
-    from compiler.errors import MinifinnError
-    from compiler.runner import run_build
 
     try:
         cfg = BuildConfig.load(args.config) if args.config else BuildConfig()
@@ -38,8 +36,6 @@ def main(argv=None):
         cfg = BuildConfig.from_dict(data, "command line")
         steps = cfg.steps
         if steps is None and not cfg.verify_input_npy:
-            from compiler.runner import DEFAULT_STEPS
-
             steps = [s for s in DEFAULT_STEPS if s != "step_verify"]
             print("minifinn build: no --verify-input given, skipping step_verify")
         run_build(args.model, cfg, steps=steps)

@@ -1,29 +1,22 @@
 """Build configuration: a dataclass that round-trips through JSON and YAML.
 
 Field names follow FINN's ``DataflowBuildConfig`` where the meaning is the same (output_dir, board, fpga_part,
-shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, steps, start_step, stop_step,
-verify_steps, verify_input_npy, verify_expected_output_npy, generate_outputs), plus minifinn's number-format
-fields (weights, acts, first, last, overrides).
+shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, specialize_layers_config_file, steps,
+start_step, stop_step, verify_input_npy, save_intermediate_models), plus minifinn's FIFO sizing (fifo_sizing,
+fifo_sizing_frames). Every field is read by a step or the runner; number formats come from the QONNX model.
 """
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
+from compiler.boards import get_board
 from compiler.errors import ConfigError
 
-OUTPUT_TYPES = (
-    "estimates",
-    "codegen",
-    "cppsim",
-    "rtlsim",
-    "stitched_ip",
-    "bitfile",
-    "driver",
-    "deployment_package",
-)
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 FIFO_SIZING = ("rtlsim", "none")
 
@@ -43,17 +36,8 @@ class BuildConfig:
     steps: Optional[list] = None  # None: the default step list
     start_step: Optional[str] = None
     stop_step: Optional[str] = None
-    verify_steps: list = field(default_factory=list)
     verify_input_npy: Optional[str] = None
-    verify_expected_output_npy: Optional[str] = None
-    generate_outputs: list = field(default_factory=lambda: ["estimates"])
-    weights: str = "fp:e3m2"
-    acts: str = "fp:e3m2"
-    first: Optional[str] = None
-    last: Optional[str] = None
-    overrides: dict = field(default_factory=dict)
     save_intermediate_models: bool = True
-    verbose: bool = False
     # FIFO sizing: "rtlsim" = high-water marks of a stitched Icarus simulation of the partition on
     # fifo_sizing_frames verification inputs (all nodes RTL); "none" = FINN's default depths
     fifo_sizing: str = "rtlsim"
@@ -63,9 +47,6 @@ class BuildConfig:
         self.validate()
 
     def validate(self):
-        from compiler.boards import get_board
-        from compiler.numerics import parse_format
-
         board = get_board(self.board)  # raises with the list of known boards
         self.board = board.name
         if self.fpga_part is None:
@@ -82,15 +63,6 @@ class BuildConfig:
             raise ConfigError(f"fifo_sizing {self.fifo_sizing!r} is not one of {FIFO_SIZING}")
         if self.fifo_sizing_frames < 1:
             raise ConfigError(f"fifo_sizing_frames must be >= 1, got {self.fifo_sizing_frames}")
-        unknown = [o for o in self.generate_outputs if o not in OUTPUT_TYPES]
-        if unknown:
-            raise ConfigError(f"unknown generate_outputs {unknown}; choose from {list(OUTPUT_TYPES)}")
-        for name in ("weights", "acts", "first", "last"):
-            value = getattr(self, name)
-            if value is not None:
-                parse_format(value)  # raises FormatError naming the accepted forms
-        for layer, value in self.overrides.items():
-            parse_format(value)
 
     @property
     def clock_mhz(self):
@@ -123,8 +95,6 @@ class BuildConfig:
         text = path.read_text()
         try:
             if path.suffix in (".yaml", ".yml"):
-                import yaml
-
                 data = yaml.safe_load(text) or {}
             else:
                 data = json.loads(text)
@@ -135,7 +105,5 @@ class BuildConfig:
 
 def _dump(data, suffix):
     if suffix in (".yaml", ".yml"):
-        import yaml
-
         return yaml.safe_dump(data, sort_keys=False)
     return json.dumps(data, indent=2) + "\n"

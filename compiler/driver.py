@@ -30,7 +30,10 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+import custom_ops  # noqa: F401  (registers minifinn's ops so getCustomOp resolves them)
 from compiler.errors import MinifinnError
+from compiler.finn_env import ensure_finn_offline
+from finn.util.data_packing import finnpy_to_packed_bytearray
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DRIVER_TEMPLATE = TEMPLATES / "pynq_driver.py"
@@ -66,11 +69,7 @@ def stream_format(dtype, where):
 
 def _packed_shape(folded, bits):
     """Packed shape of a folded tensor of ``bits``-bit codes, as FINN computes it (pack a dummy tensor)."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    from finn.util.data_packing import finnpy_to_packed_bytearray
-
     dummy = np.zeros(folded, dtype=np.float32)
     return list(finnpy_to_packed_bytearray(dummy, DataType[f"UINT{bits}"], reverse_inner=True,
                                            reverse_endian=True).shape)
@@ -151,8 +150,6 @@ def _partitioned_io(model):
 def io_shape_dict(model, input_scales=None):
     """FINN-style I/O description of a dataflow model (see module docstring). ``input_scales``: one host quantizer
     scale (float or None) per input, used by the driver's ``input_kind="float"``."""
-    import custom_ops  # noqa: F401  (registers minifinn's ops so getCustomOp resolves them)
-
     ins, outs = _partitioned_io(model) if _is_partitioned(model) else _dataflow_io(model)
     if not ins or not outs:
         raise DriverError(f"the model has {len(ins)} streamed input(s) and {len(outs)} output(s); a driver needs at "

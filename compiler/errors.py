@@ -32,3 +32,7 @@ class UnmappableSoftmaxError(UnsupportedNodeError):
 
 class UnmappableLayerNormError(UnsupportedNodeError):
     """A LayerNormalization that MinifloatLayerNorm cannot implement (axis, scales, missing gamma/beta, ...)."""
+
+
+class UnmappableNodesError(MinifinnError):
+    """Nodes that keep the lowered graph from becoming one dataflow partition of hardware ops."""

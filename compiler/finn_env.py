@@ -8,6 +8,8 @@ user's value if set, otherwise ``~/.cache/minifinn/finn_build``).
 import os
 from pathlib import Path
 
+from finn.util.settings import initialize_dummy_settings
+
 _DONE = False
 
 
@@ -18,8 +20,6 @@ def ensure_finn_offline(build_dir=None):
     path.mkdir(parents=True, exist_ok=True)
     os.environ["FINN_BUILD_DIR"] = str(path)
     if not _DONE:
-        from finn.util.settings import initialize_dummy_settings
-
         initialize_dummy_settings()
         _DONE = True
     return path

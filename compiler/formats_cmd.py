@@ -1,6 +1,7 @@
 """``minifinn formats``: describe number formats (what a user wants to know before picking one)."""
 
 from compiler.errors import MinifinnError
+from compiler.numerics import accumulator_bits, parse_format
 
 
 def add_arguments(parser):
@@ -10,8 +11,6 @@ def add_arguments(parser):
 
 
 def describe(fmt, k):
-    from compiler.numerics import accumulator_bits
-
     values = fmt.values()
     positive = values[values > 0]
     lines = [
@@ -24,8 +23,6 @@ def describe(fmt, k):
 
 
 def run(args):
-    from compiler.numerics import parse_format
-
     for spec in args.formats:
         try:
             fmt = parse_format(spec)

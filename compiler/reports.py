@@ -29,7 +29,22 @@ import json
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure
+from qonnx.custom_op.registry import getCustomOp
+
+import custom_ops  # noqa: F401  (registers minifinn's ops into finn's registries)
+from compiler.boards import get_board
 from compiler.errors import MinifinnError
+from compiler.finn_env import ensure_finn_offline
+from compiler.numerics import format_from_datatype
+from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
+from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts
+from finn.analysis.fpgadataflow.res_estimation import res_estimation, res_estimation_complete
+from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+from finn.util.fpgadataflow import is_hls_node, is_rtl_node
+from passes.resource_folding import folding_record
 
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
 REPORT_FILES = (
@@ -48,14 +63,10 @@ class ReportError(MinifinnError):
 
 
 def _board(board):
-    from compiler.boards import get_board
-
     return get_board(board) if isinstance(board, str) else board
 
 
 def _check_model(model):
-    from finn.util.fpgadataflow import is_hls_node, is_rtl_node
-
     generic = [n.name or n.op_type for n in model.graph.node if n.domain == "finn.custom_op.fpgadataflow"]
     if generic:
         raise ReportError(
@@ -73,16 +84,7 @@ def estimate_reports(model, clk_ns=10.0, fpgapart=None):
     """Compute FINN's estimate reports; returns ``(model with cycles_estimate annotated, {report name: data})``
     with report names ``estimate_layer_resources``, ``estimate_layer_config_alternatives``,
     ``estimate_layer_cycles``, ``estimate_network_performance``, ``op_and_param_counts``."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    import custom_ops  # noqa: F401  (registers minifinn's ops into finn's registries)
-    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
-    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
-    from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation, res_estimation_complete
-    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
-
     if not clk_ns or clk_ns <= 0:
         raise ReportError(f"clk_ns must be > 0, got {clk_ns}")
     _check_model(model)
@@ -102,23 +104,16 @@ def estimate_reports(model, clk_ns=10.0, fpgapart=None):
 
 def _fmt_name(dtype):
     """Short format name (e3m2, int4) of a qonnx DataType, else its qonnx name."""
-    from compiler.numerics import IntFormat, MinifloatFormat
-
     name = dtype.name if hasattr(dtype, "name") else str(dtype)
     try:
-        if name.startswith("FLOAT<"):
-            return MinifloatFormat.from_qonnx(name).name
-        if name.startswith(("INT", "UINT")):
-            return IntFormat.from_qonnx(name).name
-    except (ValueError, KeyError):
-        pass
-    return name
+        return format_from_datatype(name).name
+    except MinifinnError:
+        return name
 
 
 def layer_rows(model, data, board):
-    """One dict per estimated layer (graph order): name, op, formats, PE, SIMD, cycles, resources, share."""
-    from qonnx.custom_op.registry import getCustomOp
-
+    """One dict per estimated layer (graph order): name, op, formats, PE, SIMD, cycles, resources, share, and the
+    op's requantizer style (``custom_ops.capabilities``; "—" for FINN's ops)."""
     res, cycles = data["estimate_layer_resources"], data["estimate_layer_cycles"]
     rows = []
     for node in model.graph.node:
@@ -142,6 +137,7 @@ def layer_rows(model, data, board):
             "output": _fmt_name(inst.get_output_datatype(0)),
             "PE": attr("PE"), "SIMD": attr("SIMD"), "cycles": int(cycles[node.name]),
             "resources": r, "share": share, "top_share": (top, share[top]),
+            "requantizer": inst.requantizer() if hasattr(inst, "requantizer") else "—",
         })
     return rows
 
@@ -153,8 +149,6 @@ def _n(v):
 def summary_markdown(model, data, board, clk_ns, utilization=None, title=None):
     """The human summary (markdown). ``utilization``: the folding's limit (default: from the model's folding
     record, else 0.8)."""
-    from passes.resource_folding import folding_record
-
     board = _board(board)
     record = folding_record(model)
     if utilization is None:
@@ -169,19 +163,20 @@ def summary_markdown(model, data, board, clk_ns, utilization=None, title=None):
         lines += [f"Folding: `SetFoldingResourceAware`, {target}, utilization limit {utilization:.0%} of the "
                   f"board.", ""]
     lines += ["| layer | op | input | weights | output | PE | SIMD | cycles | LUT | FF | BRAM_18K | URAM | DSP | "
-              "board share |", "|" + "---|" * 14]
+              "board share | requantizer |", "|" + "---|" * 15]
     for r in rows:
         res = r["resources"]
         top, share = r["top_share"]
         lines.append(
             f"| {r['name']} | {r['op']} | {r['input']} | {r['weights']} | {r['output']} | "
             f"{r['PE'] if r['PE'] is not None else '—'} | {r['SIMD'] if r['SIMD'] is not None else '—'} | "
-            f"{r['cycles']:,} | " + " | ".join(_n(res[k]) for k in RESOURCES) + f" | {100 * share:.2f} % {top} |")
+            f"{r['cycles']:,} | " + " | ".join(_n(res[k]) for k in RESOURCES) + f" | {100 * share:.2f} % {top} | "
+            f"{r['requantizer']} |")
     share_total = board.share({k: float(total.get(k, 0)) for k in RESOURCES})
     top = max(share_total, key=share_total.get)
     lines.append(f"| **total** | | | | | | | max {perf['max_cycles']:,} | "
                  + " | ".join(_n(float(total.get(k, 0))) for k in RESOURCES)
-                 + f" | {100 * share_total[top]:.2f} % {top} |")
+                 + f" | {100 * share_total[top]:.2f} % {top} | |")
     fits_board = all(float(total.get(k, 0)) <= board.resources.get(k, 0) for k in RESOURCES)
     fits_limit = all(float(total.get(k, 0)) <= utilization * board.resources.get(k, 0) for k in RESOURCES)
     lines += ["", "| resource | estimated | board | share | limit |", "|---|---|---|---|---|"]
@@ -218,19 +213,12 @@ def summary_markdown(model, data, board, clk_ns, utilization=None, title=None):
 def plot_resources(model, data, board, path, clk_ns=10.0):
     """``resources.png``: share of the board per layer and resource (grouped bars) and cycles per layer (bars, the
     bottleneck highlighted, with the target cycles of the folding record when there is one)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from passes.resource_folding import folding_record
-
     board = _board(board)
     rows = layer_rows(model, data, board)
     names = [r["name"] for r in rows]
     x = np.arange(len(rows))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6.0, 1.0 + 0.9 * len(rows)), 7.5), sharex=True)
+    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * len(rows)), 7.5))  # no pyplot: no backend, no global state
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     keys = [k for k in RESOURCES if board.resources.get(k, 0) > 0]
     width = 0.8 / max(len(keys), 1)
     for i, k in enumerate(keys):
@@ -253,7 +241,6 @@ def plot_resources(model, data, board, path, clk_ns=10.0):
     ax2.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)
 
 

@@ -4,8 +4,9 @@ For every step the runner saves ``output_dir/intermediate_models/<step>.onnx`` a
 ``output_dir/time_per_step.json``; log records of the whole build go to ``output_dir/build.log``. ``cfg.start_step``
 resumes from the intermediate model the previous step saved; ``cfg.stop_step`` ends after the named step.
 
-Steps are registered by name with ``@register_step``; a config may also name any importable function as
-``"package.module.function"`` or (from Python) pass callables directly.
+Steps are named (``STEPS``: the standard steps of compiler/steps.py and the vendor steps of compiler/vendor.py, listed
+explicitly), or given as any importable function ``"package.module.function"``, or (from Python) as callables. The
+default list is ``DEFAULT_STEPS`` (compiler/steps.py).
 """
 
 import importlib
@@ -15,30 +16,38 @@ import time
 import traceback
 from pathlib import Path
 
-from compiler.errors import MinifinnError
+from qonnx.core.modelwrapper import ModelWrapper
 
-STEPS = {}  # name -> function, filled by @register_step
-DEFAULT_STEPS = []  # filled by the module that defines the standard flow
+from compiler import steps as standard
+from compiler import vendor
+from compiler.errors import MinifinnError
+from compiler.finn_env import ensure_finn_offline
+from compiler.steps import DEFAULT_STEPS
+
+#: every named step: name -> function
+STEPS = {fn.__name__: fn for fn in (
+    standard.step_lower,
+    standard.step_convert_to_hw,
+    standard.step_create_dataflow_partition,
+    standard.step_specialize_layers,
+    standard.step_folding,
+    standard.step_estimate_reports,
+    standard.step_hw_codegen,
+    standard.step_fifo_sizing,
+    standard.step_verify,
+    vendor.step_make_driver,
+    vendor.step_insert_stream_plumbing,
+    vendor.step_hw_ipgen,
+    vendor.step_create_stitched_ip,
+    vendor.step_synthesize_bitfile,
+    vendor.step_deployment_package,
+)}
 
 log = logging.getLogger("minifinn")
 
 
 class BuildError(MinifinnError):
     pass
-
-
-def register_step(name=None, default=False):
-    """Decorator registering ``fn(model, cfg) -> model`` under ``name`` (default: the function's name)."""
-
-    def wrap(fn):
-        step_name = name or fn.__name__
-        STEPS[step_name] = fn
-        fn.step_name = step_name
-        if default and step_name not in DEFAULT_STEPS:
-            DEFAULT_STEPS.append(step_name)
-        return fn
-
-    return wrap
 
 
 def resolve_step(step):
@@ -54,12 +63,10 @@ def resolve_step(step):
         except (ImportError, AttributeError) as err:
             raise BuildError(f"step {step!r} cannot be imported: {err}") from None
         return step, fn
-    raise BuildError(f"unknown build step {step!r}; registered steps: {', '.join(STEPS) or '(none)'}")
+    raise BuildError(f"unknown build step {step!r}; known steps: {', '.join(STEPS)}")
 
 
 def _load_model(model):
-    from qonnx.core.modelwrapper import ModelWrapper
-
     if isinstance(model, ModelWrapper):
         return model
     path = Path(model)
@@ -93,12 +100,13 @@ def run_build(model, cfg, steps=None, progress=True):
     Any exception inside a step is logged with its traceback to ``build.log`` and re-raised as a ``BuildError``
     naming the step (a ``MinifinnError`` keeps its own message, which already says what to fix).
     """
+    ensure_finn_offline()
     out = Path(cfg.output_dir)
     inter = out / "intermediate_models"
     inter.mkdir(parents=True, exist_ok=True)
     resolved = [resolve_step(s) for s in (steps if steps is not None else (cfg.steps or DEFAULT_STEPS))]
     if not resolved:
-        raise BuildError("no build steps given and no default steps registered")
+        raise BuildError("no build steps given")
     names = [n for n, _ in resolved]
     start, stop = _select(names, cfg)
     handler = logging.FileHandler(out / "build.log")

@@ -1,9 +1,9 @@
-"""The standard minifinn build steps (``step(model, cfg) -> model``), registered with the runner.
+"""The standard minifinn build steps, ``step(model, cfg) -> model`` each, in ``DEFAULT_STEPS`` order.
 
-Order (``DEFAULT_STEPS``): lower -> convert to hardware -> dataflow partition -> specialize -> folding ->
-estimate reports -> HW codegen -> verification -> driver (compiler/vendor.py, which also registers the vendor steps
-``compiler.vendor.bitstream_steps()`` adds; they need Vivado and are not defaults). Every step works on the model
-the previous one returned; the QONNX input, the lowered graph and the dataflow parent are kept in
+lower -> convert to hardware -> dataflow partition -> specialize -> folding -> estimate reports -> HW codegen ->
+FIFO sizing -> verification -> driver (``step_make_driver`` lives with the vendor steps in compiler/vendor.py, which
+needs no tool; the vendor steps that need Vivado follow in ``compiler.vendor.bitstream_steps()``). Every step works on
+the model the previous one returned; the QONNX input, the lowered graph and the dataflow parent are kept in
 ``output_dir/intermediate_models/`` for the verification ladder.
 """
 
@@ -12,40 +12,40 @@ from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
 
+import custom_ops  # noqa: F401  (registers minifinn's hardware ops into finn-plus' registries)
 from compiler.boards import get_board
-from compiler.errors import MinifinnError
-from compiler.runner import register_step
+from compiler.errors import ConfigError, MinifinnError, UnmappableNodesError
+from compiler.reports import estimate_reports_step
+from compiler.stitched_sim import run_stitched, size_fifos, stitchable
+from custom_ops.pixel_stream import PixelStreamOp
+from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from finn.transformation.general import ApplyConfig
+from finn.util.fpgadataflow import is_hls_node, is_rtl_node
+from passes import lower_qonnx
+from passes.compare import compare_lowered
+from passes.convert_to_hw import ConvertToHardware
+from passes.resource_folding import folding_step
 
-HOST_INPUT_OPS = ("QuantizeToFormat",)
-HOST_OUTPUT_OPS = ("Dequantize",)
-#: why a lowered op has no hardware mapping yet (listed by step_convert_to_hw)
-NO_HW_REASON = {
-    "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
-    "Im2Col": "convolution input generator: only non-depthwise, zero-padded sliding windows on <= 8-bit code tensors "
-              "in channels-last layout map to MinifloatConvInpGen",
-    "Transpose": "layout change that ConvertToNHWC could not cancel (a stream carries one layout; the transpose must "
-                 "meet its inverse or sit at the graph input/output)",
-    "ExactAdd": "add with a constant operand (e.g. positional embedding) or a second consumer of the sum: no "
-                "hardware mapping yet",
-    "MinifloatThreshold": "requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC streamlining",
-    "ExactSumPool": "sum pooling with a kernel (2-D average pooling): only global pooling over all pixels/tokens "
-                    "maps to MinifloatGlobalAccPool",
-    "MaxPool": "max pooling left in NCHW (ConvertToNHWC could not move it)",
-    "MaxPoolNHWC": "max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = stride",
-    "Softmax": "softmax that InferMinifloatSoftmax could not map (not Dequantize -> Softmax(last axis) -> "
-               "QuantizeToFormat with scalar scales)",
-    "LayerNormalization": "LayerNorm that InferMinifloatLayerNorm could not map (not Dequantize -> "
-                          "LayerNormalization(last axis, constant gamma/beta) -> QuantizeToFormat with scalar "
-                          "scales, or an input format with 6 exponent bits, whose epsilon term leaves 64 bits; "
-                          "InferMinifloatLayerNorm(strict=True) says which)",
-    "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
-}
-
-
-class UnmappableNodesError(MinifinnError):
-    """Nodes that keep the graph from becoming one dataflow partition."""
+#: the default build, in order (names of functions of this module and of compiler/vendor.py)
+DEFAULT_STEPS = [
+    "step_lower",
+    "step_convert_to_hw",
+    "step_create_dataflow_partition",
+    "step_specialize_layers",
+    "step_folding",
+    "step_estimate_reports",
+    "step_hw_codegen",
+    "step_fifo_sizing",
+    "step_verify",
+    "step_make_driver",
+]
 
 
 def _inter(cfg, name):
@@ -56,92 +56,21 @@ def fpga_part(cfg):
     return cfg.fpga_part or get_board(cfg.board).part
 
 
-@register_step("step_lower", default=True)
 def step_lower(model, cfg):
     """QONNX -> lowered exact graph (passes.lower_qonnx); keeps a copy of the QONNX input for verification."""
-    from passes import lower_qonnx
-
     _inter(cfg, "").mkdir(parents=True, exist_ok=True)
     model.save(str(_inter(cfg, "qonnx_input.onnx")))
     return lower_qonnx(model)
 
 
-HOST_LAYOUT_OPS = ("Flatten", "Reshape", "Transpose", "Identity")
-
-
-def unmappable_nodes(model):
-    """[(node name, op type, reason)] for nodes that are neither HW ops nor host-side boundary ops.
-
-    Host side: input quantization (``QuantizeToFormat`` and layout ops before it, fed only by graph inputs) and
-    output dequantization (``Dequantize`` and layout ops after it, feeding only graph outputs).
-    """
-    host = set()
-    host_tensors = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
-    for node in model.graph.node:  # topological order: the input side
-        dyn = [t for t in node.input if t and model.get_initializer(t) is None]
-        if node.op_type in HOST_INPUT_OPS + HOST_LAYOUT_OPS and all(t in host_tensors for t in dyn):
-            host.add(node.name)
-            host_tensors.update(node.output)
-    out_tensors = {o.name for o in model.graph.output}
-    for node in reversed(list(model.graph.node)):  # the output side
-        if node.op_type in HOST_OUTPUT_OPS + HOST_LAYOUT_OPS and all(o in out_tensors for o in node.output):
-            host.add(node.name)
-            out_tensors.update(t for t in node.input if t)
-    rows = []
-    for node in model.graph.node:
-        if node.domain.startswith("finn.custom_op.fpgadataflow") or node.name in host:
-            continue
-        reason = NO_HW_REASON.get(node.op_type, "no minifinn or FINN hardware op for this op type")
-        rows.append((node.name, node.op_type, reason))
-    return rows
-
-
-@register_step("step_convert_to_hw", default=True)
 def step_convert_to_hw(model, cfg):
-    """Channels-last layout (ConvertToNHWC), softmax and LayerNorm islands -> MinifloatSoftmax / MinifloatLayerNorm,
-    elementwise float islands (GELU) -> MinifloatLUT tables, lowered matrix products (also attention's) -> MinifloatMVAU, residual adds (and the
-    positional-embedding add) -> MinifloatAdd, standalone requantizers -> MinifloatThresholding, sliding windows /
-    max pooling / global pooling -> MinifloatConvInpGen / MinifloatMaxPool / MinifloatGlobalAccPool, layout chains
-    between hardware nodes -> MinifloatReorder; thresholded nodes whose channels share one row are marked
-    (AnnotateSharedThresholds, for the estimates). Every other compute node must be mapped too, or the step lists the
-    nodes (name, op type, why) that keep the graph from being one dataflow partition."""
-    from passes.elementwise_tables import FoldElementwiseIntoTables
-    from passes.infer_hw import InferMinifloatAdd, InferMinifloatMVAU, InferMinifloatThresholding
-    from passes.infer_stream_ops import (
-        InferMinifloatConvInpGen,
-        InferMinifloatGlobalAccPool,
-        InferMinifloatMaxPool,
-        InferMinifloatReorder,
-    )
-    from passes.infer_layernorm import InferMinifloatLayerNorm
-    from passes.infer_softmax import InferMinifloatSoftmax
-    from passes.nhwc import ConvertToNHWC
-    from passes.shared_thresholds import AnnotateSharedThresholds
-
-    model = model.transform(ConvertToNHWC()).transform(InferMinifloatSoftmax(strict=False))
-    model = model.transform(InferMinifloatLayerNorm(strict=False))
-    model = model.transform(FoldElementwiseIntoTables())
-    model = model.transform(InferMinifloatMVAU(dynamic=True)).transform(InferMinifloatAdd())
-    model = model.transform(InferMinifloatThresholding())
-    for infer in (InferMinifloatConvInpGen, InferMinifloatMaxPool, InferMinifloatGlobalAccPool):
-        model = model.transform(infer())
-    model = model.transform(InferMinifloatReorder()).transform(AnnotateSharedThresholds())
-    rows = unmappable_nodes(model)
-    if rows:
-        listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)
-        raise UnmappableNodesError(
-            f"{len(rows)} node(s) cannot be mapped to hardware, so the graph is not one dataflow partition:\n"
-            f"{listing}\nOnly input quantization (QuantizeToFormat) and output dequantization (Dequantize) may stay "
-            "on the host."
-        )
-    return model
+    """Every compute node of the lowered graph becomes a minifinn hardware op (``passes.convert_to_hw``), or the step
+    lists the nodes (name, op type, why) that keep the graph from being one dataflow partition."""
+    return model.transform(ConvertToHardware())
 
 
-@register_step("step_create_dataflow_partition", default=True)
 def step_create_dataflow_partition(model, cfg):
     """FINN's CreateDataflowPartition; the parent (host) model is saved, the dataflow model continues."""
-    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
-
     parent = model.transform(CreateDataflowPartition(partition_model_dir=str(_inter(cfg, "partitions"))))
     sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     if len(sdp) != 1:
@@ -150,13 +79,10 @@ def step_create_dataflow_partition(model, cfg):
     return ModelWrapper(getCustomOp(sdp[0]).get_nodeattr("model"))
 
 
-@register_step("step_specialize_layers", default=True)
 def step_specialize_layers(model, cfg):
     """FINN's SpecializeLayers: HLS or RTL variant per node (``preferred_impl_style``; RTL by default, which
     simulates without vendor tools). ``specialize_layers_config_file`` (FINN's JSON: node name or "Defaults" ->
     {"preferred_impl_style": "hls" | "rtl"}) is applied first."""
-    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-
     if cfg.specialize_layers_config_file:
         model = _apply_config_file(model, cfg.specialize_layers_config_file, "specialize_layers_config_file")
     return model.transform(SpecializeLayers(fpga_part(cfg)))
@@ -167,25 +93,21 @@ URAM_WEIGHT_BITS = 128 * 1024
 
 
 def _large_weights_to_uram(model, cfg):
-    """On boards with UltraRAM (Alveo, larger Zynq UltraScale+), MinifloatMVAU weight memories of at least
-    ``URAM_WEIGHT_BITS`` bits with ``ram_style = "auto"`` use it (FINN's ``ram_style = "ultra"``): a DeiT-sized
-    model's weights do not fit the BRAM of even a U250, while its 1,280 URAMs hold 360 Mbit."""
+    """On boards with UltraRAM (Alveo, larger Zynq UltraScale+), weight memories of at least ``URAM_WEIGHT_BITS``
+    bits (the op's ``weight_memory_bits()``) with ``ram_style = "auto"`` use it (FINN's ``ram_style = "ultra"``): a
+    DeiT-sized model's weights do not fit the BRAM of even a U250, while its 1,280 URAMs hold 360 Mbit."""
     if not get_board(cfg.board).resources.get("URAM"):
         return model
     for node in model.graph.node:
-        if node.op_type.startswith("MinifloatMVAU"):
-            inst = getCustomOp(node)
-            if inst.get_nodeattr("ram_style") == "auto" and not inst.get_nodeattr("dynamic_input") and \
-                    inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * inst.weight_format().bits >= URAM_WEIGHT_BITS:
-                inst.set_nodeattr("ram_style", "ultra")
+        inst = getCustomOp(node)
+        if getattr(inst, "weight_memory_bits", lambda: 0)() >= URAM_WEIGHT_BITS and \
+                inst.get_nodeattr("ram_style") == "auto":
+            inst.set_nodeattr("ram_style", "ultra")
     return model
 
 
 def _apply_config_file(model, path, field):
     """FINN's ApplyConfig with a JSON file; a missing or malformed file is a ConfigError naming it."""
-    from compiler.errors import ConfigError
-    from finn.transformation.general import ApplyConfig
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{field}: {path} does not exist")
@@ -201,15 +123,12 @@ def _apply_config_file(model, path, field):
     return model.transform(ApplyConfig(config))
 
 
-@register_step("step_folding", default=True)
 def step_folding(model, cfg):
     """Resource-aware folding for the board (passes/resource_folding.py ``SetFoldingResourceAware``):
     ``target_fps`` when given, else the fastest folding that fits 80 % of the board. Large weight memories go to
     UltraRAM where the board has it (``_large_weights_to_uram``). A ``folding_config_file``
     (FINN's JSON: node name -> {"PE": .., "SIMD": ..}) is applied on top, as FINN's step_apply_folding_config
     does; the estimate reports then show whether the result fits."""
-    from passes.resource_folding import folding_step
-
     _large_weights_to_uram(model, cfg)
     model = folding_step(model, cfg)
     if cfg.folding_config_file:
@@ -217,25 +136,17 @@ def step_folding(model, cfg):
     return model
 
 
-@register_step("step_estimate_reports", default=True)
 def step_estimate_reports(model, cfg):
     """FINN's estimate reports (same files and shapes as FINN's step_generate_estimate_reports), summary.md and
     resources.png (compiler/reports.py)."""
-    from compiler.reports import estimate_reports_step
-
     return estimate_reports_step(model, cfg)
 
 
-@register_step("step_hw_codegen", default=True)
 def step_hw_codegen(model, cfg):
     """HLS C++ + Vitis HLS tcl and RTL Verilog + IPI tcl for every node (FINN's PrepareIP), and cppsim build
     files for HLS nodes (FINN's PrepareCppSim + CompileCppSim with g++)."""
-    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
-    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
-
     model = model.transform(PrepareIP(fpga_part(cfg), cfg.synth_clk_period_ns))
-    if any(n.op_type.endswith("_hls") for n in model.graph.node):
+    if any(is_hls_node(n) for n in model.graph.node):
         model = model.transform(PrepareCppSim()).transform(CompileCppSim())
     return model
 
@@ -254,15 +165,12 @@ def _partition_inputs(cfg, x):
     return [_host_input(parent, sdp, image[None]) for image in x]
 
 
-@register_step("step_fifo_sizing", default=True)
 def step_fifo_sizing(model, cfg):
     """FIFO depths from a stitched Icarus simulation of the whole partition (compiler/stitched_sim.py
     ``size_fifos``: high-water marks on ``fifo_sizing_frames`` verification inputs, shallow FIFOs where that keeps
     outputs and frame interval) become the consumers' ``inFIFODepths`` (FINN's InsertFIFO uses them in the vendor
     build); report/fifo_sizing.json. Skipped, with the reason in the
     report, when ``fifo_sizing = "none"`` or a node has no RTL backend (FINN's default depths then apply)."""
-    from compiler.stitched_sim import size_fifos, stitchable
-
     report = Path(cfg.output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     ok, why = stitchable(model)
@@ -287,7 +195,7 @@ def _prepare_rtlsim(model):
     """FINN's PrepareRTLSim for the RTL nodes only: an HLS node's rtlsim would need Vitis HLS's Verilog, and here
     HLS nodes are simulated with cppsim."""
     for node in model.graph.node:
-        if node.op_type.endswith("_rtl"):
+        if is_rtl_node(node):
             getCustomOp(node).prepare_rtlsim()
     return model
 
@@ -295,21 +203,16 @@ def _prepare_rtlsim(model):
 def _fifo_bram18(record):
     """BRAM_18K of the sized FIFOs if each deep one (> 256 words, shallower ones go to SRL/LUTRAM as FINN's
     'auto' FIFO style does) is a simple dual-port BRAM of its width x depth."""
-    from custom_ops.pixel_stream import PixelStreamOp
-
     return int(sum(PixelStreamOp.bram18_for(record["widths"][e], d) for e, d in record["depths"].items() if d > 256))
 
 
 def _node_inputs(model, x):
     """Python (golden) execution of the dataflow model; returns the full context."""
-    from qonnx.core.onnx_exec import execute_onnx
-
     for node in model.graph.node:
         getCustomOp(node).set_nodeattr("exec_mode", "")  # "": the Python golden model
     return execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
 
 
-@register_step("step_verify", default=True)
 def step_verify(model, cfg):
     """Verification ladder on sample inputs; writes report/verification.json, fails naming the first mismatch.
 
@@ -318,11 +221,6 @@ def step_verify(model, cfg):
     3. whole partition as one stitched Icarus simulation (``_stitched_rung``) when every node has RTL, else every
        node simulated, chained (``whole_partition``), vs the Python dataflow model.
     """
-    from qonnx.core.onnx_exec import execute_onnx
-
-    from compiler.stitched_sim import stitchable
-    from passes.compare import compare_lowered
-
     report = Path(cfg.output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     x = _verify_inputs(cfg)
@@ -344,7 +242,7 @@ def step_verify(model, cfg):
         host = _host_input(parent, sdp, image[None])
         golden = _node_inputs(model, host)
         for node in model.graph.node:
-            mode = "cppsim" if node.op_type.endswith("_hls") else "rtlsim"
+            mode = "cppsim" if is_hls_node(node) else "rtlsim"
             inst = getCustomOp(node)
             inst.set_nodeattr("exec_mode", mode)
             ctx = {t: golden[t] for t in node.input if t in golden}
@@ -375,8 +273,6 @@ def step_verify(model, cfg):
 def _stitched_rung(model, cfg, x, parent, sdp, result, mismatches):
     """4. the whole partition as one stitched Icarus simulation (sized FIFOs, forks, width converters) on every
     verification input, frames back to back, vs the Python dataflow model; also the measured cycles per frame."""
-    from compiler.stitched_sim import run_stitched, stitchable
-
     ok, why = stitchable(model)
     if not ok:
         result["stitched_rtlsim"] = {"skipped": why}
@@ -401,10 +297,5 @@ def _stitched_rung(model, cfg, x, parent, sdp, result, mismatches):
 
 def _host_input(parent, sdp, x):
     """The dataflow partition's input for one QONNX input: the parent graph's host nodes before the partition."""
-    from qonnx.core.onnx_exec import execute_onnx
-
     ctx = execute_onnx(parent, {parent.graph.input[0].name: x}, return_full_exec_context=True)
     return ctx[sdp.input[0]]
-
-
-import compiler.vendor  # noqa: E402,F401  (registers step_make_driver after step_verify, and the vendor steps)

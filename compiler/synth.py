@@ -37,9 +37,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+from tqdm import tqdm
 
 from compiler.errors import MinifinnError
 
@@ -434,8 +436,6 @@ def synthesize_many(jobs: Sequence[SynthJob], n_jobs: int = 1, progress: bool = 
     results: list = [None] * len(jobs)
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(jobs), desc=desc, unit="run", dynamic_ncols=True)
 
     def one(i):
@@ -445,8 +445,6 @@ def synthesize_many(jobs: Sequence[SynthJob], n_jobs: int = 1, progress: bool = 
             if on_error == "raise":
                 raise
             return i, err
-
-    from concurrent.futures import as_completed
 
     pool = ThreadPoolExecutor(max_workers=n_jobs)
     futures = {pool.submit(one, i): i for i in range(len(jobs))}

@@ -29,21 +29,39 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
+
+import custom_ops  # noqa: F401  (registers minifinn's hardware ops into finn-plus' registries)
 from compiler.boards import get_board
+from compiler.config import BuildConfig
+from compiler.driver import host_input_scales, make_driver, platform_for_board
 from compiler.errors import MinifinnError
-from compiler.runner import register_step
+from compiler.finn_env import ensure_finn_offline
+from compiler.steps import DEFAULT_STEPS
+from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
+from finn.transformation.fpgadataflow.create_stitched_ip import CreateStitchedIP
+from finn.transformation.fpgadataflow.hlssynth_ip import HLSSynthIP
+from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+from finn.transformation.fpgadataflow.replace_verilog_relpaths import ReplaceVerilogRelPaths
+from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from finn.util.fpgadataflow import is_hls_node
+from finn.util.settings import get_settings
 
 TOOLS = ("vivado", "vitis_hls", "v++")
 _VERSION_ARGS = {"vivado": ["-version"], "vitis_hls": ["-version"], "v++": ["--version"]}
-VENDOR_STEPS = ("step_insert_stream_plumbing", "step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
-                "step_deployment_package")
+VENDOR_STEPS = ("step_insert_stream_plumbing", "step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile",
+                "step_make_driver", "step_deployment_package")
 CONTINUE_SCRIPT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "build_vivado.sh"
 
 
 class VendorToolMissing(MinifinnError):
     """A vendor tool a step needs is not on PATH. ``tools``: the missing tools; ``command``: the shell command that
     continues the build on a machine with them (both also in the message)."""
-
     def __init__(self, message, tools=(), command=None):
         super().__init__(message)
         self.tools = tuple(tools)
@@ -77,9 +95,7 @@ def find_vendor_tools(tools=TOOLS):
 
 
 def bitstream_steps(base=None):
-    """``base`` (default: the runner's DEFAULT_STEPS) without the vendor steps, then VENDOR_STEPS in order."""
-    from compiler.runner import DEFAULT_STEPS
-
+    """``base`` (default: ``compiler.steps.DEFAULT_STEPS``) without the vendor steps, then VENDOR_STEPS in order."""
     base = list(DEFAULT_STEPS if base is None else base)
     return [s for s in base if s not in VENDOR_STEPS] + list(VENDOR_STEPS)
 
@@ -104,7 +120,6 @@ def tools_for(step, cfg, model=None):
 
 
 def _hls_nodes(model):
-    from finn.util.fpgadataflow import is_hls_node
 
     return [n for n in model.graph.node if is_hls_node(n)]
 
@@ -117,8 +132,6 @@ def _is_dataflow_layers(model):
 
 def finn_build_config(cfg, outputs):
     """FINN's DataflowBuildConfig for this minifinn config (same output_dir, board, part, clock, flow)."""
-    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
-
     flow = ShellFlowType.VIVADO_ZYNQ if _is_zynq(cfg) else ShellFlowType.VITIS_ALVEO
     return DataflowBuildConfig(output_dir=str(cfg.output_dir), synth_clk_period_ns=cfg.synth_clk_period_ns,
                                board=get_board(cfg.board).name, fpga_part=_part(cfg), shell_flow_type=flow,
@@ -130,10 +143,6 @@ def export_hw_sources(model, cfg):
     """FINN's PrepareIP (regenerates only missing code directories), then copy every layer's generated sources
     (HLS C++ + Vitis HLS tcl, or Verilog + IPI tcl) to ``OUTPUT_DIR/hw_sources/<layer>/`` and write
     ``hw_sources/manifest.json`` ({layer: {op_type, backend, files, code_gen_dir}}). Returns (model, manifest)."""
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
-    from finn.util.fpgadataflow import is_hls_node
-    from qonnx.custom_op.registry import getCustomOp
-
     model = model.transform(PrepareIP(_part(cfg), cfg.synth_clk_period_ns))
     root = Path(cfg.output_dir) / "hw_sources"
     root.mkdir(parents=True, exist_ok=True)
@@ -158,10 +167,6 @@ def stitching_script_without_vivado(model, cfg):
 
     CreateStitchedIP writes make_project.tcl into a new ``vivado_stitch_proj_*`` build directory and only then
     looks for ``vivado``; the FileNotFoundError it raises there is the expected end of the call."""
-    from finn.transformation.fpgadataflow.create_stitched_ip import CreateStitchedIP
-    from finn.util.settings import get_settings
-    from qonnx.custom_op.registry import getCustomOp
-
     lacking = [n.name for n in _hls_nodes(model) if not os.path.isdir(getCustomOp(n).get_nodeattr("ipgen_path"))]
     if lacking:
         return f"the stitching script needs the HLS IP of {', '.join(lacking)} (made by vitis_hls in step_hw_ipgen)"
@@ -193,10 +198,9 @@ def stitching_script_without_vivado(model, cfg):
 def write_continue_script(cfg, start_step, missing, model=None):
     """Write ``OUTPUT_DIR/build_config.json`` (this config with output_dir ".", the step list, no start/stop step)
     and ``OUTPUT_DIR/build_vivado.sh`` (from compiler/templates/build_vivado.sh), which -- after checking that the
-    tools of every remaining step are on PATH -- runs ``minifinn build intermediate_models/qonnx_input.onnx --config build_config.json
-    --start-step <start_step>`` from OUTPUT_DIR. Returns (script path, the minifinn command)."""
-    from compiler.config import BuildConfig
-
+    tools of every remaining step are on PATH -- runs ``minifinn build intermediate_models/qonnx_input.onnx
+    --config build_config.json --start-step <start_step>`` from OUTPUT_DIR. Returns (script path, the minifinn
+    command)."""
     out = Path(cfg.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = cfg.to_dict()
@@ -206,7 +210,7 @@ def write_continue_script(cfg, start_step, missing, model=None):
     index = steps.index(start_step)
     if index == 0:
         raise MinifinnError(f"{start_step} cannot be the first step of a build: it continues a dataflow model")
-    for key in ("verify_input_npy", "verify_expected_output_npy", "folding_config_file",
+    for key in ("verify_input_npy", "folding_config_file",
                 "specialize_layers_config_file"):
         if data.get(key):
             data[key] = str(Path(data[key]).resolve())
@@ -260,7 +264,6 @@ def _require(model, cfg, step):
 
 
 def _write_driver(model, cfg):
-    from compiler.driver import host_input_scales, make_driver, platform_for_board
 
     parent = Path(cfg.output_dir) / "intermediate_models" / "dataflow_parent.onnx"
     n_inputs = len([t for t in model.graph.input if model.get_initializer(t.name) is None])
@@ -272,7 +275,6 @@ def _write_driver(model, cfg):
 
 
 # --- steps ------------------------------------------------------------------------------------------------------------
-@register_step("step_insert_stream_plumbing")
 def step_insert_stream_plumbing(model, cfg):
     """What FINN's stitched IP needs between the layers, with FINN's own transformations (no vendor tool needed):
     ``InferDuplicateStreamsLayer`` for forks (a residual's skip), ``InsertDWC`` where producer and consumer words
@@ -280,19 +282,7 @@ def step_insert_stream_plumbing(model, cfg):
     builder does), then SpecializeLayers (FIFOs and width converters in RTL) and PrepareIP for the new nodes; they
     move code bits, so a minifloat datatype on them becomes UINT of the code width (FINN's HLS types have none). In
     the stitched Icarus simulation the same roles are played by minifinn's own fork/FIFO/DWC modules."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    import custom_ops  # noqa: F401
-    from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
-    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
-    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
-    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from qonnx.core.datatype import DataType
-    from qonnx.custom_op.registry import getCustomOp
-    from qonnx.transformation.general import GiveUniqueNodeNames
-
     model = model.transform(InferDuplicateStreamsLayer())
     for node in model.get_nodes_by_op_type("DuplicateStreams"):
         # as wide as its producer, so the fork itself needs no width converter
@@ -322,35 +312,22 @@ def step_insert_stream_plumbing(model, cfg):
     return model.transform(PrepareIP(_part(cfg), cfg.synth_clk_period_ns))
 
 
-@register_step("step_hw_ipgen")
 def step_hw_ipgen(model, cfg):
     """PrepareIP (sources exported to hw_sources/), then FINN's HLSSynthIP + ReplaceVerilogRelPaths for HLS
     layers (needs vitis_hls; an all-RTL design needs no tool here)."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    import custom_ops  # noqa: F401
-
     _require(model, cfg, "step_hw_ipgen")
     model, _ = export_hw_sources(model, cfg)
     if _hls_nodes(model):
-        from finn.transformation.fpgadataflow.hlssynth_ip import HLSSynthIP
-        from finn.transformation.fpgadataflow.replace_verilog_relpaths import ReplaceVerilogRelPaths
 
         model = model.transform(HLSSynthIP(_part(cfg))).transform(ReplaceVerilogRelPaths())
     return model
 
 
-@register_step("step_create_stitched_ip")
 def step_create_stitched_ip(model, cfg):
     """FINN's CreateStitchedIP (needs vivado); the Vivado project is copied to OUTPUT_DIR/stitched_ip."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    import custom_ops  # noqa: F401
-
     _require(model, cfg, "step_create_stitched_ip")
-    from finn.transformation.fpgadataflow.create_stitched_ip import CreateStitchedIP
 
     model = model.transform(CreateStitchedIP(_part(cfg), cfg.synth_clk_period_ns))
     shutil.copytree(model.get_metadata_prop("vivado_stitch_proj"), Path(cfg.output_dir) / "stitched_ip",
@@ -358,17 +335,13 @@ def step_create_stitched_ip(model, cfg):
     return model
 
 
-@register_step("step_synthesize_bitfile")
 def step_synthesize_bitfile(model, cfg):
     """Bitfile through finn-plus' own build steps: Zynq boards ZynqBuild (IODMAs, block design, bitstream:
     OUTPUT_DIR/bitfile/finn-accel.bit + .hwh), Alveo step_prepare_synthesis + VitisBuild (xclbin). Returns FINN's
     partitioned model (IODMA partitions), from which step_make_driver reads the DMA names."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
-    import custom_ops  # noqa: F401
-
     _require(model, cfg, "step_synthesize_bitfile")
+    # lazy: finn.builder's steps read FINN's settings on import, which exist only in a Vivado set-up
     from finn.builder import build_dataflow_steps as finn_steps
 
     fcfg = finn_build_config(cfg, ["BITFILE"])
@@ -377,24 +350,18 @@ def step_synthesize_bitfile(model, cfg):
     return finn_steps.step_synthesize_bitfile(model, fcfg)
 
 
-@register_step("step_make_driver", default=True)
 def step_make_driver(model, cfg):
     """PYNQ/Alveo driver in OUTPUT_DIR/driver (driver.py, minifinn_io.py, settings.json); needs no vendor tool.
     Input scales come from the host quantizer in intermediate_models/dataflow_parent.onnx when present."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
     _write_driver(model, cfg)
     return model
 
 
-@register_step("step_deployment_package")
 def step_deployment_package(model, cfg):
     """OUTPUT_DIR/deploy/{driver,bitfile}: the driver (generated if step_make_driver did not run) and the bitfile
     of step_synthesize_bitfile. Without a bitfile: VendorToolMissing when the bitfile's tools are missing here,
     else a MinifinnError asking to run step_synthesize_bitfile."""
-    from compiler.finn_env import ensure_finn_offline
-
     ensure_finn_offline()
     out = Path(cfg.output_dir)
     if not (out / "driver" / "driver.py").is_file():

@@ -6,15 +6,17 @@ attributes (``op_attrs``), formats and arithmetic; thresholded ops use ``thresho
 """
 
 import numpy as np
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import format_from_datatype
+from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.general.common import threshold_ints
+from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 
-class ChannelStreamOp(HWCustomOp):
+class ChannelStreamOp(HWOpCapabilities, HWCustomOp):
     #: index of the threshold initializer among the node's inputs (None: the op has no thresholds)
     THRESHOLD_INPUT = None
 
@@ -97,6 +99,10 @@ class ChannelStreamOp(HWCustomOp):
                 "URAM_efficiency": 1.0, "DSP": 0, "FF": self.ff_estimation()}
 
     # --- thresholds (ops with THRESHOLD_INPUT) ----------------------------------------------------------------
+    def threshold_input(self):
+        idx = self.THRESHOLD_INPUT
+        return idx if idx is not None and len(self.onnx_node.input) > idx else None
+
     def thresholds(self, model_or_context):
         """(NumChannels, N) thresholds from the model's initializer or the execution context (int64, or Python ints
         beyond 64 bits: ``custom_ops.general.common.threshold_ints``)."""
@@ -106,21 +112,15 @@ class ChannelStreamOp(HWCustomOp):
         return np.repeat(t, self.get_nodeattr("NumChannels"), axis=0) if t.shape[0] == 1 else t
 
     def _threshold_rows_per_lane(self):
-        from custom_ops.threshold_cost import rows_per_lane
-
         return rows_per_lane(self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"),
                              self.get_nodeattr("sharedThresholds"))
 
     def threshold_stage_luts(self, width):
         """LUTs of the PE threshold stages (``custom_ops/threshold_cost.py``) for ``width``-bit stored thresholds."""
-        from custom_ops.threshold_cost import threshold_stage_luts
-
         return threshold_stage_luts(self._threshold_rows_per_lane(), self.n_thresholds(), width,
                                     self.get_nodeattr("PE"))
 
     def threshold_stage_ffs(self, width):
-        from custom_ops.threshold_cost import threshold_stage_ffs
-
         return threshold_stage_ffs(self._threshold_rows_per_lane(), self.n_thresholds(), width)
 
     def signs(self):

@@ -15,6 +15,7 @@ from qonnx.core.datatype import DataType
 
 from compiler.numerics import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
+from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import exact_ints, widen
 from custom_ops.general.threshold import apply_thresholds
 
@@ -34,8 +35,6 @@ class MinifloatAdd(ChannelStreamOp):
 
     def const_words(self, model):
         """The constant operand's stream words (PE codes each, the order of in1's stream)."""
-        from custom_ops.codegen import codes_of, pack_words
-
         fmt, pe = self.in_format(1), self.get_nodeattr("PE")
         c = np.asarray(model.get_initializer(self.onnx_node.input[1]), dtype=np.float32)
         c = np.broadcast_to(c, self.get_normal_input_shape(0))

@@ -22,7 +22,7 @@ from custom_ops.pixel_stream import PixelStreamOp
 
 
 class MinifloatConvInpGen(PixelStreamOp):
-    LANES = "SIMD"
+    FOLD_ATTR = "SIMD"
 
     def op_attrs(self):
         return {

@@ -16,6 +16,8 @@ from custom_ops.channel_stream import ChannelStreamOp
 
 
 class MinifloatLUT(ChannelStreamOp):
+    REQUANTIZER = "table"
+
     def op_attrs(self):
         return {"inputDataType": ("s", True, ""), "table": ("floats", True, [])}
 

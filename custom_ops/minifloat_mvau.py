@@ -29,13 +29,17 @@ import math
 from pathlib import Path
 
 import numpy as np
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import format_from_datatype
+from custom_ops.capabilities import HWOpCapabilities, divisors
+from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import exact_matmul, threshold_ints
 from custom_ops.general.threshold import threshold_counts
+from custom_ops.mac import operand_params
+from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 # LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
 # coefficients are fitted by build_flows/calibrate_resources.py to Yosys synth_xilinx counts of the generated RTL.
@@ -63,8 +67,21 @@ def to_int_domain(values, fmt):
     return ints.astype(np.int64)
 
 
-class MinifloatMVAU(HWCustomOp):
+class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
     """Matrix-vector activation unit with exact minifloat/integer MACs and threshold requantization."""
+
+    # --- capabilities (custom_ops/capabilities.py) ------------------------------------------------------------
+    def folding_space(self):
+        """Every (PE | MH, SIMD | MW) pair: the weights are embedded, so no weight-stream width limits the SIMD."""
+        return [{"PE": pe, "SIMD": simd} for pe in divisors(self.get_nodeattr("MH"))
+                for simd in divisors(self.get_nodeattr("MW"))]
+
+    def threshold_input(self):
+        return 2 if len(self.onnx_node.input) > 2 and not self.get_nodeattr("noActivation") else None
+
+    def weight_memory_bits(self):
+        """Bits of the embedded weight ROM (0 for dynamic_input: its matrix arrives on a stream)."""
+        return 0 if self.get_nodeattr("dynamic_input") else self._weight_bits_total()
 
     def get_nodeattr_types(self):
         attrs = {
@@ -78,7 +95,6 @@ class MinifloatMVAU(HWCustomOp):
             "outputDataType": ("s", True, ""),
             "noActivation": ("i", False, 0, {0, 1}),
             "dynamic_input": ("i", False, 0, {0, 1}),
-            "mem_mode": ("s", False, "internal_embedded", {"internal_embedded", "internal_decoupled"}),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
             "numInputVectors": ("ints", False, [1]),
             # 1: every output channel has the same threshold row (passes.shared_thresholds; estimates only)
@@ -279,8 +295,6 @@ class MinifloatMVAU(HWCustomOp):
     def matrix_words(self, w_values):
         """Words of one (MW, MH) matrix: word nf*SF+sf packs W[sf*SIMD+i, nf*PE+p] codes at lane p*SIMD+i (lane 0 in
         the LSBs), the layout of the weight ROM and of the dynamic matrix stream in both backends."""
-        from custom_ops.codegen import codes_of, pack_words
-
         nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fw = self.weight_format()
@@ -295,8 +309,6 @@ class MinifloatMVAU(HWCustomOp):
     def dynamic_matrix_words(self, w_values):
         """All in1 words of a dynamic_input node (module docstring): W (numInputVectors[:-1] + [MW, MH]) reshaped to
         the folded shape (..., MW, NF, PE), PE codes per word, element 0 in the LSBs, groups in order."""
-        from custom_ops.codegen import codes_of, pack_words
-
         fw = self.weight_format()
         w = np.asarray(w_values)
         want = self.get_normal_input_shape(1)
@@ -317,8 +329,6 @@ class MinifloatMVAU(HWCustomOp):
     # --- estimates ------------------------------------------------------------------------------------------------
     def resource_features(self):
         """Size features of the datapath the LUT model is linear in (counts of bits, per unit of LUT cost)."""
-        from custom_ops.mac import operand_params
-
         def sig_width(fmt):
             bits, e, signed = operand_params(fmt)
             if e == 0:
@@ -345,14 +355,10 @@ class MinifloatMVAU(HWCustomOp):
 
     def _threshold_rows_per_lane(self):
         """Each lane reads MH / PE rows of thresholds, or one constant row when ``sharedThresholds``."""
-        from custom_ops.threshold_cost import rows_per_lane
-
         return rows_per_lane(self.get_nodeattr("MH"), self.get_nodeattr("PE"), self.get_nodeattr("sharedThresholds"))
 
     def _threshold_stage_luts(self):
         """Yosys-fitted LUTs of the PE threshold stages of ACC_BITS-bit thresholds (``threshold_cost``)."""
-        from custom_ops.threshold_cost import threshold_stage_luts
-
         return threshold_stage_luts(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits(),
                                     self.get_nodeattr("PE"))
 
@@ -413,8 +419,6 @@ class MinifloatMVAU(HWCustomOp):
         ibuf = sf * simd * self.input_format().bits
         ff = pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32
         if self.n_thresholds():
-            from custom_ops.threshold_cost import threshold_stage_ffs
-
             ff += threshold_stage_ffs(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits())
         if self.get_nodeattr("dynamic_input"):  # load counters (nf, simd lane, sf), vector counter, loading flag
             nf, _ = self.folds()

@@ -17,6 +17,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
+from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
@@ -42,7 +43,9 @@ def aligned_group(index, n_in=None):
     return best
 
 
-class MinifloatReorder(HWCustomOp):
+class MinifloatReorder(HWOpCapabilities, HWCustomOp):
+    """PE folds over ``NumChannels``, the largest group of consecutive elements the reorder keeps together."""
+
     def get_nodeattr_types(self):
         attrs = {
             "inputShape": ("ints", True, []),

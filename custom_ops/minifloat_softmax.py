@@ -106,6 +106,8 @@ def softmax_thresholds(out_name, out_scale):
 
 
 class MinifloatSoftmax(ChannelStreamOp):
+    REQUANTIZER = "thresholds"  # per-row thresholds computed from the row sum (contract step 4)
+
     def op_attrs(self):
         return {
             "inputDataType": ("s", True, ""),

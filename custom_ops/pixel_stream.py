@@ -7,16 +7,16 @@ layout FINN's ConvolutionInputGenerator/StreamingMaxPool use. Subclasses define 
 """
 
 import numpy as np
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import format_from_datatype
+from custom_ops.capabilities import HWOpCapabilities
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 
-class PixelStreamOp(HWCustomOp):
-    #: the parallelism attribute: "PE" (channels per word), or "SIMD" for the sliding window as in FINN
-    LANES = "PE"
+class PixelStreamOp(HWOpCapabilities, HWCustomOp):
+    FOLD_ATTR = "PE"  # channels per word; the sliding window folds "SIMD", as in FINN
 
     def op_attrs(self):
         return {}
@@ -25,7 +25,7 @@ class PixelStreamOp(HWCustomOp):
         attrs = {
             "IFMDim": ("ints", True, [1, 1]),
             "NumChannels": ("i", True, 0),
-            self.LANES: ("i", False, 1),
+            self.FOLD_ATTR: ("i", False, 1),
             "inputDataType": ("s", True, ""),
             "outputDataType": ("s", True, ""),
             "rtlsim_dir": ("s", False, ""),
@@ -49,12 +49,12 @@ class PixelStreamOp(HWCustomOp):
 
     # --- shapes and streams ----------------------------------------------------------------------------------------
     def lanes(self):
-        return self.get_nodeattr(self.LANES)
+        return self.get_nodeattr(self.FOLD_ATTR)
 
     def folds(self):
         c, pe = self.get_nodeattr("NumChannels"), self.lanes()
         if pe < 1 or c % pe:
-            raise UnsupportedNodeError(f"{self.onnx_node.name}: {self.LANES}={pe} must divide NumChannels={c}")
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: {self.FOLD_ATTR}={pe} must divide NumChannels={c}")
         return c // pe
 
     def get_normal_input_shape(self, ind=0):

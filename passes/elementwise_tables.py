@@ -71,6 +71,13 @@ def island_table(model, chain, in_fmt, in_scale, quant):
 
 
 class FoldElementwiseIntoTables(Transformation):
+    """Elementwise float islands of one quantized tensor -> ``MinifloatLUT`` (module docstring)."""
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Gelu": "float island that is not a function of one quantized tensor (no table possible)",
+    }
+
     def apply(self, model):
         graph = model.graph
         modified = False

@@ -39,6 +39,11 @@ class InferMinifloatMVAU(Transformation):
     """Convert lowered matrix products with constant weights (and with ``dynamic=True`` activation x activation
     products) into MinifloatMVAU nodes (module docstring)."""
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
+    }
+
     def __init__(self, dynamic=False):
         super().__init__()
         self.dynamic = bool(dynamic)
@@ -164,6 +169,12 @@ class InferMinifloatThresholding(Transformation):
     axis as channels); the thresholds are expanded to one row per channel. Run after ``InferMinifloatMVAU``.
     """
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "MinifloatThreshold": ("requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC "
+                               "streamlining"),
+    }
+
     def apply(self, model):
         graph = model.graph
         modified = False
@@ -200,6 +211,12 @@ class InferMinifloatAdd(Transformation):
     ``const_in1 = 1`` (streamed from a ROM in hardware). Converted when the dynamic operands have the same shape, the add's only consumer is a threshold on
     the last axis (or per tensor), and the coefficients fit 64 bits. Run before ``InferMinifloatThresholding``.
     """
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "ExactAdd": ("add with a constant operand (e.g. positional embedding) or a second consumer of the sum: no "
+                     "hardware mapping yet"),
+    }
 
     def apply(self, model):
         graph = model.graph

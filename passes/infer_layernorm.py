@@ -32,6 +32,17 @@ def _scalar(model, name):
 
 
 class InferMinifloatLayerNorm(Transformation):
+    """LayerNorm islands -> ``MinifloatLayerNorm`` (module docstring); ``strict`` raises on an island that does not
+    fit."""
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "LayerNormalization": ("LayerNorm that InferMinifloatLayerNorm could not map (not Dequantize -> "
+                               "LayerNormalization(last axis, constant gamma/beta) -> QuantizeToFormat with scalar "
+                               "scales, or an input format with 6 exponent bits, whose epsilon term leaves 64 bits; "
+                               "InferMinifloatLayerNorm(strict=True) says which)"),
+    }
+
     def __init__(self, r_bits=16, strict=True):
         super().__init__()
         self.r_bits, self.strict = int(r_bits), strict

@@ -37,6 +37,14 @@ def _scalar(model, name):
 
 
 class InferMinifloatSoftmax(Transformation):
+    """Softmax islands -> ``MinifloatSoftmax`` (module docstring); ``strict`` raises on an island that does not fit."""
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Softmax": ("softmax that InferMinifloatSoftmax could not map (not Dequantize -> Softmax(last axis) -> "
+                    "QuantizeToFormat with scalar scales)"),
+    }
+
     def __init__(self, mantissa_bits=12, align_bits=12, strict=True):
         super().__init__()
         self.mantissa_bits, self.align_bits, self.strict = int(mantissa_bits), int(align_bits), strict

@@ -46,6 +46,12 @@ def _finish(model, modified):
 class InferMinifloatConvInpGen(Transformation):
     """qonnx ``Im2Col`` on a code tensor -> ``MinifloatConvInpGen`` (module docstring)."""
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Im2Col": ("convolution input generator: only non-depthwise, zero-padded sliding windows on <= 8-bit code "
+                   "tensors in channels-last layout map to MinifloatConvInpGen"),
+    }
+
     def apply(self, model):
         modified = False
         for node in list(model.graph.node):
@@ -75,6 +81,12 @@ class InferMinifloatConvInpGen(Transformation):
 class InferMinifloatMaxPool(Transformation):
     """qonnx ``MaxPoolNHWC`` (kernel = stride, no padding, floor mode) -> ``MinifloatMaxPool``."""
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "MaxPoolNHWC": ("max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = "
+                        "stride"),
+    }
+
     def apply(self, model):
         modified = False
         for node in list(model.graph.node):
@@ -100,6 +112,12 @@ class InferMinifloatMaxPool(Transformation):
 
 class InferMinifloatGlobalAccPool(Transformation):
     """``ExactSumPool`` over all pixel/token axes (not the kernelled 2-D sum pool) -> ``MinifloatGlobalAccPool``."""
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "ExactSumPool": ("sum pooling with a kernel (2-D average pooling): only global pooling over all pixels/tokens "
+                         "maps to MinifloatGlobalAccPool"),
+    }
 
     def apply(self, model):
         modified = False

@@ -51,6 +51,13 @@ def _nhwc_shape(shape):
 class ConvertToNHWC(Transformation):
     """Push NHWC->NCHW transposes downstream until they cancel (module docstring); returns (model, modified)."""
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Transpose": ("layout change that ConvertToNHWC could not cancel (a stream carries one layout; the transpose "
+                      "must meet its inverse or sit at the graph input/output)"),
+        "MaxPool": "max pooling left in NCHW (ConvertToNHWC could not move it)",
+    }
+
     def apply(self, model):
         modified = False
         changed = True

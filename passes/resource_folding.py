@@ -7,19 +7,15 @@ layer's folding from the layer's **own** estimates (``getCustomOp(node).get_exp_
 
 Foldable layers (the legal values are the divisors, as in FINN's ``SetFolding``):
 
-* matrix-vector units ``MinifloatMVAU_{hls,rtl}`` and FINN's ``MVAU_{hls,rtl}``: every pair (PE | MH, SIMD | MW);
-  for FINN's MVAU also FINN's weight-stream limits (SIMD * weight bits <= ``mvau_wwidth_max`` unless SIMD = 1; the
-  ``internal_decoupled`` HLS weight stream <= ``MAX_ALLOWED_AP_INT_W``). ``MinifloatMVAU`` embeds its weights, so it
-  has no stream limit;
-* PE-parallel ops (``MinifloatThresholding_*``, ``MinifloatAdd_*``, ``MinifloatLUT_*``, ``MinifloatMaxPool_rtl``,
-  ``MinifloatGlobalAccPool_rtl``, ``MinifloatReorder_rtl`` (``NumChannels``: its largest contiguous group),
-  ``MinifloatLayerNorm_hls``, ``MinifloatSoftmax_*`` and the ops FINN's ``SetFolding`` folds by PE, e.g. ``Thresholding``,
-  ``DuplicateStreams``, ``GlobalAccPool``, ``LabelSelect``, elementwise binary ops): PE | channels;
-* SIMD-parallel ops (``FMPadding_rtl``, ``FMPadding_Pixel_hls``, non-depthwise ``ConvolutionInputGenerator_rtl``,
-  ``MinifloatConvInpGen_rtl``):
-  SIMD | channels.
+* minifinn's ops declare their own folding space (``folding_space()``, custom_ops/capabilities.py): the MVAU every
+  (PE | MH, SIMD | MW) pair, the channel and pixel stream ops PE (the sliding window SIMD) over their channels;
+* FINN's ops by FINN's rules: ``MVAU_{hls,rtl}`` every pair within FINN's weight-stream limits (SIMD * weight bits <=
+  ``mvau_wwidth_max`` unless SIMD = 1; the ``internal_decoupled`` HLS weight stream <= ``MAX_ALLOWED_AP_INT_W``),
+  the ops FINN's ``SetFolding`` folds by PE (e.g. ``Thresholding``, ``DuplicateStreams``, ``GlobalAccPool``,
+  ``LabelSelect``, elementwise binary ops) PE | channels, ``FMPadding`` and non-depthwise
+  ``ConvolutionInputGenerator`` SIMD | channels.
 
-Every other hardware node (e.g. depthwise VVAU/pooling with their tied sliding-window generator, FIFOs, width
+Every other hardware node (e.g. FINN's depthwise VVAU/pooling with their tied sliding-window generator, FIFOs, width
 converters) keeps its folding; its cycles and resources still count against the target and the budget, and it is
 listed under ``not_folded`` in the result.
 
@@ -29,8 +25,8 @@ takes; a resource the board lacks but the folding needs costs infinity). Modes:
 * ``target_fps`` given: the target is met when ``max_cycles <= 1e9 / (clk_ns * target_fps)``, i.e. the estimated
   FPS ``1e9 / (clk_ns * max_cycles)`` of the slowest layer is >= the target. Every layer takes its cheapest folding
   that meets the target cycles (layers are independent, so when one resource dominates the cost this is the
-  cheapest design that meets the target); if the sum overflows a resource, the weight of that resource in the cost is raised and the choice
-  repeated (up to ``max_reweights`` times), trading e.g. BRAM for LUTs. If no layer choice fits,
+  cheapest design that meets the target); if the sum overflows a resource, the weight of that resource in the cost
+  is raised and the choice repeated (up to ``max_reweights`` times), trading e.g. BRAM for LUTs. If no layer choice fits,
   ``FoldingBudgetError`` gives the needed vs available amount of each overflowing resource and the FPS the fastest
   fitting folding reaches. A layer that cannot meet the target even fully unfolded gives
   ``FoldingTargetUnreachableError`` with the best reachable FPS.
@@ -40,12 +36,10 @@ takes; a resource the board lacks but the folding needs costs infinity). Modes:
   reweighting), and the first ``c`` whose picks fit wins. Every layer is then no faster than the pipeline needs
   (FINN's two-pass relaxation built in). When one resource dominates the cost (LUTs for ``MinifloatMVAU``) this is
   the fastest fitting folding exactly: the cheapest picks at ``c`` fit if any folding with bottleneck ``c`` does.
-  It replaces the greedy loop suggested for this pass ("speed up the bottleneck by its next divisor while the total
-  fits", as the first version of the build step did): against exhaustive search over 4 MVAU chains x 8 LUT budgets (32
-  cases, Pynq-Z2) the scan found the fastest fitting folding in 32 of 32, the greedy loop in 30 (24 instead of 16
-  and 12 instead of 9 cycles on a 36-24-24-6 INT4 chain): it stops when the bottleneck's next step does not fit,
-  although a cheaper folding of the same speed (another PE x SIMD split) or a rebalancing of the other layers
-  would. If even the cheapest folding of every layer (normally fully folded, PE = SIMD = 1) does not fit,
+  A greedy loop ("speed up the bottleneck by its next divisor while the total fits") is not enough: it stops when
+  the bottleneck's next step does not fit, although a cheaper folding of the same speed (another PE x SIMD split) or
+  a rebalancing of the other layers would (tests/test_resource_folding.py compares the scan with exhaustive
+  search). If even the cheapest folding of every layer (normally fully folded, PE = SIMD = 1) does not fit,
   ``FoldingBudgetError`` says by how much.
 
 ``utilization`` defaults to 0.8 (FINN's default resource target leaves room for FIFOs, data-width converters and
@@ -62,23 +56,24 @@ import math
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
+from compiler.boards import get_board
 from compiler.errors import MinifinnError
+from compiler.finn_env import ensure_finn_offline
+from custom_ops.capabilities import HWOpCapabilities, divisors
+from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+from finn.transformation.fpgadataflow.set_folding import ELEMENTWISE_BINARY_OPS
+from finn.util.basic import MAX_ALLOWED_AP_INT_W
 
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
 FOLDING_METADATA_KEY = "minifinn_folding"
 
-MVAU_OPS = ("MinifloatMVAU_hls", "MinifloatMVAU_rtl", "MVAU_hls", "MVAU_rtl")
+#: FINN's ops (their classes do not describe their folding): FINN SetFolding's rules
 FINN_MVAU_OPS = ("MVAU_hls", "MVAU_rtl")
-#: ops folded by PE over their channels (FINN SetFolding's ``pe_ops`` + LabelSelect + minifinn's thresholding)
-PE_OPS = (
-    "MinifloatThresholding_hls", "MinifloatThresholding_rtl", "MinifloatAdd_hls", "MinifloatAdd_rtl",
-    "MinifloatLUT_hls", "MinifloatLUT_rtl", "MinifloatMaxPool_rtl", "MinifloatGlobalAccPool_rtl",
-    "MinifloatReorder_rtl", "MinifloatLayerNorm_hls", "MinifloatSoftmax_hls", "MinifloatSoftmax_rtl",
+FINN_PE_OPS = (
     "DuplicateStreams_hls", "GlobalAccPool_hls", "PWPolyF_rtl", "Thresholding_hls", "Thresholding_rtl",
     "ReplicateStream_hls", "Squeeze_hls", "Unsqueeze_hls", "Reshape_rtl", "LabelSelect_hls",
-)
-#: ops folded by SIMD over their channels
-SIMD_OPS = ("FMPadding_rtl", "FMPadding_Pixel_hls", "ConvolutionInputGenerator_rtl", "MinifloatConvInpGen_rtl")
+) + tuple(ELEMENTWISE_BINARY_OPS)
+FINN_SIMD_OPS = ("FMPadding_rtl", "FMPadding_Pixel_hls", "ConvolutionInputGenerator_rtl")
 
 
 class ResourceFoldingError(MinifinnError):
@@ -106,19 +101,6 @@ def _is_hw_node(node):
     return node.domain.startswith("finn.custom_op.fpgadataflow")
 
 
-def _elementwise_binary_ops():
-    try:
-        from finn.transformation.fpgadataflow.set_folding import ELEMENTWISE_BINARY_OPS
-    except ImportError:  # older finn-plus without elementwise binary ops
-        return ()
-    return tuple(ELEMENTWISE_BINARY_OPS)
-
-
-def _divisors(n):
-    n = int(n)
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def _channels(inst, *names):
     for name in names:
         try:
@@ -130,27 +112,25 @@ def _channels(inst, *names):
 
 def folding_space(node, inst, mvau_wwidth_max=36):
     """All legal foldings of a node as a list of attribute dicts, or ``None`` when this pass does not fold the op
-    (see the module docstring)."""
+    (see the module docstring): minifinn's ops answer themselves, FINN's by FINN's rules."""
+    if isinstance(inst, HWOpCapabilities):
+        return inst.folding_space()
     op = node.op_type
-    if op in MVAU_OPS:
-        space = [{"PE": pe, "SIMD": simd} for pe in _divisors(inst.get_nodeattr("MH"))
-                 for simd in _divisors(inst.get_nodeattr("MW"))]
-        if op in FINN_MVAU_OPS:
-            wbits = inst.get_input_datatype(1).bitwidth()  # as FINN's SetFolding
-            space = [f for f in space if f["SIMD"] == 1 or f["SIMD"] * wbits <= mvau_wwidth_max]
-            if op == "MVAU_hls" and inst.get_nodeattr("mem_mode") == "internal_decoupled":
-                from finn.util.basic import MAX_ALLOWED_AP_INT_W
-
-                space = [f for f in space if f["PE"] * f["SIMD"] * wbits <= MAX_ALLOWED_AP_INT_W]
+    if op in FINN_MVAU_OPS:
+        wbits = inst.get_input_datatype(1).bitwidth()  # as FINN's SetFolding
+        space = [{"PE": pe, "SIMD": simd} for pe in divisors(inst.get_nodeattr("MH"))
+                 for simd in divisors(inst.get_nodeattr("MW")) if simd == 1 or simd * wbits <= mvau_wwidth_max]
+        if op == "MVAU_hls" and inst.get_nodeattr("mem_mode") == "internal_decoupled":
+            space = [f for f in space if f["PE"] * f["SIMD"] * wbits <= MAX_ALLOWED_AP_INT_W]
         return space
-    if op in PE_OPS or op in _elementwise_binary_ops():
-        return [{"PE": pe} for pe in _divisors(_channels(inst, "NumChannels", "Labels"))]
-    if op in SIMD_OPS:
+    if op in FINN_PE_OPS:
+        return [{"PE": pe} for pe in divisors(_channels(inst, "NumChannels", "Labels"))]
+    if op in FINN_SIMD_OPS:
         if op.startswith("ConvolutionInputGenerator"):
             if inst.get_nodeattr("depthwise"):
                 return None  # tied to the PE of its depthwise consumer (FINN's rule)
-            return [{"SIMD": s} for s in _divisors(inst.get_nodeattr("IFMChannels"))]
-        return [{"SIMD": s} for s in _divisors(_channels(inst, "NumChannels"))]
+            return [{"SIMD": s} for s in divisors(inst.get_nodeattr("IFMChannels"))]
+        return [{"SIMD": s} for s in divisors(_channels(inst, "NumChannels"))]
     return None
 
 
@@ -334,11 +314,7 @@ class SetFoldingResourceAware(Transformation):
 
     # --- transformation -----------------------------------------------------------------------------------------
     def apply(self, model):
-        from compiler.finn_env import ensure_finn_offline
-
         ensure_finn_offline()
-        from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
-
         nodes = [n for n in model.graph.node if _is_hw_node(n)]
         if not nodes:
             raise ResourceFoldingError(
@@ -396,8 +372,6 @@ def folding_step(model, cfg):
     """Build step ``model, cfg -> model`` (name it ``"passes.resource_folding.folding_step"`` in a config's
     ``steps``): ``SetFoldingResourceAware`` for ``cfg.board``'s budget, ``cfg.synth_clk_period_ns`` and
     ``cfg.target_fps`` (None: the fastest folding that fits), part ``cfg.fpga_part`` or the board's."""
-    from compiler.boards import get_board
-
     board = get_board(cfg.board)
     return model.transform(SetFoldingResourceAware(board.resources, cfg.synth_clk_period_ns, cfg.target_fps,
                                                    fpgapart=cfg.fpga_part or board.part, board_name=board.name))

@@ -11,15 +11,7 @@ import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-import custom_ops  # noqa: F401  (registers the hardware ops)
-
-
-def threshold_input(node, inst):
-    """Index of the node's threshold initializer input, or None (no thresholds)."""
-    if node.op_type.startswith("MinifloatMVAU"):
-        return 2 if len(node.input) > 2 and not inst.get_nodeattr("noActivation") else None
-    idx = getattr(inst, "THRESHOLD_INPUT", None)
-    return idx if idx is not None and len(node.input) > idx else None
+from custom_ops.capabilities import HWOpCapabilities
 
 
 def rows_are_shared(thresholds):
@@ -29,17 +21,18 @@ def rows_are_shared(thresholds):
 
 
 class AnnotateSharedThresholds(Transformation):
-    """Set ``sharedThresholds`` on every minifinn hardware node with a threshold initializer (see module docstring).
-    Nodes whose thresholds are not initializers (computed at run time) are left alone."""
+    """Set ``sharedThresholds`` on every minifinn hardware node with a threshold initializer (the op's
+    ``threshold_input()``, see module docstring). Nodes whose thresholds are not initializers (computed at run time)
+    are left alone."""
 
     def apply(self, model):
         for node in model.graph.node:
-            if not (node.domain.startswith("finn.custom_op.fpgadataflow") and node.op_type.startswith("Minifloat")):
+            if not node.domain.startswith("finn.custom_op.fpgadataflow"):
                 continue
             inst = getCustomOp(node)
-            if "sharedThresholds" not in inst.get_nodeattr_types():
+            if not isinstance(inst, HWOpCapabilities) or "sharedThresholds" not in inst.get_nodeattr_types():
                 continue
-            idx = threshold_input(node, inst)
+            idx = inst.threshold_input()
             t = None if idx is None else model.get_initializer(node.input[idx])
             if t is not None:
                 inst.set_nodeattr("sharedThresholds", int(rows_are_shared(t)))

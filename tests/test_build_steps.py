@@ -16,7 +16,7 @@ from compiler.numerics import MinifloatFormat
 from compiler.export import export_qonnx_model
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
-from compiler.steps import UnmappableNodesError
+from compiler.errors import UnmappableNodesError
 from compiler.zoo import build_model
 from passes.resource_folding import (
     FoldingBudgetError,

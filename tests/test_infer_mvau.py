@@ -77,13 +77,14 @@ def _simulate(hw, style):
     from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
     from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from passes.folding import fold_mvau_to_target
+    from compiler.boards import get_board
+    from passes.resource_folding import SetFoldingResourceAware
 
     for node in mvau_nodes(hw):
         getCustomOp(node).set_nodeattr("preferred_impl_style", style)
     hw = hw.transform(SpecializeLayers(FPGA_PART))
-    for node in mvau_nodes(hw):  # the graph still has host-side nodes, so fold node by node
-        fold_mvau_to_target(getCustomOp(node), 2000)
+    # every MVAU at its cheapest folding for <= 2000 cycles per frame (the host-side nodes are not folded)
+    hw = hw.transform(SetFoldingResourceAware(get_board("U250").resources, 10.0, target_fps=1e9 / (10.0 * 2000)))
     if style == "hls":
         hw = hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
     else:

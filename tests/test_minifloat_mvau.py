@@ -102,7 +102,8 @@ def test_finn_passes_accept_the_op():
     from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from passes.folding import SetFoldingMinifloat
+    from compiler.boards import get_board
+    from passes.resource_folding import SetFoldingResourceAware
 
     model, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 1, 1, 0)
     model = model.transform(SpecializeLayers("xc7z020clg400-1"))
@@ -111,7 +112,7 @@ def test_finn_passes_accept_the_op():
     cycles_before = model.analysis(exp_cycles_per_layer)[node.name]
     assert cycles_before == 3 * 8 * 16
     model = model.transform(SetFolding(target_cycles_per_frame=50))  # FINN's own pass runs (it skips our op)
-    model = model.transform(SetFoldingMinifloat(target_cycles_per_frame=50))
+    model = model.transform(SetFoldingResourceAware(get_board("Pynq-Z2").resources, 10.0, target_fps=1e9 / (10.0 * 50)))
     inst = getCustomOp(model.graph.node[0])
     assert inst.get_exp_cycles() <= 50 and inst.get_nodeattr("PE") * inst.get_nodeattr("SIMD") > 1
     res = model.analysis(partial(res_estimation, fpgapart="xc7z020clg400-1"))[node.name]

@@ -7,7 +7,6 @@ from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from compiler.config import BuildConfig, ConfigError
-from compiler.errors import FormatError
 from compiler.runner import BuildError, run_build
 
 
@@ -28,7 +27,7 @@ def _tag(value):
 
 
 def test_config_roundtrip_json_yaml(tmp_path):
-    cfg = BuildConfig(output_dir=str(tmp_path), board="pynq-z2", target_fps=1000, weights="int:4")
+    cfg = BuildConfig(output_dir=str(tmp_path), board="pynq-z2", target_fps=1000, fifo_sizing="none")
     assert cfg.board == "Pynq-Z2" and cfg.fpga_part == "xc7z020clg400-1" and cfg.shell_flow_type == "vivado_zynq"
     for name in ("c.json", "c.yaml"):
         path = cfg.save(tmp_path / name)
@@ -40,10 +39,10 @@ def test_config_errors(tmp_path):
         BuildConfig(board="NoSuchBoard")
     with pytest.raises(ConfigError, match="target_fps must be > 0"):
         BuildConfig(target_fps=-3)
-    with pytest.raises(ConfigError, match="unknown generate_outputs"):
-        BuildConfig(generate_outputs=["bitstream"])
-    with pytest.raises(FormatError):
-        BuildConfig(weights="fp:e9m9")
+    with pytest.raises(ConfigError, match="fifo_sizing 'deep' is not one of"):
+        BuildConfig(fifo_sizing="deep")
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['weights'\]"):  # formats come from the model
+        BuildConfig.from_dict({"weights": "fp:e3m2"})
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"outptu_dir": "x"}))
     with pytest.raises(ConfigError, match="unknown config field.*outptu_dir"):

@@ -55,7 +55,7 @@ class MinifinnDMAOverlay(MinifinnIO, Overlay):
         self.odma = [getattr(self, name) for name in self.io_shape_dict["odma_names"]]
         self.odma_handle = [None] * len(self.odma)
         if platform == "zynq-iodma" and fclk_mhz:
-            from pynq.ps import Clocks
+            from pynq.ps import Clocks  # lazy: pynq exists only on the board, and Clocks only on Zynq
 
             Clocks.fclk0_mhz = fclk_mhz
         self.batch_size = batch_size  # allocates the buffers

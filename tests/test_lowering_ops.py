@@ -228,11 +228,12 @@ def test_the_walk_dispatches_through_its_table():
     model = g.model("y", [1, 4])
     seen = []
 
-    def refuse_all(walker, node):
+    def refuse_matmul(walker, node):
         seen.append(node.op_type)
         raise Refused(node, "refused by the test's table")
 
-    walker = Walker(legalized(model), handlers={"MatMul": refuse_all, "QuantizeToFormat": HANDLERS["QuantizeToFormat"]})
+    table = {"MatMul": refuse_matmul, "QuantizeToFormat": HANDLERS["QuantizeToFormat"]}
+    walker = Walker(legalized(model), handlers=table)
     walker.run()
     assert seen == ["MatMul"]
     assert ("mm", "MatMul mm: refused by the test's table") in walker.islands

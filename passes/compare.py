@@ -17,7 +17,7 @@ from qonnx.core.onnx_exec import execute_onnx
 from compiler.errors import MinifinnError
 from compiler.numerics import format_from_datatype
 from passes.lower import set_batch_size
-from passes.streamline import LOWERED_MAP_KEY
+from passes.lowering.walker import LOWERED_MAP_KEY
 
 
 class CompareError(MinifinnError):
@@ -25,6 +25,8 @@ class CompareError(MinifinnError):
 
 
 def lowered_quantizers(lowered):
+    """{activation quantizer output of the original graph: {"values": values tensor of the lowered graph, "format":
+    qonnx type name, "scale": float or None}}, as the lowering walk records it in the model's metadata."""
     text = lowered.get_metadata_prop(LOWERED_MAP_KEY)
     if text is None:
         raise CompareError(f"the lowered model has no '{LOWERED_MAP_KEY}' metadata; lower it with passes.lower_qonnx")

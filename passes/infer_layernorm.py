@@ -20,15 +20,8 @@ import custom_ops  # noqa: F401
 from compiler.errors import UnmappableLayerNormError
 from compiler.numerics import format_from_datatype
 from custom_ops.minifloat_layernorm import z_range
+from passes.initializers import scalar_initializer
 from passes.thresholds import requant_thresholds
-
-
-def _scalar(model, name):
-    value = model.get_initializer(name)
-    if value is None or np.asarray(value).size != 1:
-        return None
-    value = float(np.asarray(value, dtype=np.float32).ravel()[0])
-    return value if np.isfinite(value) else None
 
 
 class InferMinifloatLayerNorm(Transformation):
@@ -67,7 +60,7 @@ class InferMinifloatLayerNorm(Transformation):
             found = "a graph input" if deq is None else f"{deq.op_type} {deq.name}"
             raise UnmappableLayerNormError(f"{where}: input comes from {found}; supported: Dequantize of a values "
                                            "tensor (the lowered graph's float island)")
-        s_in = _scalar(model, deq.input[1])
+        s_in = scalar_initializer(model, deq.input[1])
         if s_in is None or s_in <= 0:
             raise UnmappableLayerNormError(f"{where}: input scale {deq.input[1]} is not a positive scalar constant")
         consumers = model.find_consumers(ln.output[0]) or []
@@ -76,7 +69,7 @@ class InferMinifloatLayerNorm(Transformation):
             raise UnmappableLayerNormError(f"{where}: output goes to {found}; supported: exactly one "
                                            "QuantizeToFormat (the output quantizer)")
         quant = consumers[0]
-        s_out = _scalar(model, quant.input[1])
+        s_out = scalar_initializer(model, quant.input[1])
         if s_out is None or s_out <= 0:
             raise UnmappableLayerNormError(f"{where}: output scale {quant.input[1]} is not a positive scalar constant")
         eps = float(np.float32(attrs.get("epsilon", 1e-5)))

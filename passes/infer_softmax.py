@@ -11,7 +11,6 @@ A Softmax that does not fit (other axis, non-scalar or dynamic scale, no quantiz
 raises ``UnmappableSoftmaxError`` naming the node, unless ``strict=False``, which leaves it in place.
 """
 
-import numpy as np
 from onnx import helper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -19,6 +18,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers MinifloatSoftmax)
 from compiler.errors import UnmappableSoftmaxError
+from passes.initializers import scalar_initializer
 
 
 def _softmax_axis(model, node, rank):
@@ -26,14 +26,6 @@ def _softmax_axis(model, node, rank):
     opset = max([o.version for o in model.model.opset_import if o.domain in ("", "ai.onnx")] or [13])
     axis = attrs.get("axis", -1 if opset >= 13 else 1)
     return int(axis) % rank
-
-
-def _scalar(model, name):
-    value = model.get_initializer(name)
-    if value is None or np.asarray(value).size != 1:
-        return None
-    value = float(np.asarray(value, dtype=np.float32).ravel()[0])
-    return value if np.isfinite(value) else None
 
 
 class InferMinifloatSoftmax(Transformation):
@@ -64,7 +56,7 @@ class InferMinifloatSoftmax(Transformation):
             found = "a graph input" if deq is None else f"{deq.op_type} {deq.name}"
             raise UnmappableSoftmaxError(f"{where}: input comes from {found}; supported: Dequantize of a values "
                                          "tensor (the lowered graph's float island)")
-        s_in = _scalar(model, deq.input[1])
+        s_in = scalar_initializer(model, deq.input[1])
         if s_in is None:
             raise UnmappableSoftmaxError(f"{where}: input scale {deq.input[1]} of {deq.name} is not a finite "
                                          "scalar constant; supported: one scale per tensor")
@@ -78,7 +70,7 @@ class InferMinifloatSoftmax(Transformation):
             raise UnmappableSoftmaxError(f"{where}: output goes to {found}; supported: exactly one "
                                          "QuantizeToFormat (the output quantizer)")
         quant = consumers[0]
-        s_out = _scalar(model, quant.input[1])
+        s_out = scalar_initializer(model, quant.input[1])
         if s_out is None or s_out <= 0:
             raise UnmappableSoftmaxError(f"{where}: output scale {quant.input[1]} of {quant.name} is not a positive "
                                          "scalar constant; supported: one positive scale per tensor")

@@ -10,7 +10,8 @@ After this pass the graph holds no ``FloatQuant`` / ``Quant`` node:
 
 ``QuantizeToFormat`` and the ``Mul`` perform exactly qonnx' fp32 operations, so the legalized graph computes the
 same outputs as the QONNX graph bit for bit; it only makes formats and scales explicit for the streamlining pass.
-It must run before qonnx' constant folding, which would erase the weight formats (compiler/export.py records them, compiler/qonnx_formats.py reads them).
+It must run before qonnx' constant folding, which would erase the weight formats (compiler/export.py records them,
+compiler/qonnx_formats.py reads them).
 
 Supported quantizers (anything else is rejected naming the node, the attribute, the value found and what is
 supported): ``FloatQuant`` with constant scale (> 0), exponent / mantissa / bias / max_val constant scalars,

@@ -12,10 +12,13 @@ The result executes with ``qonnx.core.onnx_exec.execute_onnx`` (``import custom_
 reference semantics are in docs/lowered_graph.md.
 """
 
+import copy
 import os
 
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.change_batchsize import ChangeBatchSize
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveUnusedTensors, SortGraph
 from qonnx.transformation.infer_shapes import InferShapes
 
@@ -91,11 +94,6 @@ def set_batch_size(model, batch_size):
     """A copy of a lowered (or QONNX) model that runs batches of ``batch_size``: qonnx ``ChangeBatchSize``, and every
     qonnx ``Im2Col`` (whose shape inference assumes batch 1) replaced by ``BatchedIm2Col`` with the batch in its
     ``input_shape``."""
-    import copy
-
-    from qonnx.custom_op.registry import getCustomOp
-    from qonnx.transformation.change_batchsize import ChangeBatchSize
-
     copied = ModelWrapper(copy.deepcopy(model.model))
     copied = copied.transform(ChangeBatchSize(batch_size))
     for node in copied.get_nodes_by_op_type("Im2Col"):

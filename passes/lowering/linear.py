@@ -1,0 +1,160 @@
+"""Handlers of the elementwise linear ops: ``Mul``, ``Div``, ``Add``, ``Sub``, ``Relu``, ``BatchNormalization``.
+
+They change no data: on an accumulator state they update its exact parameters ``a``, ``b`` (``y = a * acc + b``),
+which the next quantizer folds into its thresholds:
+
+* ``Mul`` of values by a positive constant is the scale of a legalized quantizer (``Vals.scale`` grows; the
+  activation quantizers' map for passes/compare.py is recorded here); by any other constant ``a, b *= c``;
+* ``Div`` by a nonzero constant ``a, b /= c``; ``Add`` / ``Sub`` of a constant shift ``b`` (``c - y`` negates ``a``);
+* ``Add`` / ``Sub`` of two per-tensor scaled values tensors is ``ExactAdd`` with integer alignment coefficients
+  ``k_x, k_y`` (the two integer steps divided by their rational gcd ``g``), ``a = g``;
+* ``Relu`` marks the accumulator (the thresholds absorb it); on positively scaled values it stays a ``Relu``;
+* ``BatchNormalization`` with constant parameters: ``a, b`` -> ``a * m, b * m + (beta - mean * m)`` with
+  ``m = gamma / sqrt(var + eps)`` in float64 (the one rounded parameter, docs/lowered_graph.md).
+
+No linear op applies after a ReLU (the ReLU would have to move past it): such nodes are refused, like float inputs.
+"""
+
+import numpy as np
+from qonnx.util.basic import get_by_name
+
+from custom_ops.general import DOMAIN
+from passes.lowering.handler import Refused
+from passes.lowering.state import Aff, Flt, Vals, frac_gcd, fractions, is_scalar, scalar_of
+
+
+def _const_operand(walker, node):
+    """(index of the dynamic input, constant array) for a binary op with one float constant input, else None."""
+    consts = [walker.init(t) for t in node.input]
+    if consts[0] is None and consts[1] is not None and not isinstance(walker.get(node.input[1]), Vals):
+        return 0, np.asarray(consts[1])
+    if consts[1] is None and consts[0] is not None and not isinstance(walker.get(node.input[0]), Vals):
+        return 1, np.asarray(consts[0])
+    return None
+
+
+def _affine_input(walker, node, tensor):
+    """The Aff of a dynamic input a linear op can be applied to (refused: float input, after a ReLU)."""
+    st = walker.get(tensor)
+    if isinstance(st, Flt):
+        raise Refused(node, f"input {tensor} is a float tensor")
+    st = walker.to_aff(st, node)
+    if st.relu:
+        raise Refused(node, f"input {tensor} is a ReLU output; a linear op cannot move before the ReLU")
+    return st
+
+
+def mul(walker, node):
+    x = walker.get(node.input[0])
+    # the scale Mul of a legalized quantizer: values x positive constant
+    if isinstance(x, Vals) and walker.init(node.input[1]) is not None:
+        c = np.asarray(walker.init(node.input[1]), dtype=np.float64)
+        if np.all(c > 0):
+            walker.state[node.output[0]] = Vals(x.name, x.fmt, x.scale * fractions(c), x.const)
+            if node.input[0].endswith("_values") and not x.const:
+                walker.lowered_map[node.output[0]] = {"values": x.name, "format": x.fmt.qonnx_name,
+                                                      "scale": float(scalar_of(c)) if c.size == 1 else None}
+            return
+    found = _const_operand(walker, node)
+    if found is None:
+        raise Refused(node, "needs one dynamic input and one float constant")
+    idx, c = found
+    st = _affine_input(walker, node, node.input[idx])
+    cf = fractions(c.astype(np.float64))
+    walker.state[node.output[0]] = st.remap(st.a * cf, st.b * cf)
+
+
+def div(walker, node):
+    c = walker.init(node.input[1])
+    st = walker.get(node.input[0])
+    if c is None or walker.init(node.input[0]) is not None:
+        raise Refused(node, "needs a dynamic dividend and a constant divisor")
+    if isinstance(st, Flt):
+        raise Refused(node, f"input {node.input[0]} is a float tensor")
+    c = np.asarray(c, dtype=np.float64)
+    if np.any(c == 0):
+        raise Refused(node, f"divisor {node.input[1]} has zero entries")
+    st = _affine_input(walker, node, node.input[0])
+    inv = 1 / fractions(c)
+    walker.state[node.output[0]] = st.remap(st.a * inv, st.b * inv)
+
+
+def _exact_add(walker, node, x, y, sub):
+    cx = x.unit()
+    cy = y.unit() * (-1 if sub else 1)
+    g = frac_gcd(cx, cy)
+    kx, ky = cx / g, cy / g
+    if kx.denominator != 1 or ky.denominator != 1 or max(abs(kx), abs(ky)) >= 2**62:
+        raise Refused(node, f"the integer steps {cx} and {cy} of the two inputs align only with coefficients "
+                            f"{kx}, {ky} (integers below 2^62 needed)")
+    acc = walker.name(node.output[0] + "_acc")
+    walker.emit("ExactAdd", [x.name, y.name], [acc], domain=DOMAIN, formats=[x.fmt.qonnx_name, y.fmt.qonnx_name],
+                coeffs=[int(kx), int(ky)])
+    walker.state[node.output[0]] = Aff(acc, walker.shape(node.output[0]), fractions(np.float64(0)) + g,
+                                       fractions(np.float64(0.0)))
+
+
+def _add_sub(walker, node, sub):
+    x, y = walker.get(node.input[0]), walker.get(node.input[1])
+    # two quantized tensors (activations or a quantized constant): exact aligned sum
+    if isinstance(x, Vals) and isinstance(y, Vals) and is_scalar(x.scale) and is_scalar(y.scale):
+        _exact_add(walker, node, x, y, sub)
+        return
+    found = _const_operand(walker, node)
+    if found is None:
+        raise Refused(node, "needs two per-tensor scaled quantized inputs, or one dynamic input and one float "
+                            "constant")
+    idx, c = found
+    st = _affine_input(walker, node, node.input[idx])
+    cf = fractions(c.astype(np.float64))
+    if not sub:
+        a, b = st.a, st.b + cf
+    elif idx == 0:
+        a, b = st.a, st.b - cf
+    else:
+        a, b = -st.a, cf - st.b
+    walker.state[node.output[0]] = st.remap(a, b)
+
+
+def add(walker, node):
+    _add_sub(walker, node, False)
+
+
+def sub(walker, node):
+    _add_sub(walker, node, True)
+
+
+def relu(walker, node):
+    st = walker.get(node.input[0])
+    if isinstance(st, Aff):
+        walker.state[node.output[0]] = st.remap(st.a, st.b, relu=True)
+        return
+    if isinstance(st, Vals) and not st.const and np.all(st.scale > 0):
+        out = walker.name(node.output[0])
+        walker.emit("Relu", [st.name], [out])
+        walker.annotate(out, walker.shape(node.output[0]), st.fmt.datatype)
+        walker.state[node.output[0]] = Vals(out, st.fmt, st.scale)
+        return
+    raise Refused(node, f"input {node.input[0]} is neither an accumulator nor positively scaled activation values")
+
+
+def batch_normalization(walker, node):
+    st = walker.get(node.input[0])
+    if isinstance(st, Flt):
+        raise Refused(node, f"input {node.input[0]} is a float tensor")
+    params = [walker.init(t) for t in node.input[1:5]]
+    if any(p is None for p in params):
+        raise Refused(node, "scale, bias, mean and variance must be constants")
+    st = _affine_input(walker, node, node.input[0])
+    gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+    eps = get_by_name(node.attribute, "epsilon")
+    eps = float(eps.f) if eps is not None else 1e-5
+    m = gamma / np.sqrt(var + np.float64(np.float32(eps)))
+    shift = beta - mean * m
+    rank = len(walker.shape(node.output[0]))
+    bshape = [1, -1] + [1] * (rank - 2)
+    mf, af = fractions(m.reshape(bshape)), fractions(shift.reshape(bshape))
+    walker.state[node.output[0]] = st.remap(st.a * mf, st.b * mf + af)
+
+
+HANDLERS = {"Mul": mul, "Div": div, "Add": add, "Sub": sub, "Relu": relu, "BatchNormalization": batch_normalization}

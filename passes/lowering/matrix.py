@@ -1,0 +1,148 @@
+"""Handlers of the matrix products: ``MatMul``, ``Gemm``, ``Conv``.
+
+A product of per-tensor scaled values ``x`` and values ``W`` (a constant weight with one scale per output column, or
+a per-tensor scaled activation) becomes ``ExactMatMul(x, W) -> acc`` with
+``a = s_x 2^lsb_x * s_w[c] 2^lsb_w`` (times Gemm's ``alpha``) and ``b`` = the bias (times Gemm's ``beta``).
+``Gemm`` with ``transB`` multiplies by a transposed copy of the weight. ``Conv`` (group 1, explicit pads) runs as
+qonnx' ``LowerConvsToMatMul`` lays it out: Transpose to NHWC, qonnx ``Im2Col`` (unless 1x1, stride 1, no pad), an
+``ExactMatMul`` with the weight reshaped to (kh * kw * ifm, ofm), and a Transpose back to NCHW kept pending on the
+accumulator, so the requantizer works on NHWC channels.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+from onnx import helper
+
+from compiler.numerics import as_fraction
+from custom_ops.general import DOMAIN
+from passes.lowering.handler import Refused, node_attrs
+from passes.lowering.state import Aff, Vals, fractions, is_scalar, scalar_of
+
+
+def weight_columns(scale, shape):
+    """Per-output-column exact scale of a constant (..., K, N) weight of scale ``scale``; None if it varies along K."""
+    scale = np.broadcast_to(scale, shape)
+    if scale.ndim < 2:
+        return scale
+    first = scale[..., :1, :]
+    if not np.all(scale == first):
+        return None
+    return first.reshape(scale.shape[:-2] + (scale.shape[-1],))
+
+
+def _check_input(node, x):
+    if not (isinstance(x, Vals) and is_scalar(x.scale)):
+        raise Refused(node, f"input {node.input[0]} is not a per-tensor scaled quantized tensor")
+
+
+def _columns(node, w, scale, shape):
+    """The per-column scale of the weight operand (refused: float, or scale varying along K)."""
+    if not isinstance(w, Vals):
+        raise Refused(node, f"weight {node.input[1]} is not quantized")
+    if w.const:
+        cols = weight_columns(scale, shape)
+        if cols is None:
+            raise Refused(node, f"the scale of weight {node.input[1]} varies along the reduction axis")
+        return cols
+    if is_scalar(w.scale):
+        return w.scale.reshape(())
+    raise Refused(node, f"dynamic weight {node.input[1]} is not per-tensor scaled")
+
+
+def _emit_matmul(walker, x, w_name, w_fmt, out, cols, bias=None, alpha=1.0):
+    acc = walker.name(out + "_acc")
+    walker.emit("ExactMatMul", [x.name, w_name], [acc], domain=DOMAIN, input_format=x.fmt.qonnx_name,
+                weight_format=w_fmt.qonnx_name)
+    lsb = Fraction(2) ** (x.fmt.lsb_exponent + w_fmt.lsb_exponent)
+    a = (scalar_of(x.scale) * lsb * as_fraction(alpha)) * np.asarray(cols, dtype=object)
+    b = fractions(np.float64(0.0)) if bias is None else bias
+    walker.state[out] = Aff(acc, walker.shape(out), a, b)
+
+
+def matmul(walker, node):
+    x, w = walker.get(node.input[0]), walker.get(node.input[1])
+    _check_input(node, x)
+    shape = walker.init(w.name).shape if isinstance(w, Vals) and w.const else None
+    cols = _columns(node, w, w.scale if isinstance(w, Vals) else None, shape)
+    _emit_matmul(walker, x, w.name, w.fmt, node.output[0], cols)
+
+
+def gemm(walker, node):
+    attrs = node_attrs(node)
+    if attrs.get("transA", 0):
+        raise Refused(node, "transA=1 is not supported")
+    x, w = walker.get(node.input[0]), walker.get(node.input[1])
+    if not (isinstance(w, Vals) and w.const):
+        raise Refused(node, f"weight {node.input[1]} is not a quantized constant")
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = walker.init(node.input[2])
+        if c is None:
+            raise Refused(node, f"bias {node.input[2]} is not a constant")
+        bias = fractions(np.asarray(c, dtype=np.float64) * 1.0) * as_fraction(attrs.get("beta", 1.0))
+    _check_input(node, x)
+    weight = np.asarray(walker.init(w.name))
+    scale = np.broadcast_to(w.scale, weight.shape)
+    if attrs.get("transB", 0):
+        weight, scale = weight.T, scale.T
+    cols = _columns(node, w, scale, weight.shape)
+    w_name = w.name
+    if attrs.get("transB", 0):
+        w_name = walker.const(w.name + "_T", np.ascontiguousarray(weight))
+        walker.model.set_tensor_datatype(w_name, w.fmt.datatype)
+    _emit_matmul(walker, x, w_name, w.fmt, node.output[0], cols, bias, attrs.get("alpha", 1.0))
+
+
+def conv(walker, node):
+    x, w = walker.get(node.input[0]), walker.get(node.input[1])
+    attrs = node_attrs(node)
+    if attrs.get("group", 1) != 1:
+        raise Refused(node, f"group={attrs['group']}; only group=1 lowers to a matrix product")
+    if not (isinstance(x, Vals) and isinstance(w, Vals) and w.const):
+        raise Refused(node, "needs quantized input values and a quantized constant weight")
+    _check_input(node, x)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise Refused(node, "auto_pad is not supported; export with explicit pads")
+    wv = np.asarray(walker.init(w.name))
+    if wv.ndim != 4:
+        raise Refused(node, f"weight of rank {wv.ndim}; only 2D convolutions (rank-4 weights) are supported")
+    ofm, ifm, kh, kw = wv.shape
+    wscale = np.broadcast_to(w.scale, wv.shape)
+    cols = wscale[:, :1, :1, :1]
+    if not np.all(wscale == cols):
+        raise Refused(node, f"the scale of weight {node.input[1]} varies within an output channel")
+    b = fractions(np.float64(0.0))
+    if len(node.input) > 2 and node.input[2]:
+        c = walker.init(node.input[2])
+        if c is None:
+            raise Refused(node, f"bias {node.input[2]} is not a constant")
+        b = fractions(np.asarray(c, dtype=np.float64).reshape(1, ofm, 1, 1))
+    n, _, ih, iw = walker.shape(node.input[0])
+    _, _, oh, ow = walker.shape(node.output[0])
+    strides = list(attrs.get("strides", [1, 1]))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    dil = list(attrs.get("dilations", [1, 1]))
+    nhwc = walker.name(node.output[0] + "_nhwc_in")
+    walker.emit("Transpose", [x.name], [nhwc], perm=[0, 2, 3, 1])
+    walker.annotate(nhwc, [n, ih, iw, ifm], x.fmt.datatype)
+    mm_in = nhwc
+    if any(pads) or kh != 1 or kw != 1 or any(s != 1 for s in strides):
+        mm_in = walker.name(node.output[0] + "_im2col")
+        walker.emit("Im2Col", [nhwc], [mm_in], domain="qonnx.custom_op.general", stride=strides,
+                    kernel_size=[kh, kw], pad_amount=pads, input_shape=f"(1,{ih},{iw},{ifm})", dilations=dil)
+        walker.annotate(mm_in, [n, oh, ow, kh * kw * ifm], x.fmt.datatype)
+    w_mm = wv.transpose(0, 2, 3, 1).reshape(ofm, -1).T  # qonnx LowerConvsToMatMul's (kh, kw, ifm) order
+    w_name = walker.const(w.name + "_matmul", np.ascontiguousarray(w_mm))
+    walker.model.set_tensor_datatype(w_name, w.fmt.datatype)
+    acc = walker.name(node.output[0] + "_acc")
+    walker.emit("ExactMatMul", [mm_in, w_name], [acc], domain=DOMAIN, input_format=x.fmt.qonnx_name,
+                weight_format=w.fmt.qonnx_name)
+    lsb = Fraction(2) ** (x.fmt.lsb_exponent + w.fmt.lsb_exponent)
+    a = (scalar_of(x.scale) * lsb) * np.asarray(cols, dtype=object).reshape(1, ofm, 1, 1)
+    back = helper.make_node("Transpose", ["_"], ["_"], perm=[0, 3, 1, 2], name="conv_out_transpose")
+    walker.state[node.output[0]] = Aff(acc, [n, oh, ow, ofm], a, b, False,
+                                       [(back, [n, oh, ow, ofm], [n, ofm, oh, ow])])
+
+
+HANDLERS = {"MatMul": matmul, "Gemm": gemm, "Conv": conv}

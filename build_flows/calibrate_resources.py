@@ -1,23 +1,43 @@
 """Calibrate the MinifloatMVAU LUT / FF estimate against Yosys ``synth_xilinx`` (xc7) results.
 
-Fitting part (this section) is independent of the hardware: a linear model  resource ~= sum_j c_j * f_j(config)
-over physically motivated features, fitted by non-negative least squares on *relative* residuals (each row divided by
-its measured value), because the quality target is a median absolute percentage error and the designs span two orders
-of magnitude in size. Non-negative coefficients keep every term a cost (no cancelling terms that extrapolate badly).
+    python build_flows/calibrate_resources.py --jobs 2
+    python build_flows/calibrate_resources.py --refit-from docs/results/calibration/calibration.csv
+
+Measuring: the generated RTL of a grid of MinifloatMVAU configurations (formats, sizes, foldings:
+``CALIBRATION_GRID``, plus ``HELD_OUT`` for the error on unseen designs) is synthesized with Yosys. Fitting is
+independent of the hardware: a linear model  resource ~= sum_j c_j * f_j(config)  over physically motivated
+features, fitted by non-negative least squares on *relative* residuals (each row divided by its measured value),
+because the quality target is a median absolute percentage error and the designs span two orders of magnitude in
+size. Non-negative coefficients keep every term a cost (no cancelling terms that extrapolate badly). Outputs:
+``--model-file`` (coefficients and errors, read by the MVAU's estimate), ``calibration.csv`` and ``calibration.png``
+in ``--output-dir``.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from qonnx.custom_op.registry import getCustomOp
+from scipy.optimize import nnls
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import custom_ops  # noqa: E402, F401  (registers the hardware ops with qonnx/finn)
 from compiler.errors import MinifinnError  # noqa: E402
+from compiler.finn_env import ensure_finn_offline  # noqa: E402
+from compiler.numerics import parse_format  # noqa: E402
+from compiler.synth import synthesize  # noqa: E402
+from custom_ops.examples import random_mvau_model  # noqa: E402
+from finn.transformation.fpgadataflow.prepare_ip import PrepareIP  # noqa: E402
 
 
 def fit_linear_model(X, y, feature_names, *, relative: bool = True, nonneg: bool = True) -> dict:
@@ -45,8 +65,6 @@ def fit_linear_model(X, y, feature_names, *, relative: bool = True, nonneg: bool
     scale[scale == 0] = 1.0
     As = A / scale
     if nonneg:
-        from scipy.optimize import nnls
-
         cs, _ = nnls(As, b, maxiter=50 * As.shape[1])
     else:
         cs, *_ = np.linalg.lstsq(As, b, rcond=None)
@@ -76,8 +94,6 @@ def median_abs_pct_error(pred, meas) -> float:
 # Measuring: synthesize the generated MinifloatMVAU RTL over a grid of formats, sizes and foldings.
 
 def _fmt(name):
-    from compiler.numerics import parse_format
-
     return parse_format(name)
 
 
@@ -107,8 +123,6 @@ FIXED_COEFFICIENTS = {"threshold_stage": 1.0}
 
 
 def _random_mvau(config):
-    from custom_ops.examples import random_mvau_model
-
     fa, fw, fo, mw, mh, pe, simd, no_act = config
     model, _ = random_mvau_model(_fmt(fa), _fmt(fw), _fmt(fo), mw, mh, pe, simd, no_act, domain_suffix=".rtl")
     model.graph.node[0].op_type = "MinifloatMVAU_rtl"
@@ -117,10 +131,6 @@ def _random_mvau(config):
 
 def features_of(config):
     """Model features of one configuration (the same seeded random MVAU that ``measure`` synthesizes)."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    import custom_ops  # noqa: F401
-
     return getCustomOp(_random_mvau(config).graph.node[0]).resource_features()
 
 
@@ -139,12 +149,6 @@ def fit_with_fixed(X, y, names, fixed):
 
 def measure(config, jobs=1):
     """Yosys LUTs of the generated RTL of one MinifloatMVAU configuration, plus its model features."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    from compiler.finn_env import ensure_finn_offline
-    from compiler.synth import synthesize
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
-
     ensure_finn_offline()
     model = _random_mvau(config).transform(PrepareIP("xc7z020clg400-1", 10.0))
     inst = getCustomOp(model.graph.node[0])
@@ -154,8 +158,6 @@ def measure(config, jobs=1):
 
 def _results_from_csv(path, configs):
     """(features, LUT, FF) per configuration from an earlier run's calibration.csv (every configuration needed)."""
-    import csv
-
     measured = {}
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -169,11 +171,6 @@ def _results_from_csv(path, configs):
 
 
 def main(argv=None):
-    import argparse
-    import csv
-    import json
-    from concurrent.futures import ThreadPoolExecutor
-
     p = argparse.ArgumentParser(description="Fit the MinifloatMVAU LUT model to Yosys synthesis of its RTL")
     p.add_argument("--output-dir", type=Path, default=REPO / "docs" / "results" / "calibration")
     p.add_argument("--model-file", type=Path, default=REPO / "custom_ops" / "resource_model.json")
@@ -210,12 +207,8 @@ def main(argv=None):
         for i, (cfg, r) in enumerate(zip(configs, results)):
             w.writerow(["calibration" if i < n_cal else "held_out", *cfg, int(y[i]), r[2], int(round(pred[i])),
                         round(float(abs_pct_errors([pred[i]], [y[i]])[0]), 1)])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))  # matplotlib's object API: no pyplot state, no global backend
+    ax = fig.subplots()
     ax.loglog(y[:n_cal], pred[:n_cal], "o", label=f"calibration (median {err_cal:.1f} %)")
     ax.loglog(y[n_cal:], pred[n_cal:], "s", label=f"held out (median {err_held:.1f} %)")
     lim = [min(y.min(), pred.min()) * 0.8, max(y.max(), pred.max()) * 1.2]

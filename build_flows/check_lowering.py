@@ -14,52 +14,34 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from compiler.data import load_data  # noqa: E402
+from compiler.export import export_qonnx_model  # noqa: E402
+from compiler.finn_env import ensure_finn_offline  # noqa: E402
+from compiler.ptq import quantize_ptq  # noqa: E402
+from compiler.training import evaluate, train  # noqa: E402
+from compiler.zoo import build_model  # noqa: E402
+from compiler.zoo.configs import MODEL_CONFIGS  # noqa: E402
+from passes import lower_qonnx  # noqa: E402
+from passes.compare import compare_lowered  # noqa: E402
+
 FORMAT_GRID = ["fp:e4m3", "fp:e3m2", "fp:e2m3", "fp:e2m1", "int:8", "int:4",
                "w=fp:e2m1,a=fp:e3m2", "w=int:4,a=fp:e4m3", "w=fp:e3m2,a=int:8"]
-MODEL_CONFIGS = {
-    "digits": {"mlp": dict(in_features=64, hidden=(64, 64)), "cnn": dict(width=16, image_size=8),
-               "vit": dict(image_size=8, patch_size=2, dim=32, depth=1, heads=2)},
-    # Fashion-MNIST CNN: 32 channels (float on the first 2,000 test images after 8 epochs: 79.8 %; 16 channels:
-    # 73.9 %, and 65.5 % after 3 epochs). A flattening head reaches 88.9 % but has no hardware mapping yet (the
-    # Flatten between hardware nodes and the requantizer behind it stay unmapped).
-    "fashion": {"mlp": dict(in_features=784, hidden=(256, 128)), "cnn": dict(width=32, image_size=28),
-                "vit": dict(image_size=28, patch_size=7, dim=64, depth=2, heads=4)},
-}
-
-
-def load_data(name):
-    from compiler.data import load_digits, load_fashion_mnist
-
-    if name == "digits":
-        (xtr, ytr), (xte, yte) = load_digits("train"), load_digits("test")
-        return xtr, ytr, xte, yte
-    (xtr, ytr), (xte, yte) = load_fashion_mnist("train"), load_fashion_mnist("test")
-    return xtr[:10000], ytr[:10000], xte, yte
 
 
 def check_model(model_name, data="digits", formats=FORMAT_GRID, images=1000, epochs=None, tmp_dir=None,
                 progress=True):
     """Rows (one per format) of the lowering comparison for one zoo model."""
-    import tempfile
-
-    import numpy as np
-    import torch
-
-    from compiler.export import export_qonnx_model
-    from compiler.finn_env import ensure_finn_offline
-    from compiler.ptq import quantize_ptq
-    from compiler.training import evaluate, train
-    from compiler.zoo import build_model
-    from passes import lower_qonnx
-    from passes.compare import compare_lowered
-
     ensure_finn_offline()
     torch.set_num_threads(1)
     xtr, ytr, xte, yte = load_data(data)

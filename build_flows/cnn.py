@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_flows.classifier_flow import FlowSpec, parse_args as _parse_args, run_flow  # noqa: E402
+from build_flows.classifier_flow import ClassifierFlow, FlowSpec  # noqa: E402
 
 # lr 1e-2 (not the default 3e-3): measured on the full training set, 5 epochs: 87.2 % vs 83.8 % test accuracy.
 # PTQ with bias correction: on a 3-epoch model (77.2 % float, 2,000 test images) E3M2 keeps 77.1 % instead of
@@ -30,13 +30,15 @@ SPEC = FlowSpec(model="cnn", model_cfg=dict(width=16, image_size=28), quick_mode
                 epochs=8, quick_epochs=4, default_output_dir="out/cnn", train_kwargs=dict(lr=1e-2),
                 ptq=("calibrate", "bias_correction"), eight_bit_ends=True)
 
+FLOW = ClassifierFlow(SPEC, "cnn.py", __doc__)
+
 
 def parse_args(argv=None):
-    return _parse_args("cnn.py", __doc__, SPEC, argv)
+    return FLOW.parse_args(argv)
 
 
 def main(argv=None):
-    return run_flow(parse_args(argv), SPEC, "cnn.py")
+    return FLOW.run(parse_args(argv))
 
 
 if __name__ == "__main__":

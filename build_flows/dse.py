@@ -8,11 +8,11 @@
 
 Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports;
 ``--ptq calibrate``: calibration only), QONNX export, lowering, accuracy of the lowered (hardware-exact) graph on
-``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse.py).
+``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse/).
 Outputs in --output-dir: ``dse_points.csv`` (one row per point, Pareto flags for LUT and weight memory),
 ``dse_points.json``, ``pareto.png``, ``index.html`` (plots, Pareto points, minifloat vs integer at each width);
 finished points are cached in ``points/`` and reused, so a rerun resumes. ``--mixed`` adds
-``mixed_precision.json``: per-layer weight formats from a sensitivity-guided search (compiler/dse.py
+``mixed_precision.json``: per-layer weight formats from a sensitivity-guided search (compiler/dse/mixed.py
 ``mixed_precision_search``) against the best uniform format within a LUT budget, with the per-layer sensitivities and
 the tried combinations; ``--confirm-images`` re-measures both winners on test images the search did not see.
 """
@@ -23,13 +23,30 @@ import argparse
 import csv
 import html
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from compiler.dse import (  # noqa: E402
+    ALL_FORMATS,
+    HW_CHECK_IMAGES,
+    QUICK_FORMATS,
+    evaluate_point,
+    layer_alternatives,
+    mixed_precision_search,
+    pareto_flags,
+    run_points,
+    side_by_side,
+)
+from compiler.errors import ConfigError, MinifinnError  # noqa: E402
 
 CSV_FIELDS = ["model", "weights", "acts", "ptq", "accuracy", "LUT", "FF", "BRAM_18K", "DSP", "weight_bits",
               "pareto_lut", "pareto_memory", "w_bits", "a_bits", "LUT_mvau", "accuracy_qonnx", "images", "max_cycles",
@@ -37,8 +54,6 @@ CSV_FIELDS = ["model", "weights", "acts", "ptq", "accuracy", "LUT", "FF", "BRAM_
 
 
 def parse_args(argv=None):
-    from compiler.dse import ALL_FORMATS
-
     p = argparse.ArgumentParser(prog="dse.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", choices=["mlp", "cnn", "vit"], help="default: cnn and vit")
@@ -75,8 +90,6 @@ def parse_args(argv=None):
 
 def tasks_for(args):
     if args.quick:
-        from compiler.dse import QUICK_FORMATS
-
         models, data, formats, ptq, images = ["mlp"], "digits", QUICK_FORMATS, "calibrate", 359
         epochs = args.epochs or 10
     else:
@@ -84,8 +97,6 @@ def tasks_for(args):
             args.images
         epochs = args.epochs or (15 if data == "digits" else 8)
     pairs = [(w, a) for w in formats for a in formats] if args.cross else [(f, f) for f in formats]
-    from compiler.dse import HW_CHECK_IMAGES
-
     hw_images = HW_CHECK_IMAGES if args.hw_images is None else args.hw_images
     return [dict(model=m, w=w, a=a, ptq=ptq, data=data, images=images, target_cycles=args.target_cycles,
                  out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images) for m in models for w, a in pairs]
@@ -93,14 +104,10 @@ def tasks_for(args):
 
 def write_outputs(rows, out):
     """Rows without an error get Pareto flags and appear in the plots; failed points are listed in index.html."""
-    from compiler.dse import pareto_flags, side_by_side
-
     failed = [r for r in rows if r.get("error")]
     rows = [r for r in rows if not r.get("error")]
     if not rows:
         (out / "dse_failed.json").write_text(json.dumps(failed, indent=1))
-        from compiler.errors import MinifinnError
-
         raise MinifinnError(f"none of the {len(failed)} points could be built (first: {failed[0]['model']} W "
                             f"{failed[0]['weights']} A {failed[0]['acts']}: {failed[0]['error']}); "
                             f"the list is in {out / 'dse_failed.json'}")
@@ -120,11 +127,7 @@ def write_outputs(rows, out):
 
 
 def _plot(rows, path):
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     models = sorted({r["model"] for r in rows})
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
     for i, model in enumerate(models):
@@ -208,11 +211,6 @@ def _mixed(args, tasks, rows):
 
 def _mixed_model(args, task, uniform):
     """One model's mixed-precision result: budget, best uniform point, search result, optional held-out check."""
-    import statistics
-
-    from compiler.dse import layer_alternatives, mixed_precision_search
-    from compiler.errors import ConfigError
-
     if not uniform:
         raise ConfigError(f"--mixed needs uniform W = A points of {task['model']}; none was built")
     budget = args.budget_lut or statistics.median(r["LUT"] for r in uniform)
@@ -242,9 +240,6 @@ def _mixed_model(args, task, uniform):
 def _confirm(task, best_uniform, mixed, images):
     """Both winners re-measured on ``images`` test images the search never saw (right after the search's images):
     the search picks among many configurations on the same images, so its margin over uniform is biased upwards."""
-    from compiler.dse import evaluate_point
-    from compiler.errors import ConfigError
-
     rows = {}
     for name, row in (("best_uniform", best_uniform), ("mixed", mixed)):
         held = evaluate_point(dict(task, w=row["weights"], a=row["acts"], overrides=row.get("overrides") or {},
@@ -264,9 +259,6 @@ def _confirm(task, best_uniform, mixed, images):
 
 def main(argv=None):
     args = parse_args(argv)
-    from compiler.dse import run_points
-    from compiler.errors import MinifinnError
-
     args.output_dir.mkdir(parents=True, exist_ok=True)
     tasks = tasks_for(args)
     t0 = time.time()
@@ -288,7 +280,7 @@ def main(argv=None):
             return 2
     print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
           "index.html")
-    for model, entries in __import__("compiler.dse", fromlist=["side_by_side"]).side_by_side(rows).items():
+    for model, entries in side_by_side(rows).items():
         for e in entries:
             i, f = e["int"], e["minifloat"]
             print(f"  {model} {e['bits']} bits: integer {i['weights'] if i else '-'} "

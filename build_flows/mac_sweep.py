@@ -6,8 +6,8 @@
 Configurations (weight format x activation format x unit):
 - formats: INT3 ... INT8 and every ExMy with 3 <= 1+E+M <= 8, E, M >= 1 (21 minifloat formats); equal weight and
   activation formats, plus the mixed pairs in ``MIXED_PAIRS``;
-- units: ``mac`` = one multiplier + Kulisch accumulator (``mf_mac``), ``dotp8`` / ``dotp16`` = SIMD-wide dot product with
-  adder tree + accumulator (``mf_dotp``), from the MAC library ``custom_ops/mac/*.v``;
+- units: ``mac`` = one multiplier + Kulisch accumulator (``mf_mac``), ``dotp8`` / ``dotp16`` = SIMD-wide dot product
+  with adder tree + accumulator (``mf_dotp``), from the MAC library ``custom_ops/mac/*.v``;
 - accumulator width: worst case for a dot product of length ``k`` (``--k``, default 512) from
   ``compiler.numerics.accumulator_bits`` (integer: r_a + r_b + ceil(log2 k) + 1; minifloat:
   2^E_a + M_a + 2^E_b + M_b + ceil(log2 k) - 1). The same ``k`` is used for all three units so that they differ only
@@ -32,7 +32,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allow `python build_flows/mac_sweep.py` without installation
     sys.path.insert(0, str(REPO))
 
+from matplotlib.figure import Figure  # noqa: E402
+
 from compiler.errors import MinifinnError  # noqa: E402
+from compiler.numerics import IntFormat, MinifloatFormat, accumulator_bits, parse_format  # noqa: E402
+from compiler.synth import SynthJob, synthesize_many  # noqa: E402
+from custom_ops.mac import operand_params, verilog_sources  # noqa: E402
 
 MAC_DIR = REPO / "custom_ops" / "mac"
 UNITS = {"mac": 1, "dotp8": 8, "dotp16": 16}  # unit name -> SIMD lanes
@@ -65,8 +70,6 @@ def all_format_names(min_bits: int = 3, max_bits: int = 8) -> list[str]:
 
 def parse_name(name: str):
     """'int4' | 'e3m2' (also 'int:4', 'fp:e3m2') -> numerics format object."""
-    from compiler.numerics import IntFormat, MinifloatFormat, parse_format
-
     n = name.strip().lower()
     if n.startswith("int") and n[3:].isdigit():
         return IntFormat(int(n[3:]))
@@ -96,8 +99,6 @@ def configurations(quick: bool = False, units=None, k: int = 512, formats=None, 
     mixed (weight, activation) pairs in ``mixed`` (default: ``MIXED_PAIRS``, ``QUICK_MIXED`` when quick, none when
     ``formats`` is given).
     """
-    from compiler.numerics import accumulator_bits
-
     names = list(formats or (QUICK_FORMATS if quick else all_format_names()))
     if mixed is None:  # explicit --formats: only those (equal pairs)
         mixed = [] if formats else (QUICK_MIXED if quick else MIXED_PAIRS)
@@ -119,9 +120,6 @@ def configurations(quick: bool = False, units=None, k: int = 512, formats=None, 
 
 def synth_job(cfg, dsp=False):
     """The Yosys job of one configuration: mf_mac (unit "mac") or mf_dotp with SIMD lanes."""
-    from compiler.synth import SynthJob
-    from custom_ops.mac import operand_params, verilog_sources
-
     (ab, ae, asg), (bb, be, bsg) = operand_params(cfg["afmt"]), operand_params(cfg["wfmt"])
     params = dict(A_BITS=ab, A_E=ae, A_SIGNED=asg, B_BITS=bb, B_E=be, B_SIGNED=bsg, ACC_BITS=cfg["acc_bits"])
     top = "mf_mac"
@@ -134,8 +132,6 @@ def synth_job(cfg, dsp=False):
 
 def run_sweep(configs, jobs=1, dsp=False, progress=True):
     """Synthesize every configuration; returns CSV rows (dicts with ``CSV_COLUMNS``)."""
-    from compiler.synth import synthesize_many
-
     results = synthesize_many([synth_job(c, dsp) for c in configs], n_jobs=jobs, progress=progress,
                               desc="mac-sweep")
     rows = []
@@ -197,13 +193,11 @@ def summarize(rows):
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """LUTs vs operand bits and the minifloat / INT LUT ratio per unit, as a PNG at ``path`` (matplotlib's object
+    API: no pyplot state, no global backend)."""
     units = [u for u in UNITS if any(r["unit"] == u for r in rows)]
-    fig, axes = plt.subplots(2, len(units), figsize=(5 * len(units), 8), squeeze=False)
+    fig = Figure(figsize=(5 * len(units), 8))
+    axes = fig.subplots(2, len(units), squeeze=False)
     for col, unit in enumerate(units):
         ax, ax_ratio = axes[0][col], axes[1][col]
         eq = [r for r in rows if r["unit"] == unit and r["weight_fmt"] == r["act_fmt"]]
@@ -224,7 +218,6 @@ def plot(rows, path):
         ax_ratio.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def build_parser():

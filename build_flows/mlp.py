@@ -19,18 +19,20 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_flows.classifier_flow import FlowSpec, parse_args as _parse_args, run_flow  # noqa: E402
+from build_flows.classifier_flow import ClassifierFlow, FlowSpec  # noqa: E402
 
 SPEC = FlowSpec(model="mlp", model_cfg=dict(in_features=784, hidden=(256, 128)),
                 quick_model_cfg=dict(in_features=784, hidden=(64, 32)), epochs=5, default_output_dir="out/mlp")
 
+FLOW = ClassifierFlow(SPEC, "mlp.py", __doc__)
+
 
 def parse_args(argv=None):
-    return _parse_args("mlp.py", __doc__, SPEC, argv)
+    return FLOW.parse_args(argv)
 
 
 def main(argv=None):
-    return run_flow(parse_args(argv), SPEC, "mlp.py")
+    return FLOW.run(parse_args(argv))
 
 
 if __name__ == "__main__":

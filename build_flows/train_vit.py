@@ -37,7 +37,9 @@ import torch  # noqa: E402
 
 from compiler.data import load_fashion_mnist  # noqa: E402
 from compiler.ptq import best_ptq, quantize_ptq  # noqa: E402
-from compiler.training import evaluate, save_checkpoint, train  # noqa: E402
+from compiler.training import evaluate, load_checkpoint, save_checkpoint, train  # noqa: E402
+from compiler.zoo import QuantSpec, build_model  # noqa: E402
+from compiler.zoo import eight_bit_format as edge_format  # noqa: E402  (first/last layer format of a run)
 
 PTQ_FORMATS = ["fp:e4m3", "fp:e3m2", "fp:e2m3", "fp:e2m1", "int:8", "int:4"]
 PTQ_SEARCH_SETS = {
@@ -48,15 +50,8 @@ PTQ_SEARCH_SETS = {
 }
 
 
-def edge_format(fmt: str) -> str:
-    """8-bit format of the first and last layer for a run in ``fmt``: fp:e4m3 for minifloats, int:8 for integers."""
-    return "fp:e4m3" if fmt.startswith("fp:") else "int:8"
-
-
 def make_spec(fmt: str):
-    """The zoo QuantSpec for W/A = ``fmt`` with first/last layer at :func:`edge_format`."""
-    from compiler.zoo import QuantSpec
-
+    """The zoo QuantSpec for W/A = ``fmt`` with first/last layer at the 8-bit format of its family."""
     return QuantSpec(weights=fmt, acts=fmt, first=edge_format(fmt), last=edge_format(fmt))
 
 
@@ -75,8 +70,6 @@ def model_config(args) -> dict:
 
 
 def run_ptq(args, float_model, cfg, x_train, y_train, x_test, y_test, float_acc, out: Path):
-    from compiler.zoo import build_model
-
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(len(x_train), size=min(args.calib_size, len(x_train)), replace=False)
     calib_x, calib_y = x_train[idx], y_train[idx]
@@ -135,9 +128,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-
-    from compiler.zoo import build_model
-    from compiler.training import load_checkpoint
 
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,15 @@ latency and LUT/BRAM/DSP against each board. Vendor steps (bitstream) need Vivad
 
 Outputs in --output-dir: ``vit_float.pt``, ``vit_tiny.qonnx.onnx``, ``report/accuracy.json``,
 ``report/summary.md``, ``build/`` (the build's report/, intermediate_models/, driver/), ``build_<board>/report/``.
+With --deit: ``deit_tiny.qonnx.onnx``, ``report/estimates.json``, ``build/report/``, ``build_<board>/report/``.
+
+The stages are those of ``build_flows/classifier_flow.py``'s ``Flow``; ``ViTFlow`` adds the golden check, the
+board fallback, the estimates for further boards and the hardware-exact accuracy on the test set, ``DeiTFlow``
+replaces training and data by given or random weights and random calibration images and builds to estimates only.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -35,115 +39,262 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allow `python build_flows/vit_tiny.py` without installation
     sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
+
+from build_flows.classifier_flow import Flow, FlowSpec, board_numbers  # noqa: E402
+from compiler.boards import get_board  # noqa: E402
+from compiler.config import BuildConfig  # noqa: E402
+from compiler.export import compare_with_brevitas  # noqa: E402
+from compiler.hw_accuracy import hardware_exact_accuracy  # noqa: E402
+from compiler.qonnx_formats import recorded_formats  # noqa: E402
+from compiler.runner import run_build  # noqa: E402
+from compiler.steps import step_estimate_reports, step_folding  # noqa: E402
+from compiler.training import evaluate  # noqa: E402
+from compiler.zoo import build_model, load_timm_vit_state_dict  # noqa: E402
+from passes.resource_folding import FoldingBudgetError  # noqa: E402
+
+VIT = FlowSpec(
+    model="vit",
+    model_cfg=dict(image_size=28, in_channels=1, patch_size=7, dim=64, depth=4, heads=4, mlp_ratio=2, num_classes=10,
+                   pooling="gap"),
+    quick_model_cfg=dict(image_size=28, in_channels=1, patch_size=7, dim=32, depth=1, heads=2, mlp_ratio=2,
+                         num_classes=10, pooling="gap"),
+    epochs=8, quick_epochs=1, default_output_dir="out/vit_tiny",
+    train_kwargs=dict(lr=3e-3, batch_size=128, weight_decay=0.05, label_smoothing=0.1),
+    eight_bit_ends=True, verify_images=16, quick_verify_images=2, qonnx_name="vit_tiny.qonnx.onnx",
+    seed=None,  # torch's per-process random seed: a fresh float model differs run to run; its checkpoint is reused
+)
+DEIT_CFG = dict(image_size=224, in_channels=3, patch_size=16, dim=192, depth=12, heads=3, mlp_ratio=4, num_classes=1000,
+                pooling="cls")
+DEIT = FlowSpec(model="vit", model_cfg=DEIT_CFG, quick_model_cfg=DEIT_CFG, epochs=0, quick_epochs=0,
+                default_output_dir="out/deit_tiny", eight_bit_ends=True, qonnx_name="deit_tiny.qonnx.onnx", seed=0)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="vit_tiny.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--quick", action="store_true", help="smoke run: small model, 2,000 training images, 1 epoch")
-    p.add_argument("--deit", action="store_true",
-                   help="DeiT-tiny-sized model (224x224x3, patch 16, dim 192, depth 12, heads 3, class token): "
-                        "random weights (or --state-dict), estimates for --estimate-boards only")
-    p.add_argument("--state-dict", type=Path, default=None,
-                   help="with --deit: a timm/torchvision-style DeiT/ViT state dict (.pt/.pth) to load")
-    p.add_argument("--weights", default="fp:e3m2", help="weight format, e.g. fp:e3m2, fp:e4m3, int:4")
-    p.add_argument("--acts", default="fp:e3m2", help="activation format, e.g. fp:e3m2, int:8")
-    p.add_argument("--first", default=None, help="first-layer format (default: 8-bit: fp:e4m3 or int:8)")
-    p.add_argument("--last", default=None, help="last-layer format (default: 8-bit: fp:e4m3 or int:8)")
-    p.add_argument("--board", default="Pynq-Z2", help="board of the build (folding, reports, verification)")
-    p.add_argument("--estimate-boards", default="U250",
-                   help="comma-separated boards that get estimate reports too (empty: none)")
-    p.add_argument("--target-fps", type=float, default=None, help="throughput target (default: fastest that fits)")
-    p.add_argument("--impl", choices=["rtl", "hls"], default="rtl",
-                   help="node implementation where both exist (rtl: Icarus rtlsim + stitched simulation; hls: g++ "
-                        "cppsim node by node)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 8, --quick 1)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
-    p.add_argument("--golden-images", type=int, default=2000,
-                   help="test images for QONNX golden vs Brevitas (default 2000)")
-    p.add_argument("--verify-images", type=int, default=None,
-                   help="test images for the verification ladder (default 16, --quick 2)")
-    p.add_argument("--accuracy-images", type=int, default=None,
-                   help="test images for the hardware-exact accuracy (default: the whole test set)")
-    p.add_argument("--workers", type=int, default=2, help="processes for the hardware-exact accuracy")
-    p.add_argument("--checkpoint", type=Path, default=None, help="float checkpoint to use instead of training")
-    p.add_argument("--data-dir", type=Path, default=None, help="directory with the Fashion-MNIST IDX files")
-    p.add_argument("--output-dir", type=Path, default=None, help="default out/vit_tiny (out/deit_tiny with --deit)")
-    args = p.parse_args(argv)
-    if args.output_dir is None:
-        args.output_dir = Path("out/deit_tiny" if args.deit else "out/vit_tiny")
-    return args
+class ViTFlow(Flow):
+    """The flagship: the classifier skeleton with the QONNX golden check, a build that falls back to the next
+    --estimate-boards board when the design does not fit --board, estimates for the other boards, and the
+    hardware graph's bit-exact accuracy; ``report/accuracy.json`` and ``report/summary.md``."""
+
+    messages = {
+        "reuse": "[1/7] float model: loaded {ckpt} (trained {trained} s)",
+        "retrain": "[1/7] {ckpt} has another configuration; training anew",
+        "train": "[1/7] training the float ViT ({params} parameters, {epochs} epochs, {threads} threads)",
+        "float_accuracy": "      float test accuracy {pct:.2f} %",
+        "ptq": "[2/7] PTQ to {qspec}",
+        "quantized_accuracy": "      Brevitas-quantized test accuracy {pct:.2f} %",
+        "export": "[3/7] QONNX export",
+    }
+
+    def add_arguments(self, p):
+        p.add_argument("--deit", action="store_true",
+                       help="DeiT-tiny-sized model (224x224x3, patch 16, dim 192, depth 12, heads 3, class token): "
+                            "random weights (or --state-dict), estimates for --estimate-boards only")
+        p.add_argument("--state-dict", type=Path, default=None,
+                       help="with --deit: a timm/torchvision-style DeiT/ViT state dict (.pt/.pth) to load")
+        p.add_argument("--estimate-boards", default="U250",
+                       help="comma-separated boards that get estimate reports too (empty: none)")
+        p.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+        p.add_argument("--golden-images", type=int, default=2000,
+                       help="test images for QONNX golden vs Brevitas (default 2000)")
+        p.add_argument("--accuracy-images", type=int, default=None,
+                       help="test images for the hardware-exact accuracy (default: the whole test set)")
+        p.add_argument("--workers", type=int, default=2, help="processes for the hardware-exact accuracy")
+        p.add_argument("--checkpoint", type=Path, default=None, help="float checkpoint to use instead of training")
+        p.add_argument("--data-dir", type=Path, default=None, help="directory with the Fashion-MNIST IDX files")
+
+    def default_output_dir(self, args):
+        return DEIT.default_output_dir if args.deit else self.spec.default_output_dir
+
+    def output_dir_help(self):
+        return f"default {self.spec.default_output_dir} ({DEIT.default_output_dir} with --deit)"
+
+    # --- float model: ``vit_float.pt`` (or --checkpoint) records the model configuration ------------------------
+    def checkpoint_path(self):
+        return self.args.checkpoint or self.out / "vit_float.pt"
+
+    def recipe(self, epochs):
+        return {"model": self.model_cfg}
+
+    def reusable(self, saved, recipe):
+        return self.args.checkpoint is not None or saved.get("model") == recipe["model"]
+
+    def train_kwargs(self):
+        return dict(self.spec.train_kwargs)
+
+    def calibration_data(self):
+        rng = np.random.default_rng(0)
+        return self.x_train[rng.choice(len(self.x_train), size=min(2000, len(self.x_train)), replace=False)]
+
+    # --- stage 4: golden execution of the export vs Brevitas ----------------------------------------------------
+    def check_export(self):
+        self.recorded = recorded_formats(self.qonnx)
+        self.n_float_quant = sum(1 for n in self.qonnx.graph.node if n.op_type == "FloatQuant")
+        self.n_golden = min(self.args.golden_images or len(self.x_test), len(self.x_test))
+        print(f"[4/7] golden execution (qonnx execute_onnx) on {self.n_golden} test images vs Brevitas")
+        self.golden = compare_with_brevitas(self.quant_model, self.qonnx, self.x_test[:self.n_golden], batch_size=250)
+
+    # --- stages 5 and 6: the build (or the next board's when --board is too small), estimates for the others ----
+    def build(self):
+        args = self.args
+        board = get_board(args.board)
+        n_verify = self.verify_count()
+        print(f"[5/7] minifinn build for {board.name}: one dataflow partition, estimates, HDL, FIFO sizing, "
+              f"verification on {n_verify} test images")
+        t0 = time.time()
+        self.no_fit = None
+        try:
+            self.bdir = self.build_for(board.name, n_verify)
+            self.boards = {board.name: board_numbers(self.bdir / "report")}
+        except FoldingBudgetError as err:
+            # the design does not fit --board even fully folded: say by how much, and build for the next board
+            others = [b.strip() for b in args.estimate_boards.split(",") if b.strip()]
+            if not others:
+                raise
+            self.no_fit = f"{board.name}: does not fit: {str(err).split(': ', 1)[-1]}"
+            print(f"      {self.no_fit}\n      building for {others[0]} instead")
+            self.bdir = self.build_for(others[0], n_verify)
+            self.boards = {get_board(others[0]).name: board_numbers(self.bdir / "report")}
+            args.estimate_boards = ",".join(others[1:])
+        self.times["build_s"] = round(time.time() - t0, 1)
+        print(f"[6/7] estimates for {args.estimate_boards or 'no other board'}")
+        self.boards.update(estimate_for_boards(args, self.bdir, self.out))
+
+    def build_for(self, board, n_verify):
+        """The minifinn build for ``board`` in ``OUTPUT_DIR/build``; returns that directory."""
+        bdir = self.out / "build"
+        self.run_steps(self.build_config(bdir, board), n_verify)
+        return bdir
+
+    # --- stage 7: the hardware graph's bit-exact models on the test set -----------------------------------------
+    def hardware_accuracy(self):
+        args, x_test, y_test = self.args, self.x_test, self.y_test
+        self.n_acc = min(args.accuracy_images or len(x_test), len(x_test))
+        print(f"[7/7] hardware-exact accuracy: the hardware graph's bit-exact models on {self.n_acc} test images")
+        t0 = time.time()
+        self.hw_acc, _ = hardware_exact_accuracy(self.bdir / "intermediate_models" / "step_convert_to_hw.onnx",
+                                                 x_test[:self.n_acc], y_test[:self.n_acc], workers=args.workers,
+                                                 progress=not args.quick)
+        self.times["hardware_exact_s"] = round(time.time() - t0, 1)
+        self.brevitas_same = evaluate(self.quant_model, x_test[:self.n_acc], y_test[:self.n_acc])
+
+    def report(self):
+        args, out, bdir, spec = self.args, self.out, self.bdir, self.qspec
+        ver = json.loads((bdir / "report" / "verification.json").read_text())
+        sdp_ops = sorted({n.op_type for n in _dataflow_nodes(bdir)})
+        accuracy = {
+            "float": self.float_acc,
+            "brevitas_quantized": self.quant_acc,
+            "hardware_exact": self.hw_acc,
+            "hardware_exact_images": int(self.n_acc),
+            "brevitas_quantized_on_those_images": self.brevitas_same,
+            "test_images": int(len(self.x_test)),
+            "qonnx_golden_argmax_agreement": self.golden["argmax_agreement"],
+            "qonnx_golden_max_abs_logit_diff": self.golden["max_abs_diff"],
+            "golden_images": int(self.n_golden),
+            "formats": self.formats(),
+            "train_seconds": self.train_seconds,
+            "boards": self.boards,
+            "does_not_fit": self.no_fit,
+        }
+        (out / "report" / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
+        stitched = ver.get("stitched_rtlsim", {})
+        rung = (f"stitched rtlsim {stitched['passed']}/{stitched['passed'] + stitched['failed']} images"
+                if "passed" in stitched else f"stitched rtlsim skipped ({stitched.get('skipped')})")
+        node_modes = sorted({v["mode"] for v in ver["nodes"].values()})
+        summary = [
+            "# ViT-tiny (Fashion-MNIST) — minifinn run summary",
+            "",
+            f"- model: {json.dumps(self.model_cfg)}",
+            f"- formats: W {args.weights}, A {args.acts}, first {spec.first}, last {spec.last}; "
+            f"{self.n_float_quant} FloatQuant nodes in the QONNX export ({len(self.recorded)} quantizers recorded)",
+            f"- accuracy on {self.n_acc} test images: float {100 * self.float_acc:.2f} %, Brevitas-quantized "
+            f"{100 * self.brevitas_same:.2f} %, hardware-exact {100 * self.hw_acc:.2f} % "
+            f"(Brevitas on all {len(self.x_test)}: {100 * self.quant_acc:.2f} %)",
+            f"- QONNX golden vs Brevitas on {self.n_golden} images: argmax agreement "
+            f"{100 * self.golden['argmax_agreement']:.2f} %",
+            f"- one dataflow partition of {len(list(_dataflow_nodes(bdir)))} hardware nodes ({', '.join(sdp_ops)})",
+            f"- verification on {ver['images']} images: {'passed' if ver['passed'] else 'FAILED'}; every node "
+            f"({'/'.join(node_modes)}) == Python bit for bit; {rung}",
+            *([f"- {self.no_fit}"] if self.no_fit else []),
+            *[f"- {board_line(k, v)}" for k, v in self.boards.items()],
+            f"- times: train {self.train_seconds} s, build {self.times['build_s']} s, hardware-exact accuracy "
+            f"{self.times['hardware_exact_s']} s, total {time.time() - self.t_start:.0f} s",
+        ]
+        (out / "report" / "summary.md").write_text("\n".join(summary) + "\n")
+        print("\n".join(["", *summary[2:]]))
+        print(f"\nOutputs in {out}/ (report/, build/report/, build/intermediate_models/, build/driver/)")
+        return 0
 
 
-def model_config(quick, deit=False):
-    if deit:
-        return dict(image_size=224, in_channels=3, patch_size=16, dim=192, depth=12, heads=3, mlp_ratio=4,
-                    num_classes=1000, pooling="cls")
-    if quick:
-        return dict(image_size=28, in_channels=1, patch_size=7, dim=32, depth=1, heads=2, mlp_ratio=2,
-                    num_classes=10, pooling="gap")
-    return dict(image_size=28, in_channels=1, patch_size=7, dim=64, depth=4, heads=4, mlp_ratio=2, num_classes=10,
-                pooling="gap")
+class DeiTFlow(ViTFlow):
+    """--deit: a DeiT-tiny-sized ViT compiled to estimates. No data and no training: the weights are random or
+    --state-dict's, calibration and export use random images, the build stops after the estimate reports of the
+    first --estimate-boards board (the others get estimates from its hardware graph); ``report/estimates.json``."""
 
+    messages = {
+        "state_dict": "[1/4] DeiT-tiny-sized ViT: weights from {path}",
+        "random": "[1/4] DeiT-tiny-sized ViT: random weights (no --state-dict)",
+        "export": "[2/4] PTQ (calibration on 8 random images) to {qspec}; QONNX export",
+    }
 
-def eight_bit(fmt):
-    return "fp:e4m3" if str(fmt).startswith("fp:") else "int:8"
+    def check_board(self):
+        """--board plays no part: the build is for the --estimate-boards."""
 
+    def load_data(self):
+        return None, None, None, None
 
-def train_or_load(args, cfg, x_train, y_train):
-    import torch
+    def train_or_load(self):
+        model = build_model(self.spec.model, "float", **self.model_cfg)
+        if self.args.state_dict is not None:
+            load_timm_vit_state_dict(model, torch.load(self.args.state_dict, map_location="cpu"))
+            self.say("state_dict", path=self.args.state_dict)
+        else:
+            self.say("random")
+        return model, None
 
-    from compiler.training import load_checkpoint, save_checkpoint, train
-    from compiler.zoo import QuantSpec, build_vit, load_float_state_dict
+    def calibration_data(self):
+        return torch.randn(8, 3, 224, 224)
 
-    model = build_vit(QuantSpec.coerce("float"), **cfg)
-    ckpt = args.checkpoint or args.output_dir / "vit_float.pt"
-    if ckpt.is_file():
-        state, saved_cfg, metrics = load_checkpoint(ckpt)
-        if args.checkpoint is not None or saved_cfg.get("model") == cfg:
-            load_float_state_dict(model, state)
-            print(f"[1/7] float model: loaded {ckpt} (trained {metrics.get('train_seconds', '?')} s)")
-            return model, metrics.get("train_seconds")
-        print(f"[1/7] {ckpt} has another configuration; training anew")
-    epochs = args.epochs or (1 if args.quick else 8)
-    print(f"[1/7] training the float ViT ({sum(p.numel() for p in model.parameters())} parameters, "
-          f"{epochs} epochs, {args.threads} threads)")
-    hist = train(model, x_train, y_train, epochs=epochs, lr=3e-3, batch_size=128, weight_decay=0.05,
-                 label_smoothing=0.1, threads=args.threads)
-    save_checkpoint(ckpt, model, {"model": cfg}, {"train_seconds": round(hist["seconds"], 1)})
-    torch.set_num_threads(args.threads)
-    return model, round(hist["seconds"], 1)
+    def example_input(self):
+        return torch.randn(1, 3, 224, 224)
 
+    def check_export(self):
+        """No test images to compare on."""
 
-def build(args, qmodel, out, x_verify, board):
-    """Stage 5: the minifinn build for ``board``; returns the build directory."""
-    import numpy as np
+    def build(self):
+        args, out = self.args, self.out
+        boards = [b.strip() for b in args.estimate_boards.split(",") if b.strip()] or ["U250"]
+        print(f"[3/4] build to estimates for {boards[0]}")
+        t1 = time.time()
+        bcfg = BuildConfig(output_dir=str(out / "build"), board=boards[0], target_fps=args.target_fps,
+                           stop_step="step_estimate_reports")
+        run_build(self.qonnx, bcfg)
+        self.times["build_to_estimates_s"] = round(time.time() - t1, 1)
+        self.boards = {bcfg.board: board_numbers(out / "build" / "report")}
+        if len(boards) > 1:
+            print(f"[4/4] estimates for {', '.join(boards[1:])}")
+            args.estimate_boards = ",".join(boards[1:])
+            self.boards.update(estimate_for_boards(args, out / "build", out))
 
-    import compiler.steps  # noqa: F401  (registers the steps)
-    from build_flows.classifier_flow import prefer_hls
-    from compiler.config import BuildConfig
-    from compiler.runner import DEFAULT_STEPS, run_build
+    def hardware_accuracy(self):
+        """Estimates only."""
 
-    bdir = out / "build"
-    np.save(out / "verify_input.npy", x_verify)
-    cfg = BuildConfig(output_dir=str(bdir), board=board, target_fps=args.target_fps,
-                      verify_input_npy=str(out / "verify_input.npy"))
-    steps = list(DEFAULT_STEPS)
-    if args.impl == "hls":
-        steps.insert(steps.index("step_specialize_layers"), prefer_hls)
-    run_build(qmodel, cfg, steps=steps)
-    return bdir
+    def report(self):
+        ptq_s = round(self.marks["ptq"] - self.t_start, 1)
+        times = {"ptq_s": ptq_s, "export_s": round(self.marks["export"] - self.t_start - ptq_s, 1),
+                 **self.times, "total_s": round(time.time() - self.t_start, 1)}
+        (self.out / "report" / "estimates.json").write_text(
+            json.dumps({"model": self.model_cfg, "boards": self.boards, "times": times}, indent=2) + "\n")
+        print("\n".join(["", "DeiT-tiny-sized ViT, estimates:", *[board_line(k, v) for k, v in self.boards.items()],
+                         f"times: {times}"]))
+        return 0
 
 
 def estimate_for_boards(args, bdir, out):
     """Stage 6: folding + estimate reports of the specialized hardware graph for every --estimate-boards board
     (a board the design does not fit gets the reason instead of numbers)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from compiler.config import BuildConfig
-    from compiler.steps import step_estimate_reports, step_folding
-    from passes.resource_folding import FoldingBudgetError
-
     results = {}
     for name in [b.strip() for b in args.estimate_boards.split(",") if b.strip()]:
         cfg = BuildConfig(output_dir=str(out / f"build_{name}"), board=name, target_fps=args.target_fps)
@@ -159,17 +310,7 @@ def estimate_for_boards(args, bdir, out):
     return results
 
 
-def board_numbers(report):
-    perf = json.loads((report / "estimate_network_performance.json").read_text())
-    res = json.loads((report / "estimate_layer_resources.json").read_text())["total"]
-    return {"fps": perf["estimated_throughput_fps"], "latency_ns": perf["estimated_latency_ns"],
-            "max_cycles": perf["max_cycles"], "LUT": res["LUT"], "BRAM_18K": res["BRAM_18K"], "DSP": res["DSP"],
-            "URAM": res.get("URAM", 0), "FF": res["FF"]}
-
-
 def board_line(name, nums):
-    from compiler.boards import get_board
-
     if "does_not_fit" in nums:
         return f"{name}: does not fit: {nums['does_not_fit']}"
     b = get_board(name).resources
@@ -179,201 +320,18 @@ def board_line(name, nums):
             f"latency {nums['latency_ns'] / 1000:.1f} us, {share}")
 
 
-def deit_main(args):
-    """--deit: a DeiT-tiny-sized ViT compiled to estimates (no training; random weights or --state-dict)."""
-    import torch
+def _dataflow_nodes(bdir):
+    return ModelWrapper(str(bdir / "intermediate_models" / "step_specialize_layers.onnx")).graph.node
 
-    import compiler.steps  # noqa: F401
-    from compiler.config import BuildConfig
-    from compiler.errors import MinifinnError
-    from compiler.export import export_qonnx_model
-    from compiler.ptq import quantize_ptq
-    from compiler.runner import run_build
-    from compiler.zoo import QuantSpec, build_vit, load_timm_vit_state_dict
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    out = args.output_dir
-    (out / "report").mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    times = {}
-    try:
-        cfg = model_config(False, deit=True)
-        float_model = build_vit(QuantSpec.coerce("float"), **cfg)
-        if args.state_dict is not None:
-            load_timm_vit_state_dict(float_model, torch.load(args.state_dict, map_location="cpu"))
-            print(f"[1/4] DeiT-tiny-sized ViT: weights from {args.state_dict}")
-        else:
-            print("[1/4] DeiT-tiny-sized ViT: random weights (no --state-dict)")
-        spec = QuantSpec(weights=args.weights, acts=args.acts, first=args.first or eight_bit(args.weights),
-                         last=args.last or eight_bit(args.weights))
-        quant_model = build_vit(spec, **cfg)
-        quantize_ptq(float_model, quant_model, torch.randn(8, 3, 224, 224), techniques=("calibrate",))
-        times["ptq_s"] = round(time.time() - t0, 1)
-        print(f"[2/4] PTQ (calibration on 8 random images) to {spec}; QONNX export")
-        qmodel = export_qonnx_model(quant_model, torch.randn(1, 3, 224, 224), out / "deit_tiny.qonnx.onnx")
-        times["export_s"] = round(time.time() - t0 - times["ptq_s"], 1)
-        boards = [b.strip() for b in args.estimate_boards.split(",") if b.strip()] or ["U250"]
-        print(f"[3/4] build to estimates for {boards[0]}")
-        t1 = time.time()
-        bcfg = BuildConfig(output_dir=str(out / "build"), board=boards[0], target_fps=args.target_fps,
-                           stop_step="step_estimate_reports")
-        run_build(qmodel, bcfg)
-        times["build_to_estimates_s"] = round(time.time() - t1, 1)
-        results = {bcfg.board: board_numbers(out / "build" / "report")}
-        if len(boards) > 1:
-            print(f"[4/4] estimates for {', '.join(boards[1:])}")
-            args.estimate_boards = ",".join(boards[1:])
-            results.update(estimate_for_boards(args, out / "build", out))
-    except MinifinnError as err:
-        print(f"vit_tiny.py: {err}", file=sys.stderr)
-        return 2
-    times["total_s"] = round(time.time() - t0, 1)
-    (out / "report" / "estimates.json").write_text(json.dumps({"model": cfg, "boards": results, "times": times},
-                                                              indent=2) + "\n")
-    print("\n".join(["", "DeiT-tiny-sized ViT, estimates:", *[board_line(k, v) for k, v in results.items()],
-                      f"times: {times}"]))
-    return 0
+def parse_args(argv=None):
+    return ViTFlow(VIT, "vit_tiny.py", __doc__).parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.deit:
-        return deit_main(args)
-    import numpy as np
-    import torch
-
-    from compiler.boards import get_board
-    from compiler.data import load_fashion_mnist
-    from compiler.errors import MinifinnError
-    from compiler.export import compare_with_brevitas, export_qonnx_model
-    from compiler.hw_accuracy import hardware_exact_accuracy
-    from compiler.ptq import quantize_ptq
-    from compiler.qonnx_formats import recorded_formats
-    from compiler.training import evaluate
-    from compiler.zoo import QuantSpec, build_vit
-    from passes.resource_folding import FoldingBudgetError
-
-    torch.set_num_threads(args.threads)
-    t_start = time.time()
-    out = args.output_dir
-    (out / "report").mkdir(parents=True, exist_ok=True)
-    times = {}
-    try:
-        board = get_board(args.board)
-        x_train, y_train = load_fashion_mnist("train", args.data_dir)
-        x_test, y_test = load_fashion_mnist("test", args.data_dir)
-        if args.quick:
-            x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
-        cfg = model_config(args.quick)
-        float_model, train_seconds = train_or_load(args, cfg, x_train, y_train)
-        float_acc = evaluate(float_model, x_test, y_test)
-        print(f"      float test accuracy {100 * float_acc:.2f} %")
-
-        spec = QuantSpec(weights=args.weights, acts=args.acts, first=args.first or eight_bit(args.weights),
-                         last=args.last or eight_bit(args.weights))
-        print(f"[2/7] PTQ to {spec}")
-        quant_model = build_vit(spec, **cfg)
-        rng = np.random.default_rng(0)
-        calib = x_train[rng.choice(len(x_train), size=min(2000, len(x_train)), replace=False)]
-        quantize_ptq(float_model, quant_model, calib, techniques=("calibrate",))
-        quant_acc = evaluate(quant_model, x_test, y_test)
-        print(f"      Brevitas-quantized test accuracy {100 * quant_acc:.2f} %")
-
-        print("[3/7] QONNX export")
-        qonnx_path = out / "vit_tiny.qonnx.onnx"
-        qmodel = export_qonnx_model(quant_model, torch.from_numpy(x_test[:1]), qonnx_path)
-        formats = recorded_formats(qmodel)
-        n_float_quant = sum(1 for n in qmodel.graph.node if n.op_type == "FloatQuant")
-
-        n_golden = min(args.golden_images or len(x_test), len(x_test))
-        print(f"[4/7] golden execution (qonnx execute_onnx) on {n_golden} test images vs Brevitas")
-        cmp = compare_with_brevitas(quant_model, qmodel, x_test[:n_golden], batch_size=250)
-
-        n_verify = min(args.verify_images or (2 if args.quick else 16), len(x_test))
-        print(f"[5/7] minifinn build for {board.name}: one dataflow partition, estimates, HDL, FIFO sizing, "
-              f"verification on {n_verify} test images")
-        t0 = time.time()
-        no_fit = None
-        try:
-            bdir = build(args, qmodel, out, x_test[:n_verify], board.name)
-            boards = {board.name: board_numbers(bdir / "report")}
-        except FoldingBudgetError as err:
-            # the design does not fit --board even fully folded: say by how much, and build for the next board
-            others = [b.strip() for b in args.estimate_boards.split(",") if b.strip()]
-            if not others:
-                raise
-            no_fit = f"{board.name}: does not fit: {str(err).split(': ', 1)[-1]}"
-            print(f"      {no_fit}\n      building for {others[0]} instead")
-            bdir = build(args, qmodel, out, x_test[:n_verify], others[0])
-            boards = {get_board(others[0]).name: board_numbers(bdir / "report")}
-            args.estimate_boards = ",".join(others[1:])
-        times["build_s"] = round(time.time() - t0, 1)
-        print(f"[6/7] estimates for {args.estimate_boards or 'no other board'}")
-        boards.update(estimate_for_boards(args, bdir, out))
-
-        n_acc = min(args.accuracy_images or len(x_test), len(x_test))
-        print(f"[7/7] hardware-exact accuracy: the hardware graph's bit-exact models on {n_acc} test images")
-        t0 = time.time()
-        hw_acc, _ = hardware_exact_accuracy(bdir / "intermediate_models" / "step_convert_to_hw.onnx",
-                                            x_test[:n_acc], y_test[:n_acc], workers=args.workers,
-                                            progress=not args.quick)
-        times["hardware_exact_s"] = round(time.time() - t0, 1)
-        brevitas_same = evaluate(quant_model, x_test[:n_acc], y_test[:n_acc])
-    except MinifinnError as err:
-        print(f"vit_tiny.py: {err}", file=sys.stderr)
-        return 2
-
-    ver = json.loads((bdir / "report" / "verification.json").read_text())
-    sdp_ops = sorted({n.op_type for n in _dataflow_nodes(bdir)})
-    accuracy = {
-        "float": float_acc,
-        "brevitas_quantized": quant_acc,
-        "hardware_exact": hw_acc,
-        "hardware_exact_images": int(n_acc),
-        "brevitas_quantized_on_those_images": brevitas_same,
-        "test_images": int(len(x_test)),
-        "qonnx_golden_argmax_agreement": cmp["argmax_agreement"],
-        "qonnx_golden_max_abs_logit_diff": cmp["max_abs_diff"],
-        "golden_images": int(n_golden),
-        "formats": {"weights": args.weights, "acts": args.acts, "first": spec.first, "last": spec.last},
-        "train_seconds": train_seconds,
-        "boards": boards,
-        "does_not_fit": no_fit,
-    }
-    (out / "report" / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
-    stitched = ver.get("stitched_rtlsim", {})
-    rung = (f"stitched rtlsim {stitched['passed']}/{stitched['passed'] + stitched['failed']} images"
-            if "passed" in stitched else f"stitched rtlsim skipped ({stitched.get('skipped')})")
-    node_modes = sorted({v["mode"] for v in ver["nodes"].values()})
-    summary = [
-        "# ViT-tiny (Fashion-MNIST) — minifinn run summary",
-        "",
-        f"- model: {json.dumps(cfg)}",
-        f"- formats: W {args.weights}, A {args.acts}, first {spec.first}, last {spec.last}; "
-        f"{n_float_quant} FloatQuant nodes in the QONNX export ({len(formats)} quantizers recorded)",
-        f"- accuracy on {n_acc} test images: float {100 * float_acc:.2f} %, Brevitas-quantized "
-        f"{100 * brevitas_same:.2f} %, hardware-exact {100 * hw_acc:.2f} % "
-        f"(Brevitas on all {len(x_test)}: {100 * quant_acc:.2f} %)",
-        f"- QONNX golden vs Brevitas on {n_golden} images: argmax agreement {100 * cmp['argmax_agreement']:.2f} %",
-        f"- one dataflow partition of {len(list(_dataflow_nodes(bdir)))} hardware nodes ({', '.join(sdp_ops)})",
-        f"- verification on {ver['images']} images: {'passed' if ver['passed'] else 'FAILED'}; every node "
-        f"({'/'.join(node_modes)}) == Python bit for bit; {rung}",
-        *([f"- {no_fit}"] if no_fit else []),
-        *[f"- {board_line(k, v)}" for k, v in boards.items()],
-        f"- times: train {train_seconds} s, build {times['build_s']} s, hardware-exact accuracy "
-        f"{times['hardware_exact_s']} s, total {time.time() - t_start:.0f} s",
-    ]
-    (out / "report" / "summary.md").write_text("\n".join(summary) + "\n")
-    print("\n".join(["", *summary[2:]]))
-    print(f"\nOutputs in {out}/ (report/, build/report/, build/intermediate_models/, build/driver/)")
-    return 0
-
-
-def _dataflow_nodes(bdir):
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    return ModelWrapper(str(bdir / "intermediate_models" / "step_specialize_layers.onnx")).graph.node
+    flow = DeiTFlow(DEIT, "vit_tiny.py", __doc__) if args.deit else ViTFlow(VIT, "vit_tiny.py", __doc__)
+    return flow.run(args)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ Everything else is the same: shape inference, unique parameter tensors, constant
 constant subgraphs (Shape/Gather/Concat chains, the ViT's Pad/Add of the class token), removal of unused tensors and
 static inputs, unique node names and readable tensor names.
 
-Formats are recorded (``compiler.qonnx_formats.record_formats``) after the renaming, so the recorded names are those of the returned model:
-``{quantizer output tensor name: qonnx type name}`` ("FLOAT<3,2,3>", "INT4", "UINT8", "BIPOLAR"), stored in the
-model's ``metadata_props`` under ``"minifinn_formats"`` (JSON). ``fold_weights=True`` then folds the constant
-quantizers like qonnx's cleanup would; the folded weight initializers keep the recorded names.
+Formats are recorded (``compiler.qonnx_formats.record_formats``) after the renaming, so the recorded names are
+those of the returned model: ``{quantizer output tensor name: qonnx type name}`` ("FLOAT<3,2,3>", "INT4", "UINT8",
+"BIPOLAR"), stored in the model's ``metadata_props`` under ``"minifinn_formats"`` (JSON). ``fold_weights=True``
+then folds the constant quantizers like qonnx's cleanup would; the folded weight initializers keep the recorded
+names.
 
 Golden execution of the exported graph is ``compiler.golden.execute_qonnx``; ``compare_with_brevitas`` runs both.
 """

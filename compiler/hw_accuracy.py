@@ -11,6 +11,12 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from tqdm import tqdm
+
+import custom_ops  # noqa: F401  (registers the hardware ops, also in every worker process)
+from compiler.finn_env import ensure_finn_offline
+from passes.compare import execute_lowered  # exact tensors as they are (wide accumulators are Python ints)
 
 _MODEL = None
 
@@ -18,17 +24,11 @@ _MODEL = None
 def _init(path):
     global _MODEL
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import custom_ops  # noqa: F401  (registers the hardware ops in this process)
-    from compiler.finn_env import ensure_finn_offline
-    from qonnx.core.modelwrapper import ModelWrapper
-
     ensure_finn_offline()
     _MODEL = ModelWrapper(str(path))
 
 
 def _logits(chunk):
-    from passes.compare import execute_lowered  # exact tensors as they are (wide accumulators are Python ints)
-
     iname, oname = _MODEL.graph.input[0].name, _MODEL.graph.output[0].name
     return np.stack([np.asarray(execute_lowered(_MODEL, {iname: x[None]})[oname], dtype=np.float32).reshape(-1)
                      for x in chunk])
@@ -40,8 +40,6 @@ def hardware_logits(model_path, x, workers=2, chunk=50, progress=True):
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(x), desc="hardware-exact", unit="img", dynamic_ncols=True)
     out = []
     if workers <= 1:

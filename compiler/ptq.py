@@ -30,8 +30,15 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
+from brevitas.graph.calibrate import bias_correction_mode, calibration_mode, quantization_status_manager
+from brevitas.graph.equalize import LayerwiseActivationEqualization, activation_equalization_mode
+from brevitas.graph.gptq import GPTQ, gptq_mode
+from brevitas.graph.utils import is_conv_transposed
+from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer as QuantWBIOL
+from brevitas.quant_tensor import _unpack_quant_tensor
 
 from compiler.errors import MinifinnError
+from compiler.training import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +95,6 @@ def copy_float_weights(float_model: nn.Module, quant_model: nn.Module) -> None:
 
 
 def _quant_weight_layers(model):
-    from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer as QuantWBIOL
-
     return [n for n, m in model.named_modules() if isinstance(m, QuantWBIOL) and m.weight_quant.is_quant_enabled]
 
 
@@ -112,8 +117,6 @@ def _applicability(model, technique):
             return "no quantized Linear/Conv layer to correct"
         return None
     if technique == "act_equalization":
-        from brevitas.graph.equalize import LayerwiseActivationEqualization
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             regions = LayerwiseActivationEqualization(copy.deepcopy(model)).regions
@@ -125,8 +128,6 @@ def _applicability(model, technique):
 
 @torch.no_grad()
 def _run_calibrate(model, calib_x, batch_size):
-    from brevitas.graph.calibrate import calibration_mode
-
     with calibration_mode(model):
         for xb in _batches(calib_x, batch_size):
             model(xb)
@@ -134,9 +135,6 @@ def _run_calibrate(model, calib_x, batch_size):
 
 @torch.no_grad()
 def _run_act_equalization(model, calib_x, batch_size, alpha):
-    from brevitas.graph.calibrate import quantization_status_manager
-    from brevitas.graph.equalize import activation_equalization_mode
-
     with activation_equalization_mode(model, alpha=alpha, layerwise=True, add_mul_node=True):
         with quantization_status_manager(
             model, disable_act_quant=True, disable_weight_quant=True, disable_bias_quant=True, is_training=False
@@ -145,7 +143,7 @@ def _run_act_equalization(model, calib_x, batch_size, alpha):
                 model(xb)
 
 
-def _full_tensor_gptq_class():
+class FullTensorGPTQ(GPTQ):
     """Brevitas' GPTQ, but each column's quantized value is read from the whole quantized weight tensor.
 
     Brevitas 0.13 quantizes single weight columns of QuantLinear / non-grouped conv layers by slicing
@@ -153,31 +151,23 @@ def _full_tensor_gptq_class():
     per-channel absmax scales) the scale is then computed from the one-column slice alone, every weight quantizes to
     itself and GPTQ becomes a no-op. Quantizing the full tensor keeps the layer's real scales.
     """
-    from brevitas.graph.gptq import GPTQ
-    from brevitas.quant_tensor import _unpack_quant_tensor
-    from brevitas.graph.utils import is_conv_transposed
 
-    class FullTensorGPTQ(GPTQ):
-        def get_quant_weights(self, i, i1, permutation_list, with_quant_history=False):
-            if with_quant_history:
-                return super().get_quant_weights(i, i1, permutation_list, with_quant_history)
-            qw = _unpack_quant_tensor(self.layer.quant_weight(quant_input=self.quant_metadata))
-            if isinstance(self.layer, nn.modules.conv._ConvNd) and is_conv_transposed(self.layer):
-                qw = qw.transpose(1, 0)
-            qw = qw.flatten(1)
-            qw = qw.view(self.groups, -1, qw.shape[-1])  # [groups, OC/groups, IC]
-            col = i1 + i
-            return torch.stack([qw[g, :, permutation_list[g][col]] for g in range(self.groups)])
-
-    return FullTensorGPTQ
+    def get_quant_weights(self, i, i1, permutation_list, with_quant_history=False):
+        if with_quant_history:
+            return super().get_quant_weights(i, i1, permutation_list, with_quant_history)
+        qw = _unpack_quant_tensor(self.layer.quant_weight(quant_input=self.quant_metadata))
+        if isinstance(self.layer, nn.modules.conv._ConvNd) and is_conv_transposed(self.layer):
+            qw = qw.transpose(1, 0)
+        qw = qw.flatten(1)
+        qw = qw.view(self.groups, -1, qw.shape[-1])  # [groups, OC/groups, IC]
+        col = i1 + i
+        return torch.stack([qw[g, :, permutation_list[g][col]] for g in range(self.groups)])
 
 
 @torch.no_grad()
 def _run_gptq(model, calib_x, batch_size, act_order):
-    from brevitas.graph.gptq import gptq_mode
-
     with gptq_mode(model, create_weight_orig=False, use_quant_activations=True, act_order=act_order,
-                   gptq_class=_full_tensor_gptq_class()) as gptq:
+                   gptq_class=FullTensorGPTQ) as gptq:
         for _ in range(gptq.num_layers):
             for xb in _batches(calib_x, batch_size):
                 gptq.model(xb)
@@ -186,8 +176,6 @@ def _run_gptq(model, calib_x, batch_size, act_order):
 
 @torch.no_grad()
 def _run_bias_correction(model, calib_x, batch_size):
-    from brevitas.graph.calibrate import bias_correction_mode
-
     with bias_correction_mode(model):
         for xb in _batches(calib_x, batch_size):
             model(xb)
@@ -264,8 +252,6 @@ def best_ptq(
     scored by held-out accuracy. Ties go to the earlier (simpler) set. ``table`` is a list of dicts with
     ``name``, ``techniques``, ``applied``, ``skipped``, ``holdout_acc``, ``seconds``.
     """
-    from compiler.training import evaluate
-
     sets = dict(technique_sets or DEFAULT_TECHNIQUE_SETS)
     if not sets:
         raise PTQError("best_ptq: technique_sets is empty")

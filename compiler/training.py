@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from compiler.data import make_loader
 from compiler.errors import MinifinnError
@@ -69,8 +70,6 @@ def train(
         history["val_acc"] = []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=steps, desc="train", unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     try:

@@ -165,8 +165,8 @@ def test_mixed_precision_search_respects_the_budget(tmp_path, capsys):
 def test_a_point_cached_under_other_estimate_models_is_run_again(tmp_path, monkeypatch):
     """The cache holds accuracy and cost together: after a recalibration (other cost-model fingerprint) a cached
     point must be evaluated again, while one made with the current models is reused."""
-    from compiler import dse
     from compiler.cost_model import cost_model_fingerprint
+    from compiler.dse import points as dse
 
     calls = []
 
@@ -233,7 +233,7 @@ def test_float_models_train_identically_whatever_the_random_state(tmp_path):
     # workers that trained it at once used to measure their points on two different models)
     import torch
 
-    from compiler import dse
+    from compiler.dse import floats as dse
 
     models = []
     for i, seed in enumerate((1, 12345)):

@@ -67,3 +67,37 @@ def test_whole_vit_partition_in_hls_equals_python_node_by_node_on_16_images(tmp_
 def test_bad_board_is_a_clear_error(tmp_path, capsys):
     assert vit_tiny.main(["--quick", "--board", "NoBoard", "--output-dir", str(tmp_path)]) == 2
     assert "unknown board 'NoBoard'" in capsys.readouterr().err
+
+
+def test_every_classifier_flow_runs_the_one_skeleton():
+    from build_flows import classifier_flow, cnn, mlp
+
+    assert isinstance(cnn.FLOW, classifier_flow.Flow) and isinstance(mlp.FLOW, classifier_flow.Flow)
+    assert issubclass(vit_tiny.ViTFlow, classifier_flow.Flow) and issubclass(vit_tiny.DeiTFlow, classifier_flow.Flow)
+    assert vit_tiny.ViTFlow.run is classifier_flow.Flow.run and vit_tiny.DeiTFlow.run is classifier_flow.Flow.run
+
+
+def test_command_line_defaults():
+    args = vit_tiny.parse_args([])
+    assert (args.output_dir, args.weights, args.acts, args.board, args.impl) == (
+        Path("out/vit_tiny"), "fp:e3m2", "fp:e3m2", "Pynq-Z2", "rtl")
+    assert (args.estimate_boards, args.threads, args.golden_images, args.workers) == ("U250", 2, 2000, 2)
+    assert vit_tiny.parse_args(["--deit"]).output_dir == Path("out/deit_tiny")
+    from build_flows import cnn, mlp
+
+    assert mlp.parse_args([]).output_dir == Path("out/mlp") and cnn.parse_args([]).output_dir == Path("out/cnn")
+    assert cnn.parse_args([]).ptq == "calibrate,bias_correction" and not mlp.parse_args([]).bitfile
+
+
+def test_first_and_last_layer_default_to_8_bit_where_the_flow_says_so():
+    from build_flows.classifier_flow import quant_spec
+    from build_flows.cnn import SPEC as CNN
+    from build_flows.mlp import SPEC as MLP
+
+    assert vit_tiny.VIT.eight_bit_ends and vit_tiny.DEIT.eight_bit_ends and CNN.eight_bit_ends
+    assert not MLP.eight_bit_ends
+    spec = quant_spec("int:4", "int:4", eight_bit_ends=True)
+    assert (spec.first, spec.last) == ("int:8", "int:8")
+    spec = quant_spec("fp:e2m1", "fp:e3m2", last="int:8", eight_bit_ends=True)
+    assert (spec.first, spec.last) == ("fp:e4m3", "int:8")
+    assert quant_spec("fp:e3m2", "fp:e3m2").first is None

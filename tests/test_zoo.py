@@ -14,6 +14,7 @@ from compiler.zoo import (
     UnknownModelError,
     act_quant,
     build_model,
+    eight_bit_format,
     format_of_quantizer,
     load_float_state_dict,
     model_names,
@@ -386,3 +387,19 @@ def test_distilled_deit_is_refused():
                         pooling="cls")
     with pytest.raises(ConfigError, match="distilled DeiT"):
         load_timm_vit_state_dict(model, {"dist_token": None})
+
+
+def test_eight_bit_format_is_the_8_bit_format_of_the_same_family():
+    assert [eight_bit_format(f) for f in ("fp:e2m1", "fp:e3m2", "fp:e4m3")] == ["fp:e4m3"] * 3
+    assert [eight_bit_format(f) for f in ("int:4", "int:8", "uint:4")] == ["int:8"] * 3
+
+
+def test_each_architecture_lives_in_its_own_module_and_the_package_names_stay():
+    import compiler.zoo as zoo
+    from compiler.zoo import checkpoints, cnn, mlp, registry, spec, vit
+
+    assert (zoo.QuantMLP, zoo.QuantCNN, zoo.QuantViT) == (mlp.QuantMLP, cnn.QuantCNN, vit.QuantViT)
+    assert zoo.QuantSpec is spec.QuantSpec and zoo.build_model is registry.build_model
+    assert zoo.load_float_state_dict is checkpoints.load_float_state_dict
+    assert all(hasattr(zoo, name) for name in zoo.__all__)
+    assert set(registry.BUILDERS.values()) == {mlp.build_mlp, cnn.build_cnn, vit.build_vit}

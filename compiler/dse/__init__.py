@@ -1,0 +1,55 @@
+"""Design-space exploration: hardware-exact accuracy against hardware cost over weight x activation formats.
+
+* ``formats``: the format grid (INT3-8 and every ExMy of 3-8 bits);
+* ``floats``: the float models the points quantize (trained once per model and data set);
+* ``points``: one point (PTQ, export, lowering, hardware-exact accuracy, cost), its cache key and the JSON point
+  cache, ``run_points`` in local processes;
+* ``cost``: the compiler's estimates of the whole hardware graph folded to one throughput target;
+* ``pareto``: Pareto flags and minifloat vs integer at equal width;
+* ``mixed``: the per-layer (mixed-precision) weight-format search under a LUT budget.
+"""
+
+from compiler.dse.cost import COST_BUDGET_SCALE, COST_PART, hardware_cost, hardware_graph
+from compiler.dse.floats import FLOAT_INIT_SEED, float_key
+from compiler.dse.formats import ALL_FORMATS, INT_FORMATS, MINIFLOAT_FORMATS, QUICK_FORMATS, format_bits
+from compiler.dse.mixed import layer_alternatives, mixed_precision_search, weight_sites
+from compiler.dse.pareto import pareto_flags, side_by_side
+from compiler.dse.points import (
+    HW_CHECK_IMAGES,
+    STUDY_VERSION,
+    UNLOWERED_COMPUTE,
+    check_fully_lowered,
+    dse_technique_sets,
+    evaluate_point,
+    point_key,
+    run_points,
+    study_key,
+)
+
+__all__ = [
+    "ALL_FORMATS",
+    "COST_BUDGET_SCALE",
+    "COST_PART",
+    "FLOAT_INIT_SEED",
+    "HW_CHECK_IMAGES",
+    "INT_FORMATS",
+    "MINIFLOAT_FORMATS",
+    "QUICK_FORMATS",
+    "STUDY_VERSION",
+    "UNLOWERED_COMPUTE",
+    "check_fully_lowered",
+    "dse_technique_sets",
+    "evaluate_point",
+    "float_key",
+    "format_bits",
+    "hardware_cost",
+    "hardware_graph",
+    "layer_alternatives",
+    "mixed_precision_search",
+    "pareto_flags",
+    "point_key",
+    "run_points",
+    "side_by_side",
+    "study_key",
+    "weight_sites",
+]

@@ -55,11 +55,11 @@ def _tensor_format(model, name):
 
 def stitchable(model):
     """(True, "") when every node has an Icarus-simulated RTL backend, else (False, the reason)."""
-    from custom_ops.rtl.icarus_backend import IcarusBackend
+    from custom_ops.rtl.stream_backend import RTLStreamBackend
 
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
         return False, "the partition needs exactly one input and one output stream"
-    bad = [n.name for n in model.graph.node if not isinstance(getCustomOp(n), IcarusBackend)]
+    bad = [n.name for n in model.graph.node if not isinstance(getCustomOp(n), RTLStreamBackend)]
     if bad:
         return False, (f"nodes without a minifinn RTL backend (cppsim only, or FINN ops): {', '.join(bad[:5])}; "
                        "stitched simulation needs every node in RTL (preferred_impl_style='rtl')")

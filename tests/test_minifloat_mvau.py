@@ -340,10 +340,11 @@ def test_dynamic_rtlsim_cycles_match_the_estimate():
     rtl = getCustomOp(model.graph.node[0])
     exp = rtl.get_exp_cycles()
     assert exp == 3 * (12 * 4) + 3 * 5 * 4 * 4
-    got = rtl._run_rtlsim(x, w, stalls=False)
+    context = {rtl.onnx_node.input[0]: x, rtl.onnx_node.input[1]: w}
+    got = rtl.run_rtlsim(context, gaps=False)
     assert np.array_equal(got.astype(object), want.astype(object))
     assert exp <= rtl.get_nodeattr("cycles_rtlsim") <= exp + 4
-    got = rtl._run_rtlsim(x, w, stalls=True)
+    got = rtl.run_rtlsim(context, gaps=True)
     assert np.array_equal(got.astype(object), want.astype(object))
     assert rtl.get_nodeattr("cycles_rtlsim") > exp + 4
 
@@ -388,7 +389,7 @@ def test_dynamic_hls_top_buffers_one_matrix_per_ram_style():
     for style, pragma in (("auto", None), ("block", "impl=bram"), ("distributed", "impl=lutram"),
                           ("ultra", "impl=uram")):
         hls.set_nodeattr("ram_style", style)
-        text = hls._top_text(model, "ipgen")
+        text = hls.top_text(model, "ipgen")
         assert "static ap_uint<12> wbuf[4][6];" in text and "variable=wbuf complete dim=1" in text
         assert ("BIND_STORAGE variable=wbuf" in text) == (pragma is not None)
         if pragma:

@@ -5,11 +5,6 @@ from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
 
 
 class MinifloatConvInpGen_hls(PixelStreamHLS, MinifloatConvInpGen):
-    def get_nodeattr_types(self):
-        attrs = MinifloatConvInpGen.get_nodeattr_types(self)
-        attrs.update(PixelStreamHLS.get_nodeattr_types(self))
-        return attrs
-
     def template_call(self):
         (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("ConvKernelDim")
         (sh, sw), (dh, dw) = self.get_nodeattr("Stride"), self.get_nodeattr("Dilation")

@@ -5,11 +5,6 @@ from custom_ops.minifloat_maxpool import MinifloatMaxPool
 
 
 class MinifloatMaxPool_hls(PixelStreamHLS, MinifloatMaxPool):
-    def get_nodeattr_types(self):
-        attrs = MinifloatMaxPool.get_nodeattr_types(self)
-        attrs.update(PixelStreamHLS.get_nodeattr_types(self))
-        return attrs
-
     def template_call(self):
         (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("PoolDim")
         args = [h, w, self.get_nodeattr("NumChannels"), self.lanes(), self.input_format().bits, kh, kw,

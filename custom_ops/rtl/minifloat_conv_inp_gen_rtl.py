@@ -1,4 +1,4 @@
-"""MinifloatConvInpGen_rtl: Verilog backend (custom_ops/rtl/minifloat_conv_inp_gen.v), Icarus rtlsim."""
+"""MinifloatConvInpGen_rtl: Verilog backend (custom_ops/rtl/minifloat_conv_inp_gen.v)."""
 
 from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
 from custom_ops.rtl.pixel_stream_rtl import PixelStreamRTL
@@ -8,12 +8,7 @@ class MinifloatConvInpGen_rtl(PixelStreamRTL, MinifloatConvInpGen):
     CORE = "minifloat_conv_inp_gen"
     USES_MAC_LIBRARY = False
 
-    def get_nodeattr_types(self):
-        attrs = MinifloatConvInpGen.get_nodeattr_types(self)
-        attrs.update(PixelStreamRTL.get_nodeattr_types(self))
-        return attrs
-
-    def core_params(self):
+    def hdl_params(self, model, code_dir):
         (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("ConvKernelDim")
         (sh, sw), (dh, dw) = self.get_nodeattr("Stride"), self.get_nodeattr("Dilation")
         pt, pl = self.get_nodeattr("Padding")[:2]

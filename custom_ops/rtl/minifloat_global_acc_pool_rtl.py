@@ -1,5 +1,5 @@
 """MinifloatGlobalAccPool_rtl: Verilog backend (custom_ops/rtl/minifloat_global_acc_pool.v + the MAC library's
-mf_decode), Icarus rtlsim."""
+mf_decode)."""
 
 from compiler.numerics import IntFormat
 from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool
@@ -10,12 +10,7 @@ class MinifloatGlobalAccPool_rtl(PixelStreamRTL, MinifloatGlobalAccPool):
     CORE = "minifloat_global_acc_pool"
     USES_MAC_LIBRARY = True
 
-    def get_nodeattr_types(self):
-        attrs = MinifloatGlobalAccPool.get_nodeattr_types(self)
-        attrs.update(PixelStreamRTL.get_nodeattr_types(self))
-        return attrs
-
-    def core_params(self):
+    def hdl_params(self, model, code_dir):
         fi = self.input_format()
         integer = isinstance(fi, IntFormat)
         self.folds()

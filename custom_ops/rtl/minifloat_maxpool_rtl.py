@@ -1,4 +1,4 @@
-"""MinifloatMaxPool_rtl: Verilog backend (custom_ops/rtl/minifloat_maxpool.v), Icarus rtlsim."""
+"""MinifloatMaxPool_rtl: Verilog backend (custom_ops/rtl/minifloat_maxpool.v)."""
 
 from custom_ops.minifloat_maxpool import MinifloatMaxPool
 from custom_ops.rtl.pixel_stream_rtl import PixelStreamRTL
@@ -8,12 +8,7 @@ class MinifloatMaxPool_rtl(PixelStreamRTL, MinifloatMaxPool):
     CORE = "minifloat_maxpool"
     USES_MAC_LIBRARY = False
 
-    def get_nodeattr_types(self):
-        attrs = MinifloatMaxPool.get_nodeattr_types(self)
-        attrs.update(PixelStreamRTL.get_nodeattr_types(self))
-        return attrs
-
-    def core_params(self):
+    def hdl_params(self, model, code_dir):
         (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("PoolDim")
         self.folds()
         return dict(H=h, W=w, C=self.get_nodeattr("NumChannels"), PE=self.lanes(), BITS=self.input_format().bits,

@@ -1,4 +1,4 @@
-// Generic AXI-stream testbench for a minifinn single-input single-output RTL op ($TOP$ is substituted).
+// AXI-stream testbench of a minifinn RTL node with one input stream ($TOP$ is substituted).
 // Sends NIN words from in.hex with random valid gaps, accepts NOUT words with random backpressure, writes them
 // (hex, one per line) to out.txt, and reports the cycle count. A watchdog ends a hung simulation.
 `timescale 1ns/1ps

@@ -1,4 +1,4 @@
-// AXI-stream testbench for a minifinn RTL op with two input streams (data in0, matrix in1; $TOP$ is substituted).
+// AXI-stream testbench of a minifinn RTL node with two input streams, in0 and in1 ($TOP$ is substituted).
 // Sends NIN words from in.hex on in0 and NIN1 words from in1.hex on in1, each with random valid gaps, accepts NOUT
 // words with random backpressure, writes them (hex, one per line) to out.txt and reports the cycle count.
 `timescale 1ns/1ps

@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.datasets import load_digits as _sk_load_digits
+from torch.utils.data import DataLoader, TensorDataset
 
 from compiler.errors import DataMissingError, MinifinnError
 
@@ -114,10 +117,6 @@ def load_digits(split: str = "train"):
     The split is deterministic (seed ``DIGITS_SPLIT_SEED``): "train" has 1,438 images, "test" 359.
     """
     _check_split(split)
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError as e:
-        raise DataMissingError("the digits data set comes with scikit-learn: pip install scikit-learn") from e
     bunch = _sk_load_digits()
     x_all = bunch.images.astype(np.float32)
     y_all = bunch.target.astype(np.int64)
@@ -148,9 +147,6 @@ def load_data(name: str):
 
 def make_loader(x, y, batch_size: int = 128, shuffle: bool = False, seed: int = 0):
     """A torch DataLoader over (x, y) numpy arrays or tensors; shuffling is reproducible from ``seed``."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
     if len(xt) != len(yt):

@@ -371,22 +371,6 @@ def parse_format(spec):
     raise FormatError(f"unknown number format {spec!r}; accepted: {FORMAT_HELP}")
 
 
-def format_from_datatype(dtype, where=""):
-    """The format of a qonnx DataType or its name (``FLOAT<e,m,b>``, ``INTn``, ``UINTn``); ``where`` (a node name)
-    prefixes the error raised for any other type."""
-    name = dtype.name if hasattr(dtype, "bitwidth") else str(dtype)
-    prefix = f"{where}: " if where else ""
-    try:
-        if name.startswith("FLOAT<"):
-            return MinifloatFormat.from_qonnx(name)
-        if name.startswith(("INT", "UINT")):
-            return IntFormat.from_qonnx(name)
-    except ValueError as exc:
-        raise UnsupportedNodeError(f"{prefix}bad datatype {name}: {exc}") from None
-    raise UnsupportedNodeError(f"{prefix}datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) "
-                               "type")
-
-
 def as_fraction(x):
     """Exact rational of a float (or int / Fraction); non-finite values are refused."""
     if isinstance(x, Fraction):

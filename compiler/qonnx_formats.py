@@ -1,5 +1,6 @@
-"""Number formats of QONNX quantizer nodes: which ``MinifloatFormat`` / ``IntFormat`` a ``FloatQuant`` / ``Quant``
-node implements, and the formats recorded in a model's metadata at export.
+"""Number formats in QONNX: the ``MinifloatFormat`` / ``IntFormat`` of a qonnx DataType (``format_from_datatype``)
+and of a ``FloatQuant`` / ``Quant`` quantizer node (``quantizer_format``), and the formats recorded in a model's
+metadata at export.
 
 ``quantizer_format`` refuses quantizers outside minifinn's conventions (inf/NaN encodings, no subnormals,
 non-saturating, rounding other than round-half-even, a clipped max, nonzero zero point) with the node's name.
@@ -19,6 +20,22 @@ from compiler.numerics import IntFormat, MinifloatFormat
 
 FORMATS_METADATA_KEY = "minifinn_formats"
 QUANT_OP_TYPES = ("FloatQuant", "Quant", "BipolarQuant")
+
+
+def format_from_datatype(dtype, where=""):
+    """The format of a qonnx DataType or its name (``FLOAT<e,m,b>``, ``INTn``, ``UINTn``); ``where`` (a node name)
+    prefixes the error raised for any other type."""
+    name = dtype.name if hasattr(dtype, "bitwidth") else str(dtype)
+    prefix = f"{where}: " if where else ""
+    try:
+        if name.startswith("FLOAT<"):
+            return MinifloatFormat.from_qonnx(name)
+        if name.startswith(("INT", "UINT")):
+            return IntFormat.from_qonnx(name)
+    except ValueError as exc:
+        raise UnsupportedNodeError(f"{prefix}bad datatype {name}: {exc}") from None
+    raise UnsupportedNodeError(f"{prefix}datatype {name} is not a minifloat (FLOAT<e,m,b>) or integer (INTn/UINTn) "
+                               "type")
 
 
 def is_const_quant(model, node):

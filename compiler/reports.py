@@ -37,7 +37,7 @@ import custom_ops  # noqa: F401  (registers minifinn's ops into finn's registrie
 from compiler.boards import get_board
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
 from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
 from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts

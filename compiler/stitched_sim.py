@@ -23,8 +23,9 @@ import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
 from compiler.errors import MinifinnError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
+from custom_ops.rtl.stream_backend import RTLStreamBackend
 
 INFRA = Path(__file__).resolve().parent.parent / "custom_ops" / "rtl" / "stream_infra.v"
 
@@ -55,8 +56,6 @@ def _tensor_format(model, name):
 
 def stitchable(model):
     """(True, "") when every node has an Icarus-simulated RTL backend, else (False, the reason)."""
-    from custom_ops.rtl.stream_backend import RTLStreamBackend
-
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
         return False, "the partition needs exactly one input and one output stream"
     bad = [n.name for n in model.graph.node if not isinstance(getCustomOp(n), RTLStreamBackend)]

@@ -9,9 +9,6 @@ CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops, and each 
 import finn.custom_op.fpgadataflow as fpgadataflow_registry
 import finn.custom_op.fpgadataflow.hls as hls_registry
 import finn.custom_op.fpgadataflow.rtl as rtl_registry
-from finn.custom_op.fpgadataflow.hlsbackend import HLSBackend
-from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
-
 from custom_ops.hls.channel_stream_hls import MinifloatAdd_hls, MinifloatLUT_hls, MinifloatThresholding_hls
 from custom_ops.hls.minifloat_conv_inp_gen_hls import MinifloatConvInpGen_hls
 from custom_ops.hls.minifloat_global_acc_pool_hls import MinifloatGlobalAccPool_hls
@@ -40,6 +37,8 @@ from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
 from custom_ops.rtl.minifloat_reorder_rtl import MinifloatReorder_rtl
 from custom_ops.rtl.minifloat_softmax_rtl import MinifloatSoftmax_rtl
 from custom_ops.rtl.minifloat_thresholding_rtl import MinifloatThresholding_rtl
+from finn.custom_op.fpgadataflow.hlsbackend import HLSBackend
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 #: every minifinn hardware op class: the ops and their backend variants
 HW_OPS = (

@@ -9,7 +9,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.general.common import threshold_ints
 from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts

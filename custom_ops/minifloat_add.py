@@ -13,7 +13,7 @@ hardware streams it from a ROM (custom_ops/rtl/rom_stream.v) instead of an input
 import numpy as np
 from qonnx.core.datatype import DataType
 
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import exact_ints, widen

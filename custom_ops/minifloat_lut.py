@@ -11,7 +11,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import HWOpCapabilities, divisors
 from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import exact_matmul, threshold_ints

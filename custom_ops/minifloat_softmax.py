@@ -48,7 +48,8 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import as_fraction, format_from_datatype, tie_rounds_up
+from compiler.numerics import as_fraction, tie_rounds_up
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.threshold_cost import VAR_COMPARE_LUT_PER_BIT
 

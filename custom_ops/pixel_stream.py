@@ -10,7 +10,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import HWOpCapabilities
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 

@@ -9,7 +9,7 @@ bits, ``custom_ops.codegen``).
 
 import numpy as np
 
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.codegen import decode_stream, encode_stream, pack_words, unpack_words
 
 

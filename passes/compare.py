@@ -15,7 +15,7 @@ import numpy as np
 from qonnx.core.onnx_exec import execute_onnx
 
 from compiler.errors import MinifinnError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from passes.lower import set_batch_size
 from passes.lowering.walker import LOWERED_MAP_KEY
 

@@ -19,7 +19,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers MinifloatLUT)
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 
 UNARY = {"Gelu", "Erf", "Tanh", "Sigmoid", "Relu", "Exp", "Softplus", "Abs", "Neg", "Identity"}
 SCALAR_BINARY = {"Mul", "Add", "Sub", "Div", "Pow"}

@@ -18,7 +18,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401
 from compiler.errors import UnmappableLayerNormError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.minifloat_layernorm import z_range
 from passes.initializers import scalar_initializer
 from passes.thresholds import requant_thresholds

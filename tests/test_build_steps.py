@@ -11,12 +11,11 @@ import compiler.steps  # noqa: F401  (registers the steps)
 from compiler.boards import get_board
 from compiler.build_cmd import main as build_main
 from compiler.config import BuildConfig
-from compiler.errors import MinifinnError
-from compiler.numerics import MinifloatFormat
+from compiler.errors import MinifinnError, UnmappableNodesError
 from compiler.export import export_qonnx_model
+from compiler.numerics import MinifloatFormat
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
-from compiler.errors import UnmappableNodesError
 from compiler.zoo import build_model
 from passes.resource_folding import (
     FoldingBudgetError,

@@ -186,12 +186,13 @@ def test_shapes_and_errors(tmp_path):
 def _zynq_partitioned(model):
     """The partition structure FINN's ZynqBuild gives a dataflow model (IODMA partitions around the layers), with
     the instance names its MakeZYNQProject assigns; built offline."""
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+
     from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
     from finn.transformation.fpgadataflow.floorplan import Floorplan
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
     from finn.transformation.fpgadataflow.insert_iodma import InsertIODMA
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
 
     part = "xc7z020clg400-1"
     getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "rtl")

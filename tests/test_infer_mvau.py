@@ -48,9 +48,9 @@ def test_every_matmul_becomes_an_mvau_and_python_is_unchanged(model_name, spec, 
 
 
 def test_negative_channel_scale_negates_weight_column(tmp_path):
-    from test_passes import linear_graph  # noqa: E402  (hand-built graph helper)
     from onnx import helper
     from qonnx.transformation.infer_shapes import InferShapes
+    from test_passes import linear_graph  # noqa: E402  (hand-built graph helper)
 
     model = linear_graph(bias=False, relu=False)
     g = model.graph
@@ -71,13 +71,13 @@ def test_negative_channel_scale_negates_weight_column(tmp_path):
 
 
 def _simulate(hw, style):
+    from compiler.boards import get_board
     from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
     from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
     from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from compiler.boards import get_board
     from passes.resource_folding import SetFoldingResourceAware
 
     for node in mvau_nodes(hw):

@@ -97,12 +97,12 @@ def test_cppsim_and_rtlsim_bit_exact(case):
 def test_finn_passes_accept_the_op():
     from qonnx.custom_op.registry import getCustomOp
 
+    from compiler.boards import get_board
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
     from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from compiler.boards import get_board
     from passes.resource_folding import SetFoldingResourceAware
 
     model, _ = make_mvau_model(F(3, 2), F(3, 2), F(3, 2), 16, 8, 1, 1, 0)

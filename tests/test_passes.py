@@ -317,7 +317,7 @@ def test_accumulators_beyond_62_bits_execute_exactly_or_fail_clearly():
     mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][0]
     x = np.random.default_rng(3).normal(size=(1, 8)).astype(np.float32)
     ctx = execute_lowered(low, {"x": x}, return_full_exec_context=True)
-    from compiler.numerics import format_from_datatype
+    from compiler.qonnx_formats import format_from_datatype
     from custom_ops.general.common import exact_ints
 
     fmts = [format_from_datatype(low.get_tensor_datatype(t).name) for t in mm.input]

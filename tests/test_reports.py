@@ -4,12 +4,12 @@ import json
 
 import pytest
 from qonnx.custom_op.registry import getCustomOp
+from test_resource_folding import BOARD, CHAIN, _finn_mvau_threshold_graph, mvau_chain
 
 from compiler.boards import Board
 from compiler.errors import MinifinnError
 from compiler.reports import REPORT_FILES, ReportError, write_estimate_reports
 from passes.resource_folding import SetFoldingResourceAware
-from test_resource_folding import BOARD, CHAIN, _finn_mvau_threshold_graph, mvau_chain
 
 PERF_KEYS = {"critical_path_cycles", "max_cycles", "max_cycles_node_name", "estimated_throughput_fps",
              "estimated_latency_ns"}

@@ -18,7 +18,7 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general.common import bits_for_range, exact_ints, exact_matmul, widen
 
 

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 from qonnx.util.basic import get_by_name
 
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general import DOMAIN
 from passes.lowering.handler import where
 from passes.lowering.state import Flt, Vals, channel_vectors, fractions, is_scalar, params_to_acc

@@ -17,7 +17,7 @@ import numpy as np
 import onnx.helper as helper
 
 from compiler.errors import UnsupportedNodeError
-from compiler.numerics import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general import DOMAIN
 from passes.datatypes import accumulator_range
 from passes.lowering.handler import Refused, where

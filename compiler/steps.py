@@ -20,6 +20,7 @@ from compiler.boards import get_board
 from compiler.errors import ConfigError, MinifinnError, UnmappableNodesError
 from compiler.reports import estimate_reports_step
 from compiler.stitched_sim import run_stitched, size_fifos, stitchable
+from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
 from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
@@ -100,7 +101,7 @@ def _large_weights_to_uram(model, cfg):
         return model
     for node in model.graph.node:
         inst = getCustomOp(node)
-        if getattr(inst, "weight_memory_bits", lambda: 0)() >= URAM_WEIGHT_BITS and \
+        if isinstance(inst, HWOpCapabilities) and inst.weight_memory_bits() >= URAM_WEIGHT_BITS and \
                 inst.get_nodeattr("ram_style") == "auto":
             inst.set_nodeattr("ram_style", "ultra")
     return model

@@ -12,6 +12,7 @@ is folded, specialized and reported by what its class says.
 * ``requantizer()``: how the op produces its output codes: "thresholds" (a comparison against integer thresholds in
   the accumulator domain), "table" (a 2^bits lookup), or "none" (data movement, or the accumulator itself);
   ``threshold_input()`` the index of its threshold initializer among the node's inputs (None: none).
+* ``weight_memory_bits()``: bits of embedded weight memory (the UltraRAM rule of the folding step asks it).
 """
 
 import finn.custom_op.fpgadataflow.hls as hls_registry
@@ -49,6 +50,10 @@ class HWOpCapabilities:
 
     def requantizer(self):
         return "thresholds" if self.threshold_input() is not None else self.REQUANTIZER
+
+    def weight_memory_bits(self):
+        """Bits of embedded weight memory (0: none)."""
+        return 0
 
     @classmethod
     def base_op_type(cls):

@@ -19,6 +19,7 @@ from compiler.errors import ConfigError
 
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 FIFO_SIZING = ("rtlsim", "none")
+REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
 
 
 
@@ -42,6 +43,10 @@ class BuildConfig:
     # fifo_sizing_frames verification inputs (all nodes RTL); "none" = FINN's default depths
     fifo_sizing: str = "rtlsim"
     fifo_sizing_frames: int = 2
+    # per-channel requantizers: "auto" = the folding picks each node's style by cost (parallel or binary-search
+    # thresholds, or conversion by a scale mantissa of requant_scale_bits bits); a style name forces it
+    requant_style: str = "auto"
+    requant_scale_bits: int = 16
 
     def __post_init__(self):
         self.validate()
@@ -61,6 +66,10 @@ class BuildConfig:
             raise ConfigError(f"target_fps must be > 0 (frames per second), got {self.target_fps}")
         if self.fifo_sizing not in FIFO_SIZING:
             raise ConfigError(f"fifo_sizing {self.fifo_sizing!r} is not one of {FIFO_SIZING}")
+        if self.requant_style not in REQUANT_STYLES:
+            raise ConfigError(f"requant_style {self.requant_style!r} is not one of {REQUANT_STYLES}")
+        if not 2 <= self.requant_scale_bits <= 32:
+            raise ConfigError(f"requant_scale_bits must be in 2..32, got {self.requant_scale_bits}")
         if self.fifo_sizing_frames < 1:
             raise ConfigError(f"fifo_sizing_frames must be >= 1, got {self.fifo_sizing_frames}")
 

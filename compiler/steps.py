@@ -66,8 +66,9 @@ def step_lower(model, cfg):
 
 def step_convert_to_hw(model, cfg):
     """Every compute node of the lowered graph becomes a minifinn hardware op (``passes.convert_to_hw``), or the step
-    lists the nodes (name, op type, why) that keep the graph from being one dataflow partition."""
-    return model.transform(ConvertToHardware())
+    lists the nodes (name, op type, why) that keep the graph from being one dataflow partition. Per-channel
+    requantizers get conversion parameters with ``requant_scale_bits``-bit scale mantissas."""
+    return model.transform(ConvertToHardware(cfg.requant_scale_bits))
 
 
 def step_create_dataflow_partition(model, cfg):
@@ -107,6 +108,18 @@ def _large_weights_to_uram(model, cfg):
     return model
 
 
+def _restrict_requant_styles(model, cfg):
+    """``requant_style`` other than "auto" leaves the folding that one style for every requantizer that can take
+    it (the op's ``requantStyles``)."""
+    if cfg.requant_style == "auto":
+        return model
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        if "requantStyles" in inst.get_nodeattr_types():
+            inst.set_nodeattr("requantStyles", [cfg.requant_style])
+    return model
+
+
 def _apply_config_file(model, path, field):
     """FINN's ApplyConfig with a JSON file; a missing or malformed file is a ConfigError naming it."""
     path = Path(path)
@@ -131,6 +144,7 @@ def step_folding(model, cfg):
     (FINN's JSON: node name -> {"PE": .., "SIMD": ..}) is applied on top, as FINN's step_apply_folding_config
     does; the estimate reports then show whether the result fits."""
     _large_weights_to_uram(model, cfg)
+    _restrict_requant_styles(model, cfg)
     model = folding_step(model, cfg)
     if cfg.folding_config_file:
         model = _apply_config_file(model, cfg.folding_config_file, "folding_config_file")

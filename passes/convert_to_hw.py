@@ -1,11 +1,17 @@
 """ConvertToHardware: the lowered graph -> minifinn hardware ops, every compute node mapped or named with its reason.
 
-The conversion is a fixed sequence of passes (``HW_CONVERSION``): channels-last layout (``ConvertToNHWC``), softmax
+The conversion is a fixed sequence of passes (``hw_conversion``): channels-last layout (``ConvertToNHWC``), softmax
 and LayerNorm islands (``MinifloatSoftmax`` / ``MinifloatLayerNorm``), elementwise float islands such as GELU
 (``MinifloatLUT`` tables), matrix products incl. attention's (``MinifloatMVAU``), residual and positional-embedding
 adds (``MinifloatAdd``), standalone requantizers (``MinifloatThresholding``), sliding windows, max and global pooling
 (``MinifloatConvInpGen`` / ``MinifloatMaxPool`` / ``MinifloatGlobalAccPool``), layout chains between hardware nodes
 (``MinifloatReorder``), then ``AnnotateSharedThresholds`` for the estimates.
+
+Requantizers: one shared threshold row (per-tensor scales: residual adds, attention's products) stays inside the
+producing op as constants; per-channel requantizers (after linear layers with per-channel weight scales, LayerNorms
+with per-channel gamma/beta) become standalone ``MinifloatThresholding`` nodes carrying both the thresholds and the
+parameters of conversion with ``scale_bits``-bit scale mantissas, so the resource-aware folding picks their style
+(parallel or binary-search thresholds, or conversion) by cost.
 
 Every pass declares in ``UNMAPPED`` the op types it is responsible for and why a node of that type can stay; a node
 left behind that is neither a hardware op nor host-side input quantization / output dequantization is reported with
@@ -26,23 +32,28 @@ from passes.infer_stream_ops import (
     InferMinifloatReorder,
 )
 from passes.nhwc import ConvertToNHWC
+from passes.requant_params import DEFAULT_SCALE_BITS
 from passes.shared_thresholds import AnnotateSharedThresholds
 
-#: the conversion passes in order (factories: each run gets fresh instances)
-HW_CONVERSION = (
-    ConvertToNHWC,
-    lambda: InferMinifloatSoftmax(strict=False),
-    lambda: InferMinifloatLayerNorm(strict=False),
-    FoldElementwiseIntoTables,
-    lambda: InferMinifloatMVAU(dynamic=True),
-    InferMinifloatAdd,
-    InferMinifloatThresholding,
-    InferMinifloatConvInpGen,
-    InferMinifloatMaxPool,
-    InferMinifloatGlobalAccPool,
-    InferMinifloatReorder,
-    AnnotateSharedThresholds,
-)
+
+def hw_conversion(scale_bits=DEFAULT_SCALE_BITS):
+    """The conversion passes in order, fresh instances."""
+    return (
+        ConvertToNHWC(),
+        InferMinifloatSoftmax(strict=False),
+        InferMinifloatLayerNorm(strict=False, split="per_channel"),
+        FoldElementwiseIntoTables(),
+        InferMinifloatMVAU(dynamic=True, fuse="shared"),
+        InferMinifloatAdd(),
+        InferMinifloatThresholding(scale_bits=scale_bits),
+        InferMinifloatConvInpGen(),
+        InferMinifloatMaxPool(),
+        InferMinifloatGlobalAccPool(),
+        InferMinifloatReorder(),
+        AnnotateSharedThresholds(),
+    )
+
+
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 HOST_INPUT_OPS = ("QuantizeToFormat",)
 HOST_OUTPUT_OPS = ("Dequantize",)
@@ -53,8 +64,8 @@ UNKNOWN_REASON = "no minifinn or FINN hardware op for this op type"
 def unmapped_reasons(passes=None):
     """{op type: why it can stay unmapped}, from the ``UNMAPPED`` declarations of the conversion passes."""
     reasons = {}
-    for make in passes or HW_CONVERSION:
-        reasons.update(getattr(make(), "UNMAPPED", {}))
+    for transformation in passes or hw_conversion():
+        reasons.update(getattr(transformation, "UNMAPPED", {}))
     return reasons
 
 
@@ -86,12 +97,16 @@ def unmappable_nodes(model, reasons=None):
 
 
 class ConvertToHardware(Transformation):
-    """Run ``HW_CONVERSION`` on a lowered graph; raise ``UnmappableNodesError`` naming every node (name, op type,
-    reason) that keeps the graph from being one dataflow partition."""
+    """Run ``hw_conversion(scale_bits)`` on a lowered graph; raise ``UnmappableNodesError`` naming every node (name,
+    op type, reason) that keeps the graph from being one dataflow partition."""
+
+    def __init__(self, scale_bits=DEFAULT_SCALE_BITS):
+        super().__init__()
+        self.scale_bits = scale_bits
 
     def apply(self, model):
-        for make in HW_CONVERSION:
-            model = model.transform(make())
+        for transformation in hw_conversion(self.scale_bits):
+            model = model.transform(transformation)
         rows = unmappable_nodes(model)
         if rows:
             listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)

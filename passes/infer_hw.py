@@ -31,6 +31,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 import custom_ops  # noqa: F401  (registers MinifloatMVAU into FINN's registries)
 from compiler.errors import UnsupportedNodeError
 from custom_ops.general.common import threshold_initializer, threshold_ints
+from passes.requant_params import conversion_params
+from passes.shared_thresholds import rows_are_shared
 
 FPGADATAFLOW = "finn.custom_op.fpgadataflow"
 
@@ -44,9 +46,17 @@ class InferMinifloatMVAU(Transformation):
         "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
     }
 
-    def __init__(self, dynamic=False):
+    #: which following requantizers fuse into the MVAU: "always" (any on the last axis), "shared" (only one threshold
+    #: row shared by every channel: a table of constants; per-channel requantizers stay standalone, where the
+    #: folding chooses their style), "never"
+    FUSE_POLICIES = ("always", "shared", "never")
+
+    def __init__(self, dynamic=False, fuse="always"):
         super().__init__()
         self.dynamic = bool(dynamic)
+        if fuse not in self.FUSE_POLICIES:
+            raise ValueError(f"fuse must be one of {self.FUSE_POLICIES}, got {fuse!r}")
+        self.fuse = fuse
 
     def apply(self, model):
         graph = model.graph
@@ -78,6 +88,9 @@ class InferMinifloatMVAU(Transformation):
                 if tinst.get_nodeattr("channel_axis") % len(in_shape) != len(in_shape) - 1:
                     thr = None
                 elif dynamic and any(sg < 0 for sg in tinst.get_nodeattr("channel_signs")):
+                    thr = None
+                elif self.fuse == "never" or (self.fuse == "shared" and
+                                              not rows_are_shared(threshold_ints(model.get_initializer(thr.input[1])))):
                     thr = None
             if thr is not None:
                 signs = list(tinst.get_nodeattr("channel_signs"))
@@ -167,6 +180,9 @@ class InferMinifloatThresholding(Transformation):
 
     Converted when the thresholds are per tensor or per channel along the last axis (the hardware streams the last
     axis as channels); the thresholds are expanded to one row per channel. Run after ``InferMinifloatMVAU``.
+    With ``scale_bits`` and a requantizer that recorded its exact affine map, the node also gets the parameters of
+    requantization by conversion (input 2, passes/requant_params.py) with ``scale_bits``-bit scale mantissas, so it
+    can take any requantizer style (``requantStyle``; the folding chooses).
     """
 
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
@@ -174,6 +190,10 @@ class InferMinifloatThresholding(Transformation):
         "MinifloatThreshold": ("requantizer with per-channel thresholds on a non-last axis (NCHW): needs NHWC "
                                "streamlining"),
     }
+
+    def __init__(self, scale_bits=None):
+        super().__init__()
+        self.scale_bits = scale_bits
 
     def apply(self, model):
         graph = model.graph
@@ -188,12 +208,17 @@ class InferMinifloatThresholding(Transformation):
                 continue
             t_name, signs = rows
             channels = int(shape[-1])
+            inputs, extra = [node.input[0], t_name], {}
+            affine = inst.get_nodeattr("affine")
+            if self.scale_bits is not None and affine:
+                inputs.append(conversion_params(model, affine, channels, self.scale_bits))
+                extra["convertRelu"] = inst.get_nodeattr("relu")
             new = helper.make_node(
-                "MinifloatThresholding", [node.input[0], t_name], [node.output[0]], domain=FPGADATAFLOW,
+                "MinifloatThresholding", inputs, [node.output[0]], domain=FPGADATAFLOW,
                 backend="fpgadataflow", name=f"MinifloatThresholding_{node.name}", NumChannels=channels, PE=1,
                 inputDataType=model.get_tensor_datatype(node.input[0]).name,
                 outputDataType=inst.get_nodeattr("out_format"), numInputVectors=[int(d) for d in shape[:-1]],
-                **({"channel_signs": [int(s) for s in signs]} if signs else {}),
+                **({"channel_signs": [int(s) for s in signs]} if signs else {}), **extra,
             )
             graph.node.insert(list(graph.node).index(node), new)
             graph.node.remove(node)

@@ -5,12 +5,19 @@ epsilon) -> QuantizeToFormat(scalar s_out)``. The op's thresholds are the output
 ``fmt.round((gamma_i * z_i / 2^R + beta_i) / s_out)`` (``requant_thresholds``), its ``epsTerm`` is
 ``round(epsilon * D^2 / u^2)`` with ``u = s_in * 2**lsb_exponent`` (custom_ops/minifloat_layernorm.py states the
 contract). ``strict=False`` leaves islands it cannot map in place (``step_convert_to_hw`` then lists them).
+
+``split="per_channel"``: when gamma/beta make the thresholds differ between channels, the op outputs z itself
+(``noActivation = 1``, ``INTZ`` with Z from ``z_range``) and a lowered ``MinifloatThreshold`` on z (thresholds,
+channel signs and the exact affine map, as the lowering writes them) follows, which ``InferMinifloatThresholding``
+turns into a standalone requantizer whose style the folding chooses; with one shared row (or ``split="never"``)
+the thresholds stay inside the op.
 """
 
 from fractions import Fraction
 
 import numpy as np
 from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames
@@ -19,9 +26,12 @@ from qonnx.transformation.infer_shapes import InferShapes
 import custom_ops  # noqa: F401
 from compiler.errors import UnmappableLayerNormError
 from compiler.qonnx_formats import format_from_datatype
+from custom_ops.general import DOMAIN
+from custom_ops.general.common import bits_for_range, threshold_ints
 from custom_ops.minifloat_layernorm import z_range
 from passes.initializers import scalar_initializer
-from passes.thresholds import requant_thresholds
+from passes.shared_thresholds import rows_are_shared
+from passes.thresholds import requant_affine, requant_thresholds
 
 
 class InferMinifloatLayerNorm(Transformation):
@@ -36,9 +46,13 @@ class InferMinifloatLayerNorm(Transformation):
                                "InferMinifloatLayerNorm(strict=True) says which)"),
     }
 
-    def __init__(self, r_bits=16, strict=True):
+    SPLIT_POLICIES = ("never", "per_channel")
+
+    def __init__(self, r_bits=16, strict=True, split="never"):
         super().__init__()
-        self.r_bits, self.strict = int(r_bits), strict
+        if split not in self.SPLIT_POLICIES:
+            raise ValueError(f"split must be one of {self.SPLIT_POLICIES}, got {split!r}")
+        self.r_bits, self.strict, self.split = int(r_bits), strict, split
 
     def _island(self, model, ln):
         where = f"LayerNormalization node {ln.name or ln.output[0]}"
@@ -103,18 +117,30 @@ class InferMinifloatLayerNorm(Transformation):
             scale = Fraction(1, 2 ** self.r_bits)
             a = [Fraction(float(g)) * scale for g in gamma]
             b = [Fraction(float(v)) for v in beta]
-            thresholds, signs = requant_thresholds(ofmt, float(np.float32(s_out)), a, b,
-                                                   acc_range=z_range(d, self.r_bits))
+            s_out = float(np.float32(s_out))
+            zr = z_range(d, self.r_bits)
+            thresholds, signs = requant_thresholds(ofmt, s_out, a, b, acc_range=zr)
             t_name = model.make_new_valueinfo_name()
             model.set_initializer(t_name, thresholds)
-            op = helper.make_node(
-                "MinifloatLayerNorm", [deq.input[0], t_name], [quant.output[0]],
-                domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", name=f"MinifloatLayerNorm_{ln.name}",
-                NumChannels=d, PE=1, inputDataType=in_dt, outputDataType=ofmt_name, R=self.r_bits,
-                epsTerm=int(eps_term), numInputVectors=[int(v) for v in shape[:-1]],
-                **({"channel_signs": [int(s) for s in signs]} if any(s < 0 for s in signs) else {}),
-            )
-            graph.node.insert(list(graph.node).index(ln), op)
+            sign_attrs = {"channel_signs": [int(s) for s in signs]} if any(s < 0 for s in signs) else {}
+            common = dict(domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",
+                          name=f"MinifloatLayerNorm_{ln.name}", NumChannels=d, PE=1, inputDataType=in_dt,
+                          R=self.r_bits, epsTerm=int(eps_term), numInputVectors=[int(v) for v in shape[:-1]])
+            if self.split == "per_channel" and not rows_are_shared(threshold_ints(thresholds)):
+                z = model.make_new_valueinfo_name()
+                z_dt = f"INT{bits_for_range(*zr)}"
+                op = helper.make_node("MinifloatLayerNorm", [deq.input[0]], [z], outputDataType=z_dt,
+                                      noActivation=1, **common)
+                thr = helper.make_node("MinifloatThreshold", [z, t_name], [quant.output[0]], domain=DOMAIN,
+                                       name=f"MinifloatThreshold_{ln.name}", out_format=ofmt_name, channel_axis=-1,
+                                       affine=requant_affine(ofmt, s_out, a, b), relu=0, **sign_attrs)
+                graph.node.insert(list(graph.node).index(ln), thr)
+                graph.node.insert(list(graph.node).index(thr), op)
+                model.set_tensor_datatype(z, DataType[z_dt])
+            else:
+                op = helper.make_node("MinifloatLayerNorm", [deq.input[0], t_name], [quant.output[0]],
+                                      outputDataType=ofmt_name, **common, **sign_attrs)
+                graph.node.insert(list(graph.node).index(ln), op)
             removed = [ln, quant]
             if len(model.find_consumers(deq.output[0]) or []) == 1:
                 removed.append(deq)

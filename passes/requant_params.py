@@ -18,6 +18,7 @@ import numpy as np
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import as_fraction
+from passes.thresholds import parse_affine
 
 #: default S: 16-bit scale mantissas (one DSP48E1 multiplier with accumulators up to 25 bits)
 DEFAULT_SCALE_BITS = 16
@@ -71,3 +72,16 @@ def params_initializer(mults, biases, shifts):
     if all(-(2**63) <= int(v) < 2**63 for v in rows.ravel()):
         return rows.astype(np.int64)
     return np.array([str(int(v)) for v in rows.ravel()], dtype=object).reshape(rows.shape)
+
+
+def conversion_params(model, affine, channels, scale_bits=DEFAULT_SCALE_BITS):
+    """A new (channels, 3) initializer of conversion parameters from a requantizer's ``affine`` strings (one per
+    channel, or one for all: ``passes.thresholds.requant_affine``); returns its name."""
+    mults, offsets = parse_affine(affine)
+    if len(mults) == 1:
+        mults, offsets = mults * channels, offsets * channels
+    if len(mults) != channels:
+        raise UnsupportedNodeError(f"a requantizer records {len(mults)} affine maps for {channels} channels")
+    name = model.make_new_valueinfo_name()
+    model.set_initializer(name, params_initializer(*convert_params(mults, offsets, scale_bits)))
+    return name

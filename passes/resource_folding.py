@@ -162,8 +162,8 @@ class _Layer:
         return self.node.name
 
     def set(self, attrs):
-        for key, value in attrs.items():
-            self.inst.set_nodeattr(key, int(value))
+        for key, value in attrs.items():  # PE/SIMD-like counts, or a style name (a requantizer's)
+            self.inst.set_nodeattr(key, value if isinstance(value, str) else int(value))
 
 
 def _fmt_res(v):

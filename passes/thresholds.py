@@ -12,6 +12,7 @@ rounds down. Solving for the integer ``acc`` gives integer thresholds ``T[c, i]`
 """
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -66,3 +67,26 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
         signs.append(sign)
     arr = np.array(rows, dtype=object)
     return threshold_initializer(arr), signs
+
+
+def requant_affine(fmt, out_scale, a, b):
+    """The requantizer's exact affine map in the output format's integer domain, per channel: ``m_c = a_c / (s *
+    2^lsb)``, ``o_c = b_c / (s * 2^lsb)`` as ``"p/q;p/q"`` strings (``affine_strings`` / ``parse_affine``), the
+    input of requantization by conversion (passes/requant_params.py)."""
+    unit = as_fraction(out_scale) * Fraction(2) ** fmt.lsb_exponent
+    return affine_strings([as_fraction(x) / unit for x in a], [as_fraction(x) / unit for x in b])
+
+
+def affine_strings(multipliers, offsets):
+    return [f"{m.numerator}/{m.denominator};{o.numerator}/{o.denominator}" for m, o in zip(multipliers, offsets)]
+
+
+def parse_affine(strings):
+    """``(multipliers, offsets)`` as Fractions from ``affine_strings``' encoding (bytes accepted)."""
+    mults, offsets = [], []
+    for text in strings:
+        text = text.decode() if isinstance(text, bytes) else text
+        m, o = text.split(";")
+        mults.append(Fraction(m))
+        offsets.append(Fraction(o))
+    return mults, offsets

@@ -132,7 +132,8 @@ def test_build_steps_fold_and_report_a_quantized_mlp(tmp_path):
     perf = _load(tmp_path / "build", "estimate_network_performance.json")
     assert perf["estimated_throughput_fps"] >= 2e6
     res = _load(tmp_path / "build", "estimate_layer_resources.json")
-    assert [n.op_type for n in model.graph.node] == ["MinifloatMVAU_rtl"] * 3 and len(res) == 4
+    assert [n.op_type for n in model.graph.node] == ["MinifloatMVAU_rtl", "MinifloatThresholding_rtl"] * 2 + [
+        "MinifloatMVAU_rtl"] and len(res) == 6
     assert all(res["total"][k] <= 0.8 * BOARD.resources[k] for k in ("LUT", "FF", "BRAM_18K", "URAM", "DSP"))
     assert "fits Pynq-Z2: **yes**" in (tmp_path / "build" / "report" / "summary.md").read_text()
     cfg = BuildConfig(output_dir=str(tmp_path / "build2"), target_fps=1e12)

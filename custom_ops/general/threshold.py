@@ -56,6 +56,10 @@ class MinifloatThreshold(CustomOp):
             "out_format": ("s", True, ""),
             "channel_axis": ("i", False, -1),
             "channel_signs": ("ints", False, []),
+            # the exact map behind T, per channel "m;o" (Fractions "p/q"): out = F.round(relu?(m * acc + o)) in F's
+            # integer domain (passes.thresholds.requant_affine); empty when the producer did not record it
+            "affine": ("strings", False, []),
+            "relu": ("i", False, 0, {0, 1}),
         }
 
     def out_format(self):

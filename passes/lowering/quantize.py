@@ -3,7 +3,8 @@
 On an accumulator state (``Aff``, or values converted to one) with a per-tensor scale ``s`` the quantizer becomes
 ``MinifloatThreshold(acc, T)``, ``T`` the exact integer thresholds of ``fmt.round(relu?(a * acc + b) / s)``
 (``passes.thresholds.requant_thresholds``, clipped to the accumulator's range), one row per channel of the axis the
-parameters vary along, ``channel_signs`` for negative ``a``; pending data movement is applied to its output. On a
+parameters vary along, ``channel_signs`` for negative ``a``, and the exact affine map itself (``affine``, ``relu``:
+what requantization by conversion needs); pending data movement is applied to its output. On a
 float input, or with a per-channel activation scale (no threshold form), the quantizer stays a ``QuantizeToFormat``
 on the float value. Either way the output is a ``Vals`` with scale 1: the legalized ``Mul`` by the scale follows.
 """
@@ -17,7 +18,7 @@ from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general import DOMAIN
 from passes.lowering.handler import where
 from passes.lowering.state import Flt, Vals, channel_vectors, fractions, is_scalar, params_to_acc
-from passes.thresholds import requant_thresholds
+from passes.thresholds import requant_affine, requant_thresholds
 
 
 def quantize_to_format(walker, node):
@@ -34,11 +35,12 @@ def quantize_to_format(walker, node):
     st = walker.to_aff(st, node)
     a, b = params_to_acc(st)
     axis, a_c, b_c = channel_vectors(a, b, len(st.acc_shape), where(node))
-    thresholds, signs = requant_thresholds(fmt, float(np.asarray(scale).ravel()[0]), a_c, b_c, relu=st.relu,
-                                           acc_range=walker.acc_range(st.acc))
+    s_out = float(np.asarray(scale).ravel()[0])
+    thresholds, signs = requant_thresholds(fmt, s_out, a_c, b_c, relu=st.relu, acc_range=walker.acc_range(st.acc))
     t_name = walker.const(out + "_thresholds", thresholds)
     vals = walker.name(out)
-    attrs = dict(out_format=fmt.qonnx_name, channel_axis=axis)
+    attrs = dict(out_format=fmt.qonnx_name, channel_axis=axis, affine=requant_affine(fmt, s_out, a_c, b_c),
+                 relu=int(bool(st.relu)))
     if any(s < 0 for s in signs):
         attrs["channel_signs"] = [int(s) for s in signs]
     walker.emit("MinifloatThreshold", [st.acc, t_name], [vals], domain=DOMAIN, **attrs)

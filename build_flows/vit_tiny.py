@@ -16,8 +16,9 @@ quantization and output dequantization stay on the host), resource-aware folding
 generation, FIFO sizing by stitched simulation, the verification ladder on --verify-images test images (every node
 in rtlsim/cppsim and the stitched partition vs the Python model, bit for bit), the driver; (6) estimates for the
 --estimate-boards (default U250) from the same hardware graph; (7) hardware-exact accuracy: the hardware graph's
-bit-exact Python models on the test set. The summary lists float / Brevitas / hardware-exact accuracy, FPS,
-latency and LUT/BRAM/DSP against each board. Vendor steps (bitstream) need Vivado: see README.
+bit-exact Python models on the test set, batched (compiler/batched_exec.py). The summary lists float / Brevitas /
+hardware-exact accuracy, FPS, latency and LUT/BRAM/DSP against each board. Vendor steps (bitstream) need Vivado:
+see README.
 
 Outputs in --output-dir: ``vit_float.pt``, ``vit_tiny.qonnx.onnx``, ``report/accuracy.json``,
 ``report/summary.md``, ``build/`` (the build's report/, intermediate_models/, driver/), ``build_<board>/report/``.
@@ -44,6 +45,7 @@ import torch  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 
 from build_flows.classifier_flow import Flow, FlowSpec, board_numbers  # noqa: E402
+from compiler.batched_exec import DEFAULT_BATCH_SIZE  # noqa: E402
 from compiler.boards import get_board  # noqa: E402
 from compiler.config import BuildConfig  # noqa: E402
 from compiler.export import compare_with_brevitas  # noqa: E402
@@ -101,6 +103,8 @@ class ViTFlow(Flow):
         p.add_argument("--accuracy-images", type=int, default=None,
                        help="test images for the hardware-exact accuracy (default: the whole test set)")
         p.add_argument("--workers", type=int, default=2, help="processes for the hardware-exact accuracy")
+        p.add_argument("--accuracy-batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                       help=f"images per batched run of the hardware graph (default {DEFAULT_BATCH_SIZE}; memory)")
         p.add_argument("--checkpoint", type=Path, default=None, help="float checkpoint to use instead of training")
         p.add_argument("--data-dir", type=Path, default=None, help="directory with the Fashion-MNIST IDX files")
 
@@ -174,7 +178,8 @@ class ViTFlow(Flow):
         print(f"[7/7] hardware-exact accuracy: the hardware graph's bit-exact models on {self.n_acc} test images")
         t0 = time.time()
         self.hw_acc, _ = hardware_exact_accuracy(self.bdir / "intermediate_models" / "step_convert_to_hw.onnx",
-                                                 x_test[:self.n_acc], y_test[:self.n_acc], workers=args.workers,
+                                                 x_test[:self.n_acc], y_test[:self.n_acc],
+                                                 batch_size=args.accuracy_batch_size, workers=args.workers,
                                                  progress=not args.quick)
         self.times["hardware_exact_s"] = round(time.time() - t0, 1)
         self.brevitas_same = evaluate(self.quant_model, x_test[:self.n_acc], y_test[:self.n_acc])

@@ -3,8 +3,12 @@ every hardware op's bit-exact Python model, host output dequantization) run on a
 
 This is the accuracy of the accelerator: each hardware op's Python model equals its cppsim/rtlsim bit for bit
 (the verification ladder checks that on sample images), and where a hardware op defines its own arithmetic (the
-softmax's and LayerNorm's fixed-point contracts) it differs from the lowered graph's float island. The hardware
-graph has batch 1, so images run one by one, split over ``workers`` local processes, with a progress bar.
+softmax's and LayerNorm's fixed-point contracts) it differs from the lowered graph's float island.
+
+``hardware_logits`` runs the graph batched (``compiler.batched_exec``: every node once per chunk of ``batch_size``
+images), in ``workers`` local processes, with a progress bar. ``hardware_logits_per_image`` is the reference
+executor: qonnx ``execute_onnx`` image by image (the hardware graph has batch 1); both give the same logits bit for
+bit (tests/test_batched_exec.py, the benchmark in tests/test_bench_hw_accuracy.py measures their speeds).
 """
 
 import os
@@ -15,51 +19,67 @@ from qonnx.core.modelwrapper import ModelWrapper
 from tqdm import tqdm
 
 import custom_ops  # noqa: F401  (registers the hardware ops, also in every worker process)
+from compiler.batched_exec import DEFAULT_BATCH_SIZE, BatchedGraph
 from compiler.finn_env import ensure_finn_offline
 from passes.compare import execute_lowered  # exact tensors as they are (wide accumulators are Python ints)
 
 _MODEL = None
+_GRAPH = None
 
 
-def _init(path):
-    global _MODEL
+def _init(path, batched):
+    global _MODEL, _GRAPH
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ensure_finn_offline()
-    _MODEL = ModelWrapper(str(path))
+    if batched:
+        _GRAPH = BatchedGraph(path)
+    else:
+        _MODEL = ModelWrapper(str(path))
 
 
-def _logits(chunk):
+def _logits_batched(chunk):
+    return np.asarray(_GRAPH.run(chunk)[_GRAPH.outputs[0]], dtype=np.float32).reshape(len(chunk), -1)
+
+
+def _logits_per_image(chunk):
     iname, oname = _MODEL.graph.input[0].name, _MODEL.graph.output[0].name
     return np.stack([np.asarray(execute_lowered(_MODEL, {iname: x[None]})[oname], dtype=np.float32).reshape(-1)
                      for x in chunk])
 
 
-def hardware_logits(model_path, x, workers=2, chunk=50, progress=True):
-    """Logits of the hardware graph at ``model_path`` for every image in ``x`` (N, ...), in order."""
+def _run(model_path, x, chunk, workers, progress, batched):
     x = np.asarray(x, dtype=np.float32)
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
-    bar = None
-    if progress:
-        bar = tqdm(total=len(x), desc="hardware-exact", unit="img", dynamic_ncols=True)
+    fn = _logits_batched if batched else _logits_per_image
     out = []
-    if workers <= 1:
-        _init(model_path)
-        for c in chunks:
-            out.append(_logits(c))
-            if bar is not None:
+    with tqdm(total=len(x), desc="hardware-exact", unit="img", dynamic_ncols=True, disable=not progress) as bar:
+        if workers <= 1:
+            _init(model_path, batched)
+            for c in chunks:
+                out.append(fn(c))
                 bar.update(len(c))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(str(model_path),)) as pool:
-            for c, res in zip(chunks, pool.map(_logits, chunks)):
-                out.append(res)
-                if bar is not None:
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init,
+                                     initargs=(str(model_path), batched)) as pool:
+                for c, res in zip(chunks, pool.map(fn, chunks)):
+                    out.append(res)
                     bar.update(len(c))
-    if bar is not None:
-        bar.close()
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def hardware_exact_accuracy(model_path, x, y, workers=2, progress=True):
+def hardware_logits(model_path, x, batch_size=DEFAULT_BATCH_SIZE, workers=1, progress=True):
+    """Logits (N, classes) of the hardware graph at ``model_path`` for every image in ``x`` (N, ...), in order: the
+    graph run batched, ``batch_size`` images at a time, the chunks split over ``workers`` local processes."""
+    return _run(model_path, x, batch_size, workers, progress, batched=True)
+
+
+def hardware_logits_per_image(model_path, x, workers=1, chunk=50, progress=True):
+    """``hardware_logits`` by the reference executor: qonnx ``execute_onnx`` on one image at a time (chunks of
+    ``chunk`` images per worker task)."""
+    return _run(model_path, x, chunk, workers, progress, batched=False)
+
+
+def hardware_exact_accuracy(model_path, x, y, batch_size=DEFAULT_BATCH_SIZE, workers=1, progress=True):
     """(accuracy, logits) of the hardware graph on (x, y)."""
-    logits = hardware_logits(model_path, x, workers=workers, progress=progress)
+    logits = hardware_logits(model_path, x, batch_size=batch_size, workers=workers, progress=progress)
     return float(np.mean(logits.argmax(1) == np.asarray(y))), logits

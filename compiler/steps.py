@@ -16,6 +16,7 @@ from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
 
 import custom_ops  # noqa: F401  (registers minifinn's hardware ops into finn-plus' registries)
+from compiler.batched_exec import DEFAULT_BATCH_SIZE, BatchedGraph
 from compiler.boards import get_board
 from compiler.errors import ConfigError, MinifinnError, UnmappableNodesError
 from compiler.reports import estimate_reports_step
@@ -173,11 +174,20 @@ def _verify_inputs(cfg):
     return np.load(cfg.verify_input_npy).astype(np.float32)
 
 
-def _partition_inputs(cfg, x):
-    """The dataflow partition's input for every QONNX input in ``x`` (the host part of the parent graph)."""
+def _partition_batch(cfg, x):
+    """The dataflow partition's inputs (N, ...) for the QONNX inputs ``x`` (N, ...): the host part of the parent graph
+    (the nodes before the partition), run batched."""
     parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
-    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
-    return [_host_input(parent, sdp, image[None]) for image in x]
+    name = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0].input[0]
+    return BatchedGraph(parent).run(x, outputs=[name])[name]
+
+
+def _partition_inputs(cfg, x):
+    """The dataflow partition's input for every QONNX input in ``x``: a list of batch-1 arrays."""
+    if not len(x):
+        return []
+    frames = _partition_batch(cfg, x)
+    return [frames[i:i + 1] for i in range(len(frames))]
 
 
 def step_fifo_sizing(model, cfg):
@@ -221,11 +231,15 @@ def _fifo_bram18(record):
     return int(sum(PixelStreamOp.bram18_for(record["widths"][e], d) for e, d in record["depths"].items() if d > 256))
 
 
-def _node_inputs(model, x):
-    """Python (golden) execution of the dataflow model; returns the full context."""
-    for node in model.graph.node:
-        getCustomOp(node).set_nodeattr("exec_mode", "")  # "": the Python golden model
-    return execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
+def _golden_contexts(model, frames, batch_size=DEFAULT_BATCH_SIZE):
+    """Python (golden) execution of the dataflow model on the partition inputs ``frames`` (N, ...), batched
+    (``compiler.batched_exec``, ``batch_size`` images per run): yields (image index, its full context as qonnx
+    ``execute_onnx`` returns it for that image alone)."""
+    graph = BatchedGraph(model)
+    for start in range(0, len(frames), batch_size):
+        ctx = graph.run(frames[start:start + batch_size], full_context=True)
+        for j in range(min(batch_size, len(frames) - start)):
+            yield start + j, graph.image_context(ctx, j)
 
 
 def step_verify(model, cfg):
@@ -235,27 +249,30 @@ def step_verify(model, cfg):
     2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, Icarus), bit for bit;
     3. whole partition as one stitched Icarus simulation (``_stitched_rung``) when every node has RTL, else every
        node simulated, chained (``whole_partition``), vs the Python dataflow model.
+
+    The Python side (partition inputs and the golden context of every image) runs batched; the simulations run image
+    by image.
     """
     report = Path(cfg.output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     x = _verify_inputs(cfg)
     qonnx = ModelWrapper(str(_inter(cfg, "qonnx_input.onnx")))
     lowered = ModelWrapper(str(_inter(cfg, "step_lower.onnx")))
-    parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
     result = {"images": int(len(x)), "nodes": {}}
     cmp = compare_lowered(qonnx, lowered, x, batch_size=min(50, len(x)))
     result["qonnx_vs_lowered"] = {k: cmp[k] for k in ("differing_codes", "codes", "argmax_agreement",
                                                        "max_abs_output_diff")}
-    # dataflow model inputs for each image: run the host part of the parent graph up to the partition
-    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    # dataflow model inputs for every image: the host part of the parent graph up to the partition, batched
+    frames = _partition_batch(cfg, x)
     _prepare_rtlsim(model)
     df_in = model.graph.input[0].name
     df_out = model.graph.output[0].name
     mismatches = []
+    golden_out = []
     chained = not stitchable(model)[0]  # the stitched simulation (rung 3) subsumes the chained one
-    for i, image in enumerate(x):
-        host = _host_input(parent, sdp, image[None])
-        golden = _node_inputs(model, host)
+    for i, golden in _golden_contexts(model, frames):
+        host = frames[i:i + 1]
+        golden_out.append(golden[df_out])
         for node in model.graph.node:
             mode = "cppsim" if is_hls_node(node) else "rtlsim"
             inst = getCustomOp(node)
@@ -277,7 +294,7 @@ def step_verify(model, cfg):
         entry["passed" if ok else "failed"] += 1
         if not ok:
             mismatches.append(f"whole partition on input {i}")
-    _stitched_rung(model, cfg, x, parent, sdp, result, mismatches)
+    _stitched_rung(model, cfg, frames, golden_out, result, mismatches)
     result["passed"] = not mismatches
     (report / "verification.json").write_text(json.dumps(result, indent=2) + "\n")
     if mismatches:
@@ -285,15 +302,15 @@ def step_verify(model, cfg):
     return model
 
 
-def _stitched_rung(model, cfg, x, parent, sdp, result, mismatches):
+def _stitched_rung(model, cfg, frames, golden, result, mismatches):
     """4. the whole partition as one stitched Icarus simulation (sized FIFOs, forks, width converters) on every
-    verification input, frames back to back, vs the Python dataflow model; also the measured cycles per frame."""
+    verification input (``frames`` (N, ...), the partition's inputs), frames back to back, vs the Python dataflow
+    model's outputs ``golden`` (one per frame); also the measured cycles per frame."""
     ok, why = stitchable(model)
     if not ok:
         result["stitched_rtlsim"] = {"skipped": why}
         return
-    frames = [_host_input(parent, sdp, image[None]) for image in x]
-    golden = [_node_inputs(model, f)[model.graph.output[0].name] for f in frames]
+    frames = [frames[i:i + 1] for i in range(len(frames))]
     depths = {}
     sizing = Path(cfg.output_dir) / "report" / "fifo_sizing.json"
     if sizing.is_file():
@@ -308,9 +325,3 @@ def _stitched_rung(model, cfg, x, parent, sdp, result, mismatches):
         if not good:
             mismatches.append(f"stitched rtlsim on input {i}")
     result["stitched_rtlsim"] = entry
-
-
-def _host_input(parent, sdp, x):
-    """The dataflow partition's input for one QONNX input: the parent graph's host nodes before the partition."""
-    ctx = execute_onnx(parent, {parent.graph.input[0].name: x}, return_full_exec_context=True)
-    return ctx[sdp.input[0]]

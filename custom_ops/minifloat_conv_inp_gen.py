@@ -69,7 +69,7 @@ class MinifloatConvInpGen(PixelStreamOp):
         pt, pl, pb, pr = self.get_nodeattr("Padding")
         xp = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
         idx = self.window_indices()
-        return xp[0, idx[:, 0], idx[:, 1], :].reshape(self.get_normal_output_shape())
+        return xp[:, idx[:, 0], idx[:, 1], :].reshape((len(xp),) + self.get_normal_output_shape()[1:])
 
     def execute_node(self, context, graph):
         self.output_tensor(context, self.execute_python(self.input_tensor(context)))

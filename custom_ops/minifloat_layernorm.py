@@ -29,7 +29,7 @@ from qonnx.core.datatype import DataType
 from compiler.errors import UnsupportedNodeError
 from compiler.qonnx_formats import format_from_datatype
 from custom_ops.channel_stream import ChannelStreamOp
-from custom_ops.general.common import exact_ints
+from custom_ops.general.common import batch_shape, exact_ints
 
 
 def rsqrt_fixed(v, r_bits):
@@ -116,29 +116,41 @@ class MinifloatLayerNorm(ChannelStreamOp):
 
     # --- golden model -------------------------------------------------------------------------------------------
     def normalized(self, x):
-        """z (..., D) as a numpy object array of Python ints (the contract's z_i)."""
-        a = exact_ints(np.asarray(x), self.input_format(), self.onnx_node.name).astype(object)
+        """z (..., D), the contract's z_i: int64 when V' and n_i r fit 62 bits, else a numpy object array of Python
+        ints. r and e are computed once per distinct V'."""
+        fmt, r_bits, eps = self.input_format(), self.get_nodeattr("R"), int(self.get_nodeattr("epsTerm"))
+        a = exact_ints(np.asarray(x), fmt, self.onnx_node.name)
         d = a.shape[-1]
         if d != self.get_nodeattr("NumChannels"):
             raise UnsupportedNodeError(f"{self.onnx_node.name}: {d} channels, expected "
                                        f"{self.get_nodeattr('NumChannels')}")
+        m = int(fmt.max_int)  # |a_i| <= m, so V' <= D^2 m^2 + epsTerm and |n_i r| <= 2 D m 2^(R+1)
+        kind = np.int64 if max(d * d * m * m + eps, 2 * d * m << (r_bits + 1)) < 2**62 else object
+        a = a.astype(kind)
         s1 = a.sum(axis=-1, keepdims=True)
         s2 = (a * a).sum(axis=-1, keepdims=True)
-        v = d * s2 - s1 * s1 + int(self.get_nodeattr("epsTerm"))
-        r_bits = self.get_nodeattr("R")
-        r = np.vectorize(lambda t: rsqrt_fixed(t, r_bits)[0], otypes=[object])(v)
-        e = np.vectorize(lambda t: rsqrt_fixed(t, r_bits)[1], otypes=[object])(v)
-        return ((d * a - s1) * r) >> e  # Python ints: >> is the floor division by 2^e
+        v = d * s2 - s1 * s1 + eps
+        distinct, where = np.unique(v, return_inverse=True)
+        pairs = [rsqrt_fixed(t, r_bits) for t in distinct]
+        r = np.array([p[0] for p in pairs], dtype=kind)[where].reshape(v.shape)
+        e = np.array([p[1] for p in pairs], dtype=kind)[where].reshape(v.shape)
+        return ((d * a - s1) * r) >> e  # >> is the floor division by 2^e (Python ints, numpy's arithmetic shift)
 
     def execute_python(self, x, thresholds):
         z = self.normalized(x)
-        signs = np.asarray(self.signs() or [1] * self.get_nodeattr("NumChannels"), dtype=object)
+        t = np.asarray(thresholds)
+        kind = np.int64 if z.dtype == np.int64 and t.dtype.kind == "i" else object
+        signs = np.asarray(self.signs() or [1] * self.get_nodeattr("NumChannels"), dtype=kind)
         u = z * signs
-        t = np.asarray(thresholds, dtype=object)
-        counts = (u[..., None] >= t).sum(axis=-1).astype(np.int64)
+        counts = (u[..., None] >= t.astype(kind)).sum(axis=-1).astype(np.int64)
         return self.output_format().values()[counts]
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = np.asarray(context[node.input[0]]).reshape(self.get_normal_input_shape(0))
+        x = np.asarray(context[node.input[0]])
+        shape = batch_shape(x, self.get_normal_input_shape(0))
+        if shape is None:
+            raise UnsupportedNodeError(f"{node.name}: input has shape {x.shape}, expected "
+                                       f"{self.get_normal_input_shape(0)}")
+        x = x.reshape(shape)
         context[node.output[0]] = self.execute_python(x, self.thresholds(context))

@@ -49,7 +49,7 @@ class MinifloatMaxPool(PixelStreamOp):
         kh, kw = self.get_nodeattr("PoolDim")
         c = self.get_nodeattr("NumChannels")
         x = np.asarray(x, dtype=np.float32)[:, :oh * kh, :ow * kw, :]
-        return x.reshape(1, oh, kh, ow, kw, c).max(axis=(2, 4))
+        return x.reshape(len(x), oh, kh, ow, kw, c).max(axis=(2, 4))
 
     def execute_node(self, context, graph):
         self.output_tensor(context, self.execute_python(self.input_tensor(context)))

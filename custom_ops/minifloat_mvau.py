@@ -35,7 +35,7 @@ from compiler.errors import UnsupportedNodeError
 from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import HWOpCapabilities, divisors
 from custom_ops.codegen import codes_of, pack_words
-from custom_ops.general.common import exact_matmul, threshold_ints
+from custom_ops.general.common import batch_shape, exact_matmul, threshold_ints
 from custom_ops.general.threshold import threshold_counts
 from custom_ops.mac import operand_params
 from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts
@@ -277,9 +277,9 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
     def execute_node(self, context, graph):
         node = self.onnx_node
         x = np.asarray(context[node.input[0]])
-        want = tuple(self.get_normal_input_shape(0))
-        if x.shape != want and x.size == int(np.prod(want)):  # a producer handing over the same stream in another shape
-            x = x.reshape(want)
+        shape = batch_shape(x, self.get_normal_input_shape(0))
+        if shape is not None and x.shape != shape:  # a producer handing over the same stream in another shape
+            x = x.reshape(shape)
         w = context[node.input[1]]
         thr = context[node.input[2]] if len(node.input) > 2 else None
         context[node.output[0]] = self.execute_python(x, w, thr)

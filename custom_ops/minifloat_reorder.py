@@ -18,6 +18,7 @@ from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from custom_ops.capabilities import HWOpCapabilities
+from custom_ops.general.common import batch_shape
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
@@ -126,15 +127,21 @@ class MinifloatReorder(HWOpCapabilities, HWCustomOp):
         return [ZERO_WORD if int(i) < 0 else int(i) // pe for i in np.asarray(self.get_nodeattr("index"))[::pe]]
 
     def execute_python(self, x):
+        """The contract on one image, or on each of a batch of N images (leading axis N in place of the shapes'
+        leading 1)."""
         x = np.asarray(x)
-        if x.size != self.n_elements():
+        out_shape = self.get_normal_output_shape()
+        shape = batch_shape(x, self.get_normal_input_shape())
+        images = 0 if shape is None else x.size // self.n_elements()
+        if images < 1 or (images > 1 and out_shape[0] != 1):
             raise UnsupportedNodeError(f"{self.onnx_node.name}: input has {x.size} elements, expected "
-                                       f"{self.n_elements()}")
-        flat = x.ravel()
+                                       f"{self.n_elements()} (or a batch of them with inputShape and outputShape "
+                                       "starting with the batch, 1)")
+        flat = x.reshape(images, self.n_elements())
         if not self.is_identity():
             index = np.asarray(self.get_nodeattr("index"))
-            flat = np.where(index < 0, np.zeros((), dtype=flat.dtype), flat[np.maximum(index, 0)])
-        return flat.reshape(self.get_normal_output_shape())
+            flat = np.where(index < 0, np.zeros((), dtype=flat.dtype), flat[:, np.maximum(index, 0)])
+        return flat.reshape(out_shape if images == 1 else (images,) + out_shape[1:])
 
     def execute_node(self, context, graph):
         node = self.onnx_node

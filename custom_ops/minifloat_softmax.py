@@ -204,9 +204,10 @@ class MinifloatSoftmax(ChannelStreamOp):
 
     # --- golden model ------------------------------------------------------------------------------------------
     def execute_python(self, x):
-        """The contract row by row: numpy int64 when every intermediate fits 62 bits (``cmp_bits``), else Python
-        ints (``execute_python_ints``)."""
-        if self.cmp_bits() > 62:
+        """The contract on all rows at once: numpy int64 when e_i and S fit 62 bits (``sum_bits``; the row thresholds'
+        products as Python ints when they leave int64, ``cmp_bits``), else row by row in Python ints
+        (``execute_python_ints``)."""
+        if self.sum_bits() > 62:
             return self.execute_python_ints(x)
         fi = self.input_format()
         mants, shifts = (np.asarray(t, dtype=np.int64) for t in self.exp_table())
@@ -217,8 +218,12 @@ class MinifloatSoftmax(ChannelStreamOp):
         h = shifts[codes]
         e = (mants[codes] << g) >> np.minimum(h - h.min(axis=1, keepdims=True), 63)
         total = e.sum(axis=1, keepdims=True)
-        prod = np.asarray(nums, dtype=np.int64)[None, :] * total + np.asarray(bias, dtype=np.int64)[None, :]
-        theta = (prod + ((1 << d) - 1)) >> d
+        if self.cmp_bits() <= 64:  # num_k S + b_k + 2^D - 1 <= 2^D (S + 1) <= 2^(cmp_bits - 2): int64
+            prod = np.asarray(nums, dtype=np.int64)[None, :] * total + np.asarray(bias, dtype=np.int64)[None, :]
+            theta = (prod + ((1 << d) - 1)) >> d
+        else:  # products beyond int64: theta_k in Python ints, capped at 2^62 > S >= e_i (no comparison changes)
+            prod = np.asarray(nums, dtype=object)[None, :] * total.astype(object) + np.asarray(bias, dtype=object)
+            theta = np.minimum((prod + ((1 << d) - 1)) >> d, 1 << 62).astype(np.int64)
         count = offset + (e[:, :, None] >= theta[:, None, :]).sum(axis=2)
         return self.output_format().values().astype(np.float32)[count].reshape(x.shape)
 

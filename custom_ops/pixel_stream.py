@@ -12,6 +12,7 @@ from qonnx.core.datatype import DataType
 from compiler.errors import UnsupportedNodeError
 from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import HWOpCapabilities
+from custom_ops.general.common import batch_shape
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
 
@@ -94,13 +95,14 @@ class PixelStreamOp(HWOpCapabilities, HWCustomOp):
                 f"{self.get_nodeattr('outputDataType')}"]
 
     def input_tensor(self, context):
-        """The input from the execution context in the normal (1, H, W, C) shape (a producer may hand over the same
-        elements in another shape, e.g. a flattened one)."""
+        """The input from the execution context in the normal (1, H, W, C) shape, or (N, H, W, C) for a batch of N
+        images (a producer may hand over the same elements in another shape, e.g. a flattened one)."""
         x = np.asarray(context[self.onnx_node.input[0]])
         want = self.get_normal_input_shape()
-        if x.size != int(np.prod(want)):
+        shape = batch_shape(x, want)
+        if shape is None:
             raise UnsupportedNodeError(f"{self.onnx_node.name}: input has shape {x.shape}, expected {want}")
-        return x.reshape(want)
+        return x.reshape(shape)
 
     def output_tensor(self, context, y):
         """Store ``y`` in the shape the graph declares for the output tensor."""

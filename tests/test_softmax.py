@@ -293,3 +293,16 @@ def test_trained_vit_accuracy_with_and_without_the_replacement(tmp_path):
         acc[name] = float(np.mean(out[o].reshape(n, -1).argmax(1) == y_test[:n]))
     print("accuracy", acc)
     assert acc["island"] > 0.6 and abs(acc["op"] - acc["island"]) <= 0.01
+
+
+def test_row_threshold_products_of_63_bits_stay_exact_in_int64():
+    """The flagship ViT's first softmax: its row thresholds' products need cmp_bits = 63 (they stay below
+    2^(cmp_bits - 2), so int64 holds them); the golden model equals the exact rational statement, on rows and on a
+    batch of (images, heads, rows) alike."""
+    fi, s_in, s_out = F(3, 2), 0.5001742243766785, 0.035672690719366074
+    op = getCustomOp(softmax_model(fi, fi, 16, 64, s_in, s_out, 12, 12, 4).graph.node[0])
+    assert 63 <= op.cmp_bits() <= 64
+    x = random_codes(fi, 64, 16, seed=5)
+    want = reference_rational(x, fi, fi, s_in, s_out, 12, 12)
+    assert np.array_equal(op.execute_python(x), want)
+    assert np.array_equal(op.execute_python(x.reshape(2, 2, 16, 16)), want.reshape(2, 2, 16, 16))

@@ -10,6 +10,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames
 
 from compiler.boards import get_board
+from compiler.config import BuildConfig
 from compiler.steps import step_convert_to_hw
 from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 from passes.resource_folding import FoldingTargetUnreachableError, SetFoldingResourceAware
@@ -22,10 +23,10 @@ COST_BUDGET_SCALE = 1000
 
 
 def hardware_graph(lowered):
-    """The build's hardware graph of a lowered model (``compiler.steps.step_convert_to_hw``: every compute node a
-    hardware op, input quantization / output dequantization on the host), specialized to RTL/HLS variants;
-    ``UnmappableNodesError`` names the nodes otherwise."""
-    hw = step_convert_to_hw(lowered.transform(GiveUniqueNodeNames()), None)
+    """The build's hardware graph of a lowered model (``compiler.steps.step_convert_to_hw`` with the default
+    ``BuildConfig``: every compute node a hardware op, input quantization / output dequantization on the host),
+    specialized to RTL/HLS variants; ``UnmappableNodesError`` names the nodes otherwise."""
+    hw = step_convert_to_hw(lowered.transform(GiveUniqueNodeNames()), BuildConfig())
     return hw, hw.transform(SpecializeLayers(COST_PART))
 
 

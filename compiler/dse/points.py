@@ -6,7 +6,7 @@ technique sets, or calibration only), QONNX export, lowering (``passes.lower_qon
 * accuracy of the **lowered** graph on the test images: the hardware's arithmetic for every matrix product,
   requantizer, add and pooling (bit-exact with the hardware ops' cppsim and rtlsim). A ViT's softmax / LayerNorm /
   GELU are float islands there; the hardware replaces them with its own fixed-point ops, so such a point is also
-  run through the **hardware graph** (``compiler.hw_accuracy``, batch 1, slower) on its first ``hw_images`` images:
+  run through the **hardware graph** (``compiler.hw_accuracy``, batched) on its first ``hw_images`` images:
   ``accuracy_hw``, and ``hw_lowered_agreement``, the share of those images where both predict the same class;
 * cost from the compiler (``compiler.dse.cost``).
 
@@ -166,7 +166,7 @@ def _evaluate(task, cache):
 
 
 def _hardware_check(hw, path, x, y, logits_lowered, images):
-    """Accuracy of the hardware graph (``compiler.hw_accuracy``: every op's bit-exact Python model, batch 1, saved
+    """Accuracy of the hardware graph (``compiler.hw_accuracy``: every op's bit-exact Python model, batched, saved
     to ``path``) on the first ``images`` of the point's images, and how often its prediction agrees with the lowered
     graph's there."""
     n = min(images, len(x))

@@ -21,6 +21,19 @@ def exact_ints(values, fmt, where=""):
     return ints.astype(np.int64)
 
 
+def batch_shape(x, shape):
+    """The shape an op's golden model gives its input ``x`` for the node's (batch-1) ``shape``: ``shape`` itself when
+    ``x`` has its size (one image, possibly handed over in another shape), ``(N,) + shape[1:]`` when ``x`` is a batch
+    of N images on its leading axis (compiler/batched_exec.py), None when it is neither."""
+    x, shape = np.asarray(x), tuple(int(d) for d in shape)
+    one = int(np.prod(shape))
+    if x.size == one:
+        return shape
+    if shape and shape[0] == 1 and x.ndim and one and x.size == x.shape[0] * one:
+        return (x.shape[0],) + shape[1:]
+    return None
+
+
 def widen(arr, bound):
     """``arr`` as int64 when every result up to ``|bound|`` fits, else as an object array of Python ints."""
     arr = np.asarray(arr)
@@ -52,6 +65,8 @@ def exact_matmul(x, w):
     k = xf.shape[-1]
     mx = float(np.abs(xf).max()) if xf.size else 0.0
     mw = float(np.abs(wf).max()) if wf.size else 0.0
+    if k * mx * mw < 2**53:  # every product and partial sum is an integer float64 holds exactly: BLAS, exact
+        return np.matmul(xf, wf).astype(np.int64)
     if k * mx * mw < INT64_SAFE:
         return np.matmul(xf.astype(np.int64), wf.astype(np.int64))
     bits = (58 - int(np.ceil(np.log2(max(k, 2))))) // 2

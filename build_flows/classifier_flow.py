@@ -6,8 +6,8 @@ accuracy of the float, Brevitas and hardware-exact models on the test set, repor
 epochs, PTQ techniques, 8-bit first/last layer) and changes a stage by overriding its method: ``ClassifierFlow``
 (mlp.py, cnn.py) builds into the output directory and measures the lowered graph's accuracy; vit_tiny.py adds a
 golden check of the export, estimates for further boards and the DeiT-sized variant. All flows share the flags
---quick, --weights, --acts, --first, --last, --board, --target-fps, --impl, --epochs, --verify-images and
---output-dir; ``Flow.add_arguments`` adds a flow's own.
+--quick, --weights, --acts, --first, --last, --board, --target-fps, --impl, --epochs, --verify-images,
+--synth-check and --output-dir; ``Flow.add_arguments`` adds a flow's own.
 
 Exit codes: 0 done, 2 a minifinn error (message on stderr), 3 a vendor tool is missing (the message says how to
 continue where it is installed).
@@ -37,6 +37,7 @@ from compiler.export import export_qonnx_model
 from compiler.finn_env import ensure_finn_offline
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
+from compiler.synth_check import with_synth_check
 from compiler.training import evaluate, load_checkpoint, save_checkpoint, train
 from compiler.vendor import VendorToolMissing
 from compiler.zoo import QuantSpec, build_model, eight_bit_format, load_float_state_dict
@@ -127,6 +128,9 @@ class Flow(ABC):
                   else f"{spec.verify_images}, --quick {spec.quick_verify_images}")
         p.add_argument("--verify-images", type=int, default=None,
                        help=f"test images for the verification ladder (default {verify})")
+        p.add_argument("--synth-check", action="store_true",
+                       help="synthesize every node's RTL with Yosys after code generation and compare with the "
+                            "estimates (report/synth_check.json, synth_check.md of the build)")
         self.add_arguments(p)
         p.add_argument("--output-dir", type=Path, default=None, help=self.output_dir_help())
         args = p.parse_args(argv)
@@ -298,6 +302,8 @@ class Flow(ABC):
             steps.insert(steps.index("step_specialize_layers"), prefer_hls)
         if getattr(self.args, "bitfile", False):
             steps.append("step_synthesize_bitfile")
+        if getattr(self.args, "synth_check", False):
+            steps = with_synth_check(steps)
         run_build(self.qonnx, cfg, steps=steps)
 
     def build_config(self, output_dir, board):

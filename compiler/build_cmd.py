@@ -7,6 +7,7 @@ import sys
 from compiler.config import BuildConfig
 from compiler.errors import MinifinnError
 from compiler.runner import DEFAULT_STEPS, run_build
+from compiler.synth_check import with_synth_check
 
 
 def main(argv=None):
@@ -24,6 +25,9 @@ def main(argv=None):
     p.add_argument("--start-step")
     p.add_argument("--stop-step")
     p.add_argument("--verify-input", help=".npy batch of model inputs for step_verify")
+    p.add_argument("--synth-check", action="store_true",
+                   help="after step_hw_codegen, synthesize every node's RTL with Yosys for the board's FPGA family "
+                        "and compare with the estimates (report/synth_check.json, synth_check.md)")
     args = p.parse_args(argv)
 
     try:
@@ -38,6 +42,8 @@ def main(argv=None):
         if steps is None and not cfg.verify_input_npy:
             steps = [s for s in DEFAULT_STEPS if s != "step_verify"]
             print("minifinn build: no --verify-input given, skipping step_verify")
+        if args.synth_check:
+            steps = with_synth_check(steps if steps is not None else DEFAULT_STEPS)
         run_build(args.model, cfg, steps=steps)
     except MinifinnError as err:
         print(f"minifinn build: {err}", file=sys.stderr)

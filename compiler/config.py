@@ -47,6 +47,10 @@ class BuildConfig:
     # thresholds, or conversion by a scale mantissa of requant_scale_bits bits); a style name forces it
     requant_style: str = "auto"
     requant_scale_bits: int = 16
+    # step_synth_check (optional, minifinn build --synth-check): a node Yosys fails on fails the step (strict) or is
+    # only recorded; synth_check_dsp = False synthesizes with -nodsp (multipliers in LUTs, a LUT-only check)
+    synth_check_strict: bool = False
+    synth_check_dsp: bool = True
 
     def __post_init__(self):
         self.validate()

@@ -4,9 +4,10 @@ For every step the runner saves ``output_dir/intermediate_models/<step>.onnx`` a
 ``output_dir/time_per_step.json``; log records of the whole build go to ``output_dir/build.log``. ``cfg.start_step``
 resumes from the intermediate model the previous step saved; ``cfg.stop_step`` ends after the named step.
 
-Steps are named (``STEPS``: the standard steps of compiler/steps.py and the vendor steps of compiler/vendor.py, listed
-explicitly), or given as any importable function ``"package.module.function"``, or (from Python) as callables. The
-default list is ``DEFAULT_STEPS`` (compiler/steps.py).
+Steps are named (``STEPS``: the standard steps of compiler/steps.py, the optional ``step_synth_check`` of
+compiler/synth_check.py and the vendor steps of compiler/vendor.py, listed explicitly), or given as any importable
+function ``"package.module.function"``, or (from Python) as callables. The default list is ``DEFAULT_STEPS``
+(compiler/steps.py).
 """
 
 import importlib
@@ -19,7 +20,7 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from compiler import steps as standard
-from compiler import vendor
+from compiler import synth_check, vendor
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
 from compiler.steps import DEFAULT_STEPS
@@ -33,6 +34,7 @@ STEPS = {fn.__name__: fn for fn in (
     standard.step_folding,
     standard.step_estimate_reports,
     standard.step_hw_codegen,
+    synth_check.step_synth_check,
     standard.step_fifo_sizing,
     standard.step_verify,
     vendor.step_make_driver,

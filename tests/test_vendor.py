@@ -83,9 +83,11 @@ def test_full_build_without_vivado_generates_the_handoff_and_stops_with_the_comm
     manifest = json.loads((out / "hw_sources" / "manifest.json").read_text())
     kinds = [v["op_type"] for v in manifest.values()]
     assert kinds.count("MinifloatMVAU_rtl") == 3 and all(v["backend"] == "rtl" for v in manifest.values())
+    # the hidden layers' per-channel requantizers stand alone after their MVAUs
+    assert kinds.count("MinifloatThresholding_rtl") == 2
     # step_insert_stream_plumbing: FINN's FIFOs before, between and after the layers and around width converters
-    assert kinds.count("StreamingFIFO_rtl") >= 4 and set(kinds) <= {"MinifloatMVAU_rtl", "StreamingFIFO_rtl",
-                                                                    "StreamingDataWidthConverter_rtl"}
+    assert kinds.count("StreamingFIFO_rtl") >= 6 and set(kinds) <= {
+        "MinifloatMVAU_rtl", "MinifloatThresholding_rtl", "StreamingFIFO_rtl", "StreamingDataWidthConverter_rtl"}
     for layer, entry in manifest.items():
         assert any(f.endswith(".v") for f in entry["files"])
         assert all((out / "hw_sources" / layer / f).is_file() for f in entry["files"])

@@ -52,9 +52,11 @@ class BatchedGraph:
     ``run(x)`` -> {output name: (N, ...) array}; ``run(x, outputs=[names])`` runs only the nodes those tensors need;
     ``run(x, full_context=True)`` returns every tensor (initializers as they are, the rest with the batch axis).
     ``x`` is an (N, ...) array for the graph's first input or a dict {input name: (N, ...) array}.
+    ``partition`` (a dataflow partition model or path) replaces what the parent's ``StreamingDataflowPartition``
+    nodes refer to: the built partition (folded, requantizer styles chosen) in the parent saved before folding.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, partition=None):
         self.model = _as_model(model)
         graph = self.model.graph
         self.name = graph.name or "model"
@@ -83,6 +85,9 @@ class BatchedGraph:
             self.ops.append(inst)
         self._sessions = {}
         self._partitions = {}
+        if partition is not None:
+            shared = BatchedGraph(partition)
+            self._partitions = {i: shared for i, node in enumerate(graph.node) if node.op_type == PARTITION_OP}
 
     # --- public ---------------------------------------------------------------------------------------------------
     def run(self, x, outputs=None, full_context=False):

@@ -231,6 +231,19 @@ def _fifo_bram18(record):
     return int(sum(PixelStreamOp.bram18_for(record["widths"][e], d) for e, d in record["depths"].items() if d > 256))
 
 
+def _hardware_rung(cfg, low, model, x):
+    """The lowered graph's outputs ``low`` (N, ...) against the hardware graph's (the dataflow parent running the
+    built partition ``model``) on the QONNX inputs ``x``: differing output codes (elements), argmax agreement and
+    the largest output difference."""
+    parent = ModelWrapper(str(_inter(cfg, "dataflow_parent.onnx")))
+    hw = BatchedGraph(parent, partition=model).run(x)
+    hw = np.asarray(hw[parent.graph.output[0].name], dtype=np.float64).reshape(len(x), -1)
+    low = np.asarray(low, dtype=np.float64).reshape(len(x), -1)
+    return {"codes": int(hw.size), "differing_codes": int(np.sum(hw != low)),
+            "argmax_agreement": float(np.mean(hw.argmax(1) == low.argmax(1))),
+            "max_abs_output_diff": float(np.max(np.abs(hw - low))) if hw.size else 0.0}
+
+
 def _golden_contexts(model, frames, batch_size=DEFAULT_BATCH_SIZE):
     """Python (golden) execution of the dataflow model on the partition inputs ``frames`` (N, ...), batched
     (``compiler.batched_exec``, ``batch_size`` images per run): yields (image index, its full context as qonnx
@@ -245,7 +258,9 @@ def _golden_contexts(model, frames, batch_size=DEFAULT_BATCH_SIZE):
 def step_verify(model, cfg):
     """Verification ladder on sample inputs; writes report/verification.json, fails naming the first mismatch.
 
-    1. QONNX golden vs lowered graph (``passes.compare``: differing codes, argmax agreement);
+    1. QONNX golden vs lowered graph (``passes.compare``: differing codes, argmax agreement), and lowered graph vs
+       hardware graph (``_hardware_rung``: where requantization by conversion rounds differently from the lowered
+       thresholds; reported, not failed: the hardware graph's own integer contract is what rungs 2–3 check);
     2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, Icarus), bit for bit;
     3. whole partition as one stitched Icarus simulation (``_stitched_rung``) when every node has RTL, else every
        node simulated, chained (``whole_partition``), vs the Python dataflow model.
@@ -259,9 +274,10 @@ def step_verify(model, cfg):
     qonnx = ModelWrapper(str(_inter(cfg, "qonnx_input.onnx")))
     lowered = ModelWrapper(str(_inter(cfg, "step_lower.onnx")))
     result = {"images": int(len(x)), "nodes": {}}
-    cmp = compare_lowered(qonnx, lowered, x, batch_size=min(50, len(x)))
+    cmp = compare_lowered(qonnx, lowered, x, batch_size=min(50, len(x)), keep_logits=True)
     result["qonnx_vs_lowered"] = {k: cmp[k] for k in ("differing_codes", "codes", "argmax_agreement",
                                                        "max_abs_output_diff")}
+    result["lowered_vs_hardware"] = _hardware_rung(cfg, cmp["logits_lowered"], model, x)
     # dataflow model inputs for every image: the host part of the parent graph up to the partition, batched
     frames = _partition_batch(cfg, x)
     _prepare_rtlsim(model)

@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 import compiler.steps  # noqa: F401  (registers the steps)
+from compiler.batched_exec import BatchedGraph
 from compiler.boards import get_board
 from compiler.build_cmd import main as build_main
 from compiler.config import BuildConfig
@@ -16,6 +18,7 @@ from compiler.export import export_qonnx_model
 from compiler.numerics import MinifloatFormat
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
+from compiler.steps import _hardware_rung
 from compiler.zoo import build_model
 from passes.resource_folding import (
     FoldingBudgetError,
@@ -69,9 +72,20 @@ def test_mlp_build_reports_and_verification(tmp_path):
     assert perf["estimated_throughput_fps"] == pytest.approx(1e8 / max(cycles.values()))
     assert ops["total"]["op_mac_e3m2_e3m2"] == 64 * 32 + 32 * 16 + 16 * 10
     ver = json.loads((report / "verification.json").read_text())
-    assert ver["passed"] and ver["stitched_rtlsim"]["passed"] == 2 and "whole_partition" not in ver  # stitched subsumes chained
+    # the stitched simulation subsumes the chained one
+    assert ver["passed"] and ver["stitched_rtlsim"]["passed"] == 2 and "whole_partition" not in ver
     assert all(v["mode"] == "rtlsim" and v["passed"] == 2 for v in ver["nodes"].values())
     assert ver["qonnx_vs_lowered"]["argmax_agreement"] == 1.0
+    hw = ver["lowered_vs_hardware"]  # the built hardware graph against the lowered one, end to end
+    assert hw["codes"] == 2 * 10 and hw["argmax_agreement"] == 1.0 and hw["differing_codes"] <= 1
+    # the rung reads the hardware graph's own outputs: lowered outputs moved by one class disagree everywhere
+    built = ModelWrapper(str(tmp_path / "build" / "intermediate_models" / "step_verify.onnx"))
+    x = np.load(tmp_path / "x.npy")
+    low = BatchedGraph(ModelWrapper(str(tmp_path / "build" / "intermediate_models" / "dataflow_parent.onnx")),
+                       partition=built).run(x)
+    low = np.roll(next(iter(low.values())).reshape(2, -1), 1, axis=1)
+    moved = _hardware_rung(cfg, low, built, x)
+    assert moved["differing_codes"] > 0 and moved["max_abs_output_diff"] > 0
     summary = (report / "summary.md").read_text()
     assert "MinifloatMVAU_rtl" in summary and "fits Pynq-Z2: **yes**" in summary
     times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())

@@ -1,8 +1,8 @@
 """QONNX export of Brevitas models, and the check of an export against its Brevitas model.
 
 ``export_qonnx_model`` runs Brevitas' QONNX exporter with ``dynamo=False`` (the dynamo exporter silently drops the
-quantizers inside ``QuantMultiheadAttention``, REFERENCE.md section 2), then cleans the graph up and records the
-number format of every quantizer.
+quantizers inside ``QuantMultiheadAttention``, README "Your own Brevitas model"), then cleans the graph up and
+records the number format of every quantizer.
 
 Cleanup (``cleanup=True``) is qonnx's ``cleanup_model`` with two changes, because minifinn's passes need every
 weight quantizer with its format:

@@ -11,7 +11,7 @@
   (``int:N`` signed, ``uint:N`` unsigned); minifloats are always signed (qonnx ``FloatQuant`` assumes a sign bit).
 
 Minifloat quantizers carry ``max_available_float=fmt.max``: Brevitas' QONNX export handler reads it (export of the
-non-OCP float quantizers fails without it, REFERENCE.md section 2) and the clamp/scaling use it. The format's
+non-OCP float quantizers fails without it, README "Your own Brevitas model") and the clamp/scaling use it. The format's
 convention is the project's (``compiler.numerics``): bias ``2^(E-1)-1`` unless given, subnormals, no inf/NaN,
 saturating, round half to even.
 """

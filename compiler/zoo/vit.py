@@ -14,7 +14,8 @@ from compiler.zoo.spec import QuantSites, check_positive
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention from plain QuantLinear layers (no nn.MultiheadAttention: export, REFERENCE.md).
+    """Multi-head self-attention from plain QuantLinear layers (torch's nn.MultiheadAttention does not export with
+    ``dynamo=False``: aten::_native_multi_head_attention).
 
     in_quant(x) -> q/k/v QuantLinear -> q_quant/k_quant/v_quant -> scores_quant(Q K^T / sqrt(d)) -> softmax ->
     attn_quant -> ctx_quant(A V) -> proj QuantLinear -> proj_quant (the residual add's branch operand).

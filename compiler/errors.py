@@ -35,4 +35,9 @@ class UnmappableLayerNormError(UnsupportedNodeError):
 
 
 class UnmappableNodesError(MinifinnError):
-    """Nodes that keep the lowered graph from becoming one dataflow partition of hardware ops."""
+    """Nodes that keep the lowered graph from becoming one dataflow partition of hardware ops; ``rows``: every such
+    node as (name, op type, reason)."""
+
+    def __init__(self, message, rows=()):
+        super().__init__(message)
+        self.rows = list(rows)

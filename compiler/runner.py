@@ -10,6 +10,7 @@ function ``"package.module.function"``, or (from Python) as callables. The defau
 (compiler/steps.py).
 """
 
+import copy
 import importlib
 import json
 import logging
@@ -96,6 +97,13 @@ def _select(names, cfg):
     return start, stop
 
 
+def _with_step(err, step):
+    """``err`` again, its message prefixed with the step (same type, same extra attributes)."""
+    new = copy.copy(err)
+    new.args = (f"step {step}: {err}",) + err.args[1:]
+    return new
+
+
 def run_build(model, cfg, steps=None, progress=True):
     """Run the build steps on ``model`` (ModelWrapper or path); returns the final model.
 
@@ -137,8 +145,11 @@ def run_build(model, cfg, steps=None, progress=True):
             try:
                 model = fn(model, cfg)
             except MinifinnError as err:
-                log.error("step %s failed: %s\n%s", name, err, traceback.format_exc())
-                raise type(err)(f"step {name}: {err}") from err
+                # the message once, then where it was raised (the traceback's frames without repeating it)
+                log.error("step %s failed: %s\n%s", name, err, "".join(traceback.format_tb(err.__traceback__)))
+                for row in getattr(err, "rows", ()):
+                    log.error("  unmapped node %s (%s): %s", *row)
+                raise _with_step(err, name) from err
             except Exception as err:
                 log.error("step %s failed:\n%s", name, traceback.format_exc())
                 raise BuildError(

@@ -15,7 +15,9 @@ parameters of conversion with ``scale_bits``-bit scale mantissas, so the resourc
 
 Every pass declares in ``UNMAPPED`` the op types it is responsible for and why a node of that type can stay; a node
 left behind that is neither a hardware op nor host-side input quantization / output dequantization is reported with
-that reason (``unmappable_nodes``), and ``ConvertToHardware`` raises ``UnmappableNodesError`` listing them all.
+that reason (``unmappable_nodes``), and ``ConvertToHardware`` raises ``UnmappableNodesError`` with the root causes
+first (``root_causes``: the unmapped nodes no other unmapped node feeds, one line per op type and reason) and the
+full list on the error's ``rows`` (build.log has it once).
 """
 
 from qonnx.transformation.base import Transformation
@@ -96,6 +98,46 @@ def unmappable_nodes(model, reasons=None):
             if not node.domain.startswith(HW_DOMAIN) and node.name not in host]
 
 
+#: a message lists every unmapped node up to this many, the root causes only above it
+MAX_LISTED_NODES = 20
+
+
+def root_causes(model, rows):
+    """The unmapped nodes ``rows`` (``unmappable_nodes``) grouped by cause, roots first: [(op type, reason, count,
+    first node name, root)] where ``root`` is True for groups of nodes that no other unmapped node feeds (the places
+    to fix; the others are downstream of them)."""
+    unmapped = {name for name, _, _ in rows}
+    producer = {o: n.name for n in model.graph.node for o in n.output}
+    fed = {n.name for n in model.graph.node
+           if n.name in unmapped and any(producer.get(t) in unmapped for t in n.input if t)}
+    groups = {}
+    for name, op, why in rows:
+        key = (name not in fed, op, why)
+        if key not in groups:
+            groups[key] = [0, name]
+        groups[key][0] += 1
+    ordered = sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[1][0]))
+    return [(op, why, count, first, root) for (root, op, why), (count, first) in ordered]
+
+
+def unmappable_message(model, rows):
+    """The ``UnmappableNodesError`` text for ``rows``: the causes (roots first), every node when few."""
+    lines = [f"{len(rows)} node(s) cannot be mapped to hardware, so the graph is not one dataflow partition."]
+    causes = root_causes(model, rows)
+    lines.append("Root causes (unmapped nodes no other unmapped node feeds; fix these first):")
+    lines += [f"  - {op} x{count} (first: {first}): {why}" for op, why, count, first, root in causes if root]
+    downstream = [c for c in causes if not c[4]]
+    if downstream:
+        lines.append(f"Downstream of them ({sum(c[2] for c in downstream)} node(s)):")
+        lines += [f"  - {op} x{count} (first: {first}): {why}" for op, why, count, first, _ in downstream]
+    if len(rows) <= MAX_LISTED_NODES:
+        lines.append("Nodes:")
+        lines += [f"  - {name} ({op}): {why}" for name, op, why in rows]
+    lines.append("Only input quantization (QuantizeToFormat) and output dequantization (Dequantize) may stay on "
+                 "the host.")
+    return "\n".join(lines)
+
+
 class ConvertToHardware(Transformation):
     """Run ``hw_conversion(scale_bits)`` on a lowered graph; raise ``UnmappableNodesError`` naming every node (name,
     op type, reason) that keeps the graph from being one dataflow partition."""
@@ -109,10 +151,5 @@ class ConvertToHardware(Transformation):
             model = model.transform(transformation)
         rows = unmappable_nodes(model)
         if rows:
-            listing = "\n".join(f"  - {name} ({op}): {why}" for name, op, why in rows)
-            raise UnmappableNodesError(
-                f"{len(rows)} node(s) cannot be mapped to hardware, so the graph is not one dataflow partition:\n"
-                f"{listing}\nOnly input quantization (QuantizeToFormat) and output dequantization (Dequantize) may "
-                "stay on the host."
-            )
+            raise UnmappableNodesError(unmappable_message(model, rows), rows=rows)
         return model, False

@@ -49,7 +49,7 @@ from compiler.batched_exec import DEFAULT_BATCH_SIZE  # noqa: E402
 from compiler.boards import get_board  # noqa: E402
 from compiler.config import BuildConfig  # noqa: E402
 from compiler.export import compare_with_brevitas  # noqa: E402
-from compiler.hw_accuracy import hardware_exact_accuracy  # noqa: E402
+from compiler.hw_accuracy import built_hardware_graph, hardware_exact_accuracy  # noqa: E402
 from compiler.qonnx_formats import recorded_formats  # noqa: E402
 from compiler.runner import run_build  # noqa: E402
 from compiler.steps import step_estimate_reports, step_folding  # noqa: E402
@@ -177,7 +177,7 @@ class ViTFlow(Flow):
         self.n_acc = min(args.accuracy_images or len(x_test), len(x_test))
         print(f"[7/7] hardware-exact accuracy: the hardware graph's bit-exact models on {self.n_acc} test images")
         t0 = time.time()
-        self.hw_acc, _ = hardware_exact_accuracy(self.bdir / "intermediate_models" / "step_convert_to_hw.onnx",
+        self.hw_acc, _ = hardware_exact_accuracy(built_hardware_graph(self.bdir),
                                                  x_test[:self.n_acc], y_test[:self.n_acc],
                                                  batch_size=args.accuracy_batch_size, workers=args.workers,
                                                  progress=not args.quick)

@@ -1,5 +1,7 @@
-"""Hardware-exact accuracy: the converted hardware graph (``step_convert_to_hw``'s model: host input quantization,
-every hardware op's bit-exact Python model, host output dequantization) run on a test set.
+"""Hardware-exact accuracy: the hardware graph (host input quantization, every hardware op's bit-exact Python model,
+host output dequantization) run on a test set. ``built_hardware_graph`` gives the graph as built: the dataflow
+parent holding the build's last partition model (folded, each requantizer in the style the folding chose: a
+conversion requantizer's codes may differ from the thresholds' of ``step_convert_to_hw``'s model).
 
 This is the accuracy of the accelerator: each hardware op's Python model equals its cppsim/rtlsim bit for bit
 (the verification ladder checks that on sample images), and where a hardware op defines its own arithmetic (the
@@ -13,18 +15,44 @@ bit (tests/test_batched_exec.py, the benchmark in tests/test_bench_hw_accuracy.p
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 from tqdm import tqdm
 
 import custom_ops  # noqa: F401  (registers the hardware ops, also in every worker process)
-from compiler.batched_exec import DEFAULT_BATCH_SIZE, BatchedGraph
+from compiler.batched_exec import DEFAULT_BATCH_SIZE, PARTITION_OP, BatchedGraph
 from compiler.finn_env import ensure_finn_offline
+from compiler.runner import STEPS
 from passes.compare import execute_lowered  # exact tensors as they are (wide accumulators are Python ints)
 
 _MODEL = None
 _GRAPH = None
+
+#: the file ``built_hardware_graph`` writes under the build's intermediate_models/
+HARDWARE_GRAPH = "hardware_graph.onnx"
+
+
+def built_hardware_graph(build_dir):
+    """Write ``build_dir``/intermediate_models/hardware_graph.onnx: ``dataflow_parent.onnx`` with its dataflow
+    partition replaced by the last partition model the build saved (the latest step after
+    ``step_create_dataflow_partition``, in step order); returns its path."""
+    inter = Path(build_dir) / "intermediate_models"
+    order = list(STEPS)
+    after = order[order.index("step_create_dataflow_partition"):]
+    last = next((inter / f"{s}.onnx" for s in reversed(after) if (inter / f"{s}.onnx").is_file()), None)
+    parent_path = inter / "dataflow_parent.onnx"
+    if last is None or not parent_path.is_file():
+        raise FileNotFoundError(f"{inter}: no dataflow partition was saved (run the build through "
+                                "step_create_dataflow_partition with save_intermediate_models)")
+    parent = ModelWrapper(str(parent_path))
+    for node in parent.get_nodes_by_op_type(PARTITION_OP):
+        getCustomOp(node).set_nodeattr("model", str(last.resolve()))
+    path = inter / HARDWARE_GRAPH
+    parent.save(str(path))
+    return path
 
 
 def _init(path, batched):

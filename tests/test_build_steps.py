@@ -15,6 +15,7 @@ from compiler.build_cmd import main as build_main
 from compiler.config import BuildConfig
 from compiler.errors import MinifinnError, UnmappableNodesError
 from compiler.export import export_qonnx_model
+from compiler.hw_accuracy import built_hardware_graph, hardware_logits
 from compiler.numerics import MinifloatFormat
 from compiler.ptq import quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
@@ -86,6 +87,11 @@ def test_mlp_build_reports_and_verification(tmp_path):
     low = np.roll(next(iter(low.values())).reshape(2, -1), 1, axis=1)
     moved = _hardware_rung(cfg, low, built, x)
     assert moved["differing_codes"] > 0 and moved["max_abs_output_diff"] > 0
+    # the hardware-exact accuracy's graph: the parent holding the build's last partition model
+    graph = built_hardware_graph(tmp_path / "build")
+    part = ModelWrapper(str(graph)).get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    assert getCustomOp(part).get_nodeattr("model").endswith(f"{DEFAULT_STEPS[-1]}.onnx")
+    assert np.array_equal(hardware_logits(graph, x, progress=False).argmax(1), np.roll(low, -1, axis=1).argmax(1))
     summary = (report / "summary.md").read_text()
     assert "MinifloatMVAU_rtl" in summary and "fits Pynq-Z2: **yes**" in summary
     times = json.loads((tmp_path / "build" / "time_per_step.json").read_text())

@@ -17,8 +17,17 @@ own tie rule, negative gamma via the sign). The only approximations against the 
 significant bits of 1/sqrt, whatever the magnitude of V') with the truncating shift, and the epsilon rounding;
 ``R`` = 16 by default. |z_i| < 2^R * sqrt(D), so z fits R + log2(D)/2 + 2 bits.
 
-Hardware: per row, pass 1 reads D / PE words into a row buffer and accumulates S1, S2; then V', the division and
-the integer square root (sequential, one bit per cycle); pass 2 forms z_i and compares with the thresholds.
+``noActivation = 1`` (accumulator output, FINN's name): no thresholds input and no channel signs; the node outputs
+z_i itself, signed integers of ``outputDataType`` (an INTn with n >= ``widths()["Z"]``), for a standalone
+requantizer after it (per-channel gamma/beta).
+
+Hardware (RTL, custom_ops/rtl/minifloat_layernorm.v): rows overlap. Stage A reads a row (D / PE words) into a row
+buffer slot and accumulates S1, S2; a shared pipeline forms V' and e; ``rsqrtUnits`` = K units, used round robin,
+each divides two quotient bits per cycle and takes the square root digit by digit (R + 2 cycles a row); stage C
+forms z_i, compares with the thresholds (or outputs z_i) and writes the row out. A row costs about
+``max(D / PE, (R + 4) / K)`` cycles in steady state (custom_ops/layernorm_schedule.py models it); the row buffer
+has as many slots as rows are in flight (``row_buffers``). The folding space is every (PE | D, K) pair with K up
+to the units that stop bounding the row at that PE.
 """
 
 from math import isqrt
@@ -28,8 +37,11 @@ from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.qonnx_formats import format_from_datatype
+from custom_ops.capabilities import divisors
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.general.common import batch_shape, exact_ints
+from custom_ops.layernorm_cost import layernorm_ffs, layernorm_luts
+from custom_ops.layernorm_schedule import row_buffers, rtl_schedule, useful_units
 
 
 def rsqrt_fixed(v, r_bits):
@@ -61,6 +73,10 @@ class MinifloatLayerNorm(ChannelStreamOp):
             "channel_signs": ("ints", False, []),
             "R": ("i", False, 16),
             "epsTerm": ("i", True, 1),
+            # 1: output z itself (outputDataType INTn), no thresholds (a standalone requantizer follows)
+            "noActivation": ("i", False, 0, {0, 1}),
+            # K reciprocal-square-root units of the RTL, used round robin
+            "rsqrtUnits": ("i", False, 1),
         }
 
     def input_format(self):
@@ -77,6 +93,31 @@ class MinifloatLayerNorm(ChannelStreamOp):
         intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0))]
         return intf
 
+    # --- output modes ---------------------------------------------------------------------------------------------
+    def accumulator_output(self):
+        """True when the node outputs z (``noActivation = 1``); checks that ``outputDataType`` holds every z."""
+        if not self.get_nodeattr("noActivation"):
+            return False
+        dt = self.get_output_datatype()
+        zb = self.widths()["Z"]
+        if not (dt.is_integer() and dt.signed() and dt.bitwidth() >= zb):
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: noActivation=1 outputs z, a signed integer of at "
+                                       f"least {zb} bits; outputDataType is {dt.name}")
+        return True
+
+    def threshold_input(self):
+        return None if self.get_nodeattr("noActivation") else super().threshold_input()
+
+    def n_thresholds(self):
+        return 0 if self.get_nodeattr("noActivation") else super().n_thresholds()
+
+    def output_lane_bits(self):
+        """Bits per output element on the stream: the output code, or z's INTn."""
+        return self.get_output_datatype().bitwidth()
+
+    def get_outstream_width(self, ind=0):
+        return self.get_nodeattr("PE") * self.output_lane_bits()
+
     # --- widths of the datapath (shared by the conversion pass and the HLS template) --------------------------
     def widths(self):
         return layernorm_widths(self.get_nodeattr("NumChannels"), self.input_format().max_int,
@@ -85,31 +126,59 @@ class MinifloatLayerNorm(ChannelStreamOp):
     def rows(self):
         return int(np.prod(self.get_nodeattr("numInputVectors")))
 
+    # --- folding and timing (the RTL schedule, custom_ops/layernorm_schedule.py) ---------------------------------
+    def rsqrt_units(self):
+        k = int(self.get_nodeattr("rsqrtUnits"))
+        if k < 1:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: rsqrtUnits={k}, must be >= 1")
+        return k
+
+    def folding_space(self):
+        """Every (PE | D, K) pair worth having: per PE, the K from 1 up to the units that stop bounding the row
+        (``useful_units``), each kept only when it makes this node's frame faster than the smaller K before it."""
+        d, r, rows = self.get_nodeattr("NumChannels"), self.get_nodeattr("R"), self.rows()
+        space = []
+        for pe in divisors(d):
+            fastest = None
+            for k in range(1, useful_units(d // pe, r) + 1):
+                cycles = rtl_schedule(rows, d // pe, k, r, row_buffers(d // pe, k, r))["cycles"]
+                if fastest is None or cycles < fastest:
+                    space.append({"PE": pe, "rsqrtUnits": k})
+                    fastest = cycles
+        return space
+
+    def row_buffers(self):
+        """Row buffer slots of the RTL: the rows in flight at full rate (``layernorm_schedule.row_buffers``)."""
+        return row_buffers(self.folds(), self.rsqrt_units(), self.get_nodeattr("R"))
+
     def get_exp_cycles(self):
-        """Per row: D / PE words in (statistics), R + 1 cycles of square root, D / PE words out (the row buffer
-        is not double-buffered)."""
-        return self.rows() * (2 * self.folds() + self.get_nodeattr("R") + 8)
+        """The RTL's cycles for one frame at full-rate streams: the row recurrence of
+        ``layernorm_schedule.rtl_schedule`` (about max(D / PE, (R + 4) / K) per row plus the pipeline's fill)."""
+        return rtl_schedule(self.rows(), self.folds(), self.rsqrt_units(), self.get_nodeattr("R"),
+                            self.row_buffers())["cycles"]
 
     def verify_node(self):
+        mode = "outputs z" if self.get_nodeattr("noActivation") else "thresholds"
         return [f"{self.onnx_node.name}: LayerNorm over {self.get_nodeattr('NumChannels')} channels, "
-                f"R={self.get_nodeattr('R')}, epsTerm={self.get_nodeattr('epsTerm')}"]
+                f"R={self.get_nodeattr('R')}, epsTerm={self.get_nodeattr('epsTerm')}, {mode}"]
 
+    # --- estimates (layernorm_cost.py) ------------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None):
-        """Analytic: PE squarers and adders for S1/S2, a sequential divider and square root (~3 LUT per bit of V'
-        and of the quotient), PE multipliers n x r in LUTs, the row buffer (LUTRAM, 64 bits per LUT) and the PE
-        threshold stages of z + 1 bit thresholds (``custom_ops/threshold_cost.py``, Yosys-fitted)."""
-        w, pe = self.widths(), self.get_nodeattr("PE")
-        ib = self.input_format().bits
-        stats = pe * (ib * ib + w["S2"] + w["S1"])
-        serial = 3 * (w["V"] + w["Q"])
-        mult = pe * w["N"] * w["Q"] // 2
-        row_buffer = self.get_nodeattr("NumChannels") * ib / 64
-        return int(round(stats + serial + mult + row_buffer + self.threshold_stage_luts(w["Z"] + 1)))
+        """``layernorm_cost.layernorm_luts`` (Yosys-fitted) plus the PE threshold stages of z + 1 bit thresholds
+        (``custom_ops/threshold_cost.py``) when the node requantizes."""
+        thr = 0 if self.get_nodeattr("noActivation") else self.threshold_stage_luts(self.widths()["Z"] + 1)
+        return int(round(layernorm_luts(self.cost_shape()) + thr))
 
     def ff_estimation(self, fpgapart=None):
-        w = self.widths()
-        return int(w["S1"] + w["S2"] + 2 * w["V"] + w["Q"] + self.get_nodeattr("PE") * w["Z"] + 32
-                   + self.threshold_stage_ffs(w["Z"] + 1))
+        thr = 0 if self.get_nodeattr("noActivation") else self.threshold_stage_ffs(self.widths()["Z"] + 1)
+        return int(round(layernorm_ffs(self.cost_shape()) + thr))
+
+    def cost_shape(self):
+        """What the cost model needs: widths, folding, units, buffers and the output lanes."""
+        return dict(self.widths(), D=self.get_nodeattr("NumChannels"), PE=self.get_nodeattr("PE"),
+                    K=self.rsqrt_units(), NB=self.row_buffers(), R=self.get_nodeattr("R"),
+                    BITS=self.input_format().bits, OB=self.output_lane_bits(),
+                    NO_ACT=int(self.get_nodeattr("noActivation")))
 
     def get_op_and_param_counts(self):
         return {"param_threshold_layernorm": self.get_nodeattr("NumChannels") * self.n_thresholds()}
@@ -138,6 +207,8 @@ class MinifloatLayerNorm(ChannelStreamOp):
 
     def execute_python(self, x, thresholds):
         z = self.normalized(x)
+        if self.accumulator_output():
+            return z.astype(np.int64)
         t = np.asarray(thresholds)
         kind = np.int64 if z.dtype == np.int64 and t.dtype.kind == "i" else object
         signs = np.asarray(self.signs() or [1] * self.get_nodeattr("NumChannels"), dtype=kind)
@@ -153,4 +224,5 @@ class MinifloatLayerNorm(ChannelStreamOp):
             raise UnsupportedNodeError(f"{node.name}: input has shape {x.shape}, expected "
                                        f"{self.get_normal_input_shape(0)}")
         x = x.reshape(shape)
-        context[node.output[0]] = self.execute_python(x, self.thresholds(context))
+        t = None if self.threshold_input() is None else self.thresholds(context)
+        context[node.output[0]] = self.execute_python(x, t)

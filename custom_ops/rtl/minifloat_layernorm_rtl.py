@@ -1,5 +1,7 @@
 """MinifloatLayerNorm_rtl: Verilog backend (custom_ops/rtl/minifloat_layernorm.v + mf_decode / mf_threshold of the
-MAC library): sequential division and square root per row; the output requantizer's thresholds are memory files."""
+MAC library): rows overlapped, ``rsqrtUnits`` reciprocal-square-root units round robin, ``row_buffers()`` row buffer
+slots; the output requantizer's thresholds are memory files (none with ``noActivation = 1``). Its cycles are the
+op's ``get_exp_cycles`` (custom_ops/layernorm_schedule.py)."""
 
 from compiler.numerics import IntFormat
 from custom_ops.minifloat_layernorm import MinifloatLayerNorm
@@ -11,18 +13,16 @@ from custom_ops.stream_codecs import CodesCodec
 class MinifloatLayerNorm_rtl(CodesCodec, RTLStreamBackend, MinifloatLayerNorm):
     CORE = "minifloat_layernorm"
 
-    def get_exp_cycles(self):
-        """Per row: D / PE words in, the division (2(R + e) + 2 cycles, e <= V'/2 bits) and square root (R + 3),
-        D / PE words out."""
-        w = self.widths()
-        return self.rows() * (2 * self.folds() + 2 * self.get_nodeattr("R") + w["V"] + w["Q"] + 4)
-
     def hdl_params(self, model, code_dir):
-        w, fi, fo = self.widths(), self.input_format(), self.output_format()
+        w, fi = self.widths(), self.input_format()
         d = self.get_nodeattr("NumChannels")
-        files = write_threshold_memories(code_dir, self.thresholds(model), w["Z"] + 1, fo)
         integer = isinstance(fi, IntFormat)
-        return dict(D=d, PE=self.get_nodeattr("PE"), BITS=fi.bits, E=0 if integer else fi.exponent_bits,
-                    SIGNED=int(fi.signed) if integer else 1, S1W=w["S1"], S2W=w["S2"], VW=w["V"], NW=w["N"],
-                    QW=w["Q"], ZW=w["Z"], R=self.get_nodeattr("R"), EPS=f"{w['V']}'d{self.get_nodeattr('epsTerm')}",
-                    N_THRES=self.n_thresholds(), O_BITS=fo.bits, SIGNS=signs_mask(self.signs(), d), **files)
+        params = dict(D=d, PE=self.get_nodeattr("PE"), BITS=fi.bits, E=0 if integer else fi.exponent_bits,
+                      SIGNED=int(fi.signed) if integer else 1, S1W=w["S1"], S2W=w["S2"], VW=w["V"], NW=w["N"],
+                      QW=w["Q"], ZW=w["Z"], R=self.get_nodeattr("R"),
+                      EPS=f"{w['V']}'d{self.get_nodeattr('epsTerm')}", K=self.rsqrt_units(), NB=self.row_buffers(),
+                      O_BITS=self.output_lane_bits())
+        if self.accumulator_output():
+            return dict(params, NO_ACT=1, N_THRES=1)
+        files = write_threshold_memories(code_dir, self.thresholds(model), w["Z"] + 1, self.output_format())
+        return dict(params, NO_ACT=0, N_THRES=self.n_thresholds(), SIGNS=signs_mask(self.signs(), d), **files)

@@ -214,7 +214,7 @@ class MinifloatThresholding(ChannelStreamOp):
         if style == "bsearch":
             return bsearch_resources(c, pe, self.n_thresholds(), self.acc_bits() + 1, fmt.bits, self.block_stages())
         if style == "convert":
-            return convert_resources(c, pe, self.acc_bits(), *self.convert_widths(), fmt,
+            return convert_resources(c, pe, self.acc_bits(), *self.convert_widths(), fmt.bits, fmt.is_minifloat,
                                      bool(self.get_nodeattr("use_dsp")))
         width = self.acc_bits() + 1
         return {"LUT": self.threshold_stage_luts(width) + pe * fmt.bits,

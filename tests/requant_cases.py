@@ -103,3 +103,17 @@ def fraction_reference(acc, params, relu, fmt):
             y = lo if x - lo < hi - x else hi if x - lo > hi - x else (lo if even[lo] else hi)
         out[idx] = np.ldexp(float(y), fmt.lsb_exponent)
     return out.astype(np.float32)
+
+
+def tie_count(acc, params, relu, fmt):
+    """How many accumulators convert to exactly the midpoint of two neighbouring points of the format's integer
+    grid (the round-half-to-even cases)."""
+    grid = [int(v) for v in fmt.int_values()]
+    mids = {Fraction(lo + hi, 2) for lo, hi in zip(grid, grid[1:])}
+    acc = np.asarray(acc)
+    count = 0
+    for idx in np.ndindex(acc.shape):
+        m, b, s = (int(v) for v in params[idx[-1]])
+        p = int(acc[idx]) * m + b
+        count += Fraction(max(p, 0) if relu else p, 2**s) in mids
+    return count

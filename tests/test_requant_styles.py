@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
-from requant_cases import fraction_reference, requant_model
+from requant_cases import fraction_reference, requant_model, tie_count
 
 import custom_ops  # noqa: F401
 from compiler.errors import UnsupportedNodeError
@@ -65,9 +65,14 @@ def test_styles_agree_with_each_other_and_the_fraction_contract(seed, case):
     want = fraction_reference(acc, threshold_ints(model.get_initializer("P")), relu, fmt)
     for style in STYLES:
         assert np.array_equal(outs[style], want), style
+    params = threshold_ints(model.get_initializer("P"))
     top = float(np.max(fmt.values()))
     assert np.any(outs["convert"] == top) or np.any(outs["convert"] == np.min(fmt.values()))  # saturation
     assert len(np.unique(outs["convert"])) > len(fmt.values()) // 8  # the outputs span the format
+    assert tie_count(acc, params, relu, fmt) > 0  # round half to even is exercised
+    if fmt.is_minifloat:  # nonzero outputs below the smallest normal value
+        mag = np.abs(outs["convert"])
+        assert np.any((mag > 0) & (mag < np.ldexp(2.0**fmt.mantissa_bits, fmt.lsb_exponent))), "no subnormals"
 
 
 def _rtlsim(model):

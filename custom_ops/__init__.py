@@ -9,7 +9,7 @@ CreateDataflowPartition, PrepareIP, ...) resolve them like FINN's ops, and each 
 import finn.custom_op.fpgadataflow as fpgadataflow_registry
 import finn.custom_op.fpgadataflow.hls as hls_registry
 import finn.custom_op.fpgadataflow.rtl as rtl_registry
-from custom_ops.hls.channel_stream_hls import MinifloatAdd_hls, MinifloatLUT_hls, MinifloatThresholding_hls
+from custom_ops.hls.channel_stream_hls import MinifloatAdd_hls, MinifloatLUT_hls
 from custom_ops.hls.minifloat_conv_inp_gen_hls import MinifloatConvInpGen_hls
 from custom_ops.hls.minifloat_global_acc_pool_hls import MinifloatGlobalAccPool_hls
 from custom_ops.hls.minifloat_layernorm_hls import MinifloatLayerNorm_hls
@@ -17,6 +17,7 @@ from custom_ops.hls.minifloat_maxpool_hls import MinifloatMaxPool_hls
 from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
 from custom_ops.hls.minifloat_reorder_hls import MinifloatReorder_hls
 from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
+from custom_ops.hls.minifloat_thresholding_hls import MinifloatThresholding_hls
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
 from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool

@@ -10,7 +10,9 @@ is folded, specialized and reported by what its class says.
 * ``backends()``: the implementation styles that exist ("hls", "rtl"), read from finn-plus' registries, where the
   variants ``<Op>_hls`` / ``<Op>_rtl`` are registered (custom_ops/__init__.py).
 * ``requantizer()``: how the op produces its output codes: "thresholds" (a comparison against integer thresholds in
-  the accumulator domain), "table" (a 2^bits lookup), or "none" (data movement, or the accumulator itself);
+  the accumulator domain), "bsearch" (the same thresholds searched by a pipelined binary search), "convert"
+  (requantization by conversion: scale, round, encode), "table" (a 2^bits lookup), or "none" (data movement, or
+  the accumulator itself);
   ``threshold_input()`` the index of its threshold initializer among the node's inputs (None: none).
 * ``weight_memory_bits()``: bits of embedded weight memory (the UltraRAM rule of the folding step asks it).
 """
@@ -19,7 +21,7 @@ import finn.custom_op.fpgadataflow.hls as hls_registry
 import finn.custom_op.fpgadataflow.rtl as rtl_registry
 
 BACKEND_REGISTRIES = (("hls", hls_registry.custom_op), ("rtl", rtl_registry.custom_op))
-REQUANTIZER_STYLES = ("thresholds", "table", "none")
+REQUANTIZER_STYLES = ("thresholds", "bsearch", "convert", "table", "none")
 
 
 def divisors(n):

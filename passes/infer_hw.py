@@ -31,6 +31,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 import custom_ops  # noqa: F401  (registers MinifloatMVAU into FINN's registries)
 from compiler.errors import UnsupportedNodeError
 from custom_ops.general.common import threshold_initializer, threshold_ints
+from custom_ops.minifloat_thresholding import convert_widths_of
 from passes.requant_params import conversion_params
 from passes.shared_thresholds import rows_are_shared
 
@@ -181,8 +182,9 @@ class InferMinifloatThresholding(Transformation):
     Converted when the thresholds are per tensor or per channel along the last axis (the hardware streams the last
     axis as channels); the thresholds are expanded to one row per channel. Run after ``InferMinifloatMVAU``.
     With ``scale_bits`` and a requantizer that recorded its exact affine map, the node also gets the parameters of
-    requantization by conversion (input 2, passes/requant_params.py) with ``scale_bits``-bit scale mantissas, so it
-    can take any requantizer style (``requantStyle``; the folding chooses).
+    requantization by conversion (input 2, passes/requant_params.py) with ``scale_bits``-bit scale mantissas and
+    their widths (``convertWidths``, for the estimates), so it can take any requantizer style (``requantStyle``; the
+    folding chooses).
     """
 
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
@@ -213,6 +215,7 @@ class InferMinifloatThresholding(Transformation):
             if self.scale_bits is not None and affine:
                 inputs.append(conversion_params(model, affine, channels, self.scale_bits))
                 extra["convertRelu"] = inst.get_nodeattr("relu")
+                extra["convertWidths"] = convert_widths_of(model.get_initializer(inputs[-1]))
             new = helper.make_node(
                 "MinifloatThresholding", inputs, [node.output[0]], domain=FPGADATAFLOW,
                 backend="fpgadataflow", name=f"MinifloatThresholding_{node.name}", NumChannels=channels, PE=1,
@@ -233,8 +236,9 @@ class InferMinifloatAdd(Transformation):
     """``ExactAdd`` of two streams (residual add) + its ``MinifloatThreshold`` -> ``MinifloatAdd``.
 
     A constant operand (a ViT's positional embedding), broadcast to the stream's shape, becomes in1 with
-    ``const_in1 = 1`` (streamed from a ROM in hardware). Converted when the dynamic operands have the same shape, the add's only consumer is a threshold on
-    the last axis (or per tensor), and the coefficients fit 64 bits. Run before ``InferMinifloatThresholding``.
+    ``const_in1 = 1`` (streamed from a ROM in hardware). Converted when the dynamic operands have the same shape, the
+    add's only consumer is a threshold on the last axis (or per tensor), and the coefficients fit 64 bits. Run before
+    ``InferMinifloatThresholding``.
     """
 
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)

@@ -118,9 +118,16 @@ def _specialized(tmp_path):
 
 def test_resource_aware_folding_never_exceeds_the_budget(tmp_path):
     model = _specialized(tmp_path)
-    for node in model.graph.node:
-        for attr in getCustomOp(node).folding_space()[0]:  # the fully folded option of every node
-            getCustomOp(node).set_nodeattr(attr, getCustomOp(node).folding_space()[0][attr])
+    for node in model.graph.node:  # the fully folded option of every node, a requantizer in its cheapest style
+        inst = getCustomOp(node)
+        options = [f for f in inst.folding_space() if f.get("PE", 1) == 1 and f.get("SIMD", 1) == 1]
+        luts = []
+        for option in options:
+            for attr, value in option.items():
+                inst.set_nodeattr(attr, value)
+            luts.append(inst.lut_estimation())
+        for attr, value in options[luts.index(min(luts))].items():
+            inst.set_nodeattr(attr, value)
     folded_luts = total_resources(model)["LUT"]
     board = dict(get_board("Pynq-Z2").resources)
     for factor in (1.3, 2.0, 4.0):  # budgets that allow a little, some, more parallelism

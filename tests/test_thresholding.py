@@ -1,4 +1,6 @@
-"""MinifloatThresholding (standalone requantizer): Python == rtlsim bit for bit; conversion from the lowered graph."""
+"""MinifloatThresholding (standalone requantizer): Python == rtlsim == cppsim bit for bit for the threshold styles
+(parallel comparators and binary search) on random sorted thresholds (duplicates included); conversion from the
+lowered graph. The conversion style: tests/test_requant_styles.py."""
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from passes.infer_hw import InferMinifloatMVAU, InferMinifloatThresholding
 PART = "xc7z020clg400-1"
 
 
-def threshold_model(fo, channels, pe, acc_bits, vecs, signs=(), seed=0):
+def threshold_model(fo, channels, pe, acc_bits, vecs, signs=(), seed=0, style="parallel"):
     rng = np.random.default_rng(seed)
     lim = 2 ** (acc_bits - 1)
     acc = rng.integers(-lim, lim, size=(*vecs, channels)).astype(np.int64)
@@ -24,7 +26,7 @@ def threshold_model(fo, channels, pe, acc_bits, vecs, signs=(), seed=0):
     t = np.sort(rng.integers(-lim, lim + 1, size=(channels, n)), axis=1).astype(np.int64)
     node = helper.make_node("MinifloatThresholding", ["acc", "T"], ["y"], domain="finn.custom_op.fpgadataflow",
                             backend="fpgadataflow", NumChannels=channels, PE=pe, inputDataType=f"INT{acc_bits}",
-                            outputDataType=fo.qonnx_name, numInputVectors=list(vecs),
+                            outputDataType=fo.qonnx_name, numInputVectors=list(vecs), requantStyle=style,
                             **({"channel_signs": list(signs)} if signs else {}))
     graph = helper.make_graph([node], "thr", [helper.make_tensor_value_info("acc", TensorProto.FLOAT,
                                                                           [*vecs, channels])],
@@ -38,15 +40,16 @@ CASES = [(MinifloatFormat(3, 2), 8, 2, 12, (1, 5), ()), (IntFormat(4), 6, 3, 9, 
          (MinifloatFormat(4, 3), 4, 4, 20, (2, 3), (-1,)), (IntFormat(3, signed=False), 5, 1, 6, (7,), ())]
 
 
+@pytest.mark.parametrize("style", ["parallel", "bsearch"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}_c{c[1]}_pe{c[2]}_acc{c[3]}")
-def test_python_equals_reference_and_rtlsim(case):
+def test_python_equals_reference_and_rtlsim(case, style):
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
     from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
     fo, c, pe, bits, vecs, signs = case
-    model, acc, t = threshold_model(fo, c, pe, bits, vecs, signs)
+    model, acc, t = threshold_model(fo, c, pe, bits, vecs, signs, style=style)
     golden = execute_onnx(model, {"acc": acc})["y"]
     s = np.array((list(signs) * c if len(signs) == 1 else list(signs)) or [1] * c)
     want = fo.values()[((acc * s)[..., None] >= t).sum(-1)]
@@ -82,8 +85,9 @@ def _cppsim(model):
     return hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
 
 
+@pytest.mark.parametrize("style", ["parallel", "bsearch"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0].name}_c{c[1]}_pe{c[2]}_acc{c[3]}")
-def test_cppsim_bit_exact(case):
+def test_cppsim_bit_exact(case, style):
     fo, c, pe, bits, vecs, signs = case
-    model, acc, t = threshold_model(fo, c, pe, bits, vecs, signs)
+    model, acc, t = threshold_model(fo, c, pe, bits, vecs, signs, style=style)
     assert np.array_equal(execute_onnx(_cppsim(model), {"acc": acc})["y"], execute_onnx(model, {"acc": acc})["y"])

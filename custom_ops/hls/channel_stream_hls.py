@@ -1,13 +1,12 @@
 """HLS backends of the channel-stream ops (custom_ops/hls/channel_ops.hpp) through HLSStreamBackend:
-``MinifloatThresholding_hls``, ``MinifloatLUT_hls``, ``MinifloatAdd_hls``; g++ cppsim, bit exact with the Python
-models and the RTL backends."""
+``MinifloatLUT_hls``, ``MinifloatAdd_hls`` and the threshold constants of the thresholded ops (``threshold_lines``);
+g++ cppsim, bit exact with the Python models and the RTL backends."""
 
 from custom_ops.codegen import ap_const, codes_of, const_array, decode_table
 from custom_ops.hls.stream_backend import HLSStreamBackend
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.minifloat_lut import MinifloatLUT
-from custom_ops.minifloat_thresholding import MinifloatThresholding
-from custom_ops.stream_codecs import AddCodec, CodesCodec, ThresholdingCodec
+from custom_ops.stream_codecs import AddCodec, CodesCodec
 
 
 def threshold_lines(op, model, tw, prefix):
@@ -27,17 +26,6 @@ class ChannelHLS(HLSStreamBackend):
 
     def words(self):
         return self.get_number_output_values()
-
-
-class MinifloatThresholding_hls(ThresholdingCodec, ChannelHLS, MinifloatThresholding):
-    def param_lines(self, model):
-        return threshold_lines(self, model, self.acc_bits() + 1, "th")
-
-    def template_call(self):
-        args = [self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"), self.acc_bits(),
-                self.output_format().bits, self.n_thresholds(), self.acc_bits() + 1]
-        return (f"mf_thresholding<{', '.join(map(str, args))}>(in0_V, out0_V, th_thr, th_neg, th_codes, "
-                f"{self.words()})")
 
 
 class MinifloatLUT_hls(CodesCodec, ChannelHLS, MinifloatLUT):

@@ -100,6 +100,11 @@ def node_design(inst):
             for f in files]
     srcs, data = localize_data_files(srcs)
     code_dirs = {str(f.parent) for f in files}
+    # memory files the Verilog names from a prefix at elaboration (e.g. the binary-search stages'
+    # <prefix>_p<lane>_s<stage>.hex) are not literal paths in the text: every .hex file of the node comes along
+    have = {name for name, _ in data}
+    data += [(f.name, f.read_bytes()) for d in sorted(code_dirs) for f in sorted(Path(d).glob("*.hex"))
+             if f.name not in have]
     unused = re.compile("|".join(rf'"{re.escape(d)}/([^"/\n]+)"' for d in sorted(code_dirs)))
     srcs = [(name, unused.sub(lambda m: f'"{next(g for g in m.groups() if g)}"', text)) for name, text in srcs]
     h = hashlib.sha256()

@@ -25,6 +25,7 @@ from compiler import synth_check, vendor
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
 from compiler.steps import DEFAULT_STEPS
+from passes.convert_to_hw import MAX_LISTED_NODES
 
 #: every named step: name -> function
 STEPS = {fn.__name__: fn for fn in (
@@ -147,8 +148,10 @@ def run_build(model, cfg, steps=None, progress=True):
             except MinifinnError as err:
                 # the message once, then where it was raised (the traceback's frames without repeating it)
                 log.error("step %s failed: %s\n%s", name, err, "".join(traceback.format_tb(err.__traceback__)))
-                for row in getattr(err, "rows", ()):
-                    log.error("  unmapped node %s (%s): %s", *row)
+                rows = getattr(err, "rows", ())
+                if len(rows) > MAX_LISTED_NODES:  # fewer are in the message already
+                    for row in rows:
+                        log.error("  unmapped node %s (%s): %s", *row)
                 raise _with_step(err, name) from err
             except Exception as err:
                 log.error("step %s failed:\n%s", name, traceback.format_exc())

@@ -120,7 +120,7 @@ class Flow(ABC):
         p.add_argument("--target-fps", type=float, default=None,
                        help="throughput target (default: the fastest folding that fits)")
         p.add_argument("--impl", choices=["rtl", "hls"], default="rtl",
-                       help="node implementation where both exist (rtl: Icarus rtlsim + stitched simulation; hls: "
+                       help="node implementation where both exist (rtl: Verilator rtlsim + stitched simulation; hls: "
                             "g++ cppsim node by node)")
         p.add_argument("--epochs", type=int, default=None,
                        help=f"float training epochs (default {spec.epochs}, --quick {spec.quick_epochs})")

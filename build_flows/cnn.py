@@ -10,7 +10,7 @@ dataflow partition:
 ``ConvertToNHWC`` removes the layout transposes, every convolution is a ``MinifloatConvInpGen`` (sliding window
 with zero padding) feeding a ``MinifloatMVAU``, the residual add a ``MinifloatAdd``, the pooling
 ``MinifloatMaxPool`` and ``MinifloatGlobalAccPool`` + ``MinifloatThresholding``. The build sizes the FIFOs from a
-stitched Icarus simulation of the whole partition and verifies every node and the stitched partition bit for bit
+stitched RTL simulation of the whole partition and verifies every node and the stitched partition bit for bit
 against the Python model. Outputs as for mlp.py: ``OUTPUT_DIR/report/`` (estimates, summary.md, fifo_sizing.json,
 verification.json, accuracy.json), ``OUTPUT_DIR/driver/``, ``OUTPUT_DIR/intermediate_models/``.
 """

@@ -6,7 +6,7 @@
 
 Every layer is a ``MinifloatMVAU`` in one dataflow partition (only input quantization and output dequantization
 stay on the host), so the accuracy of the lowered graph is the accuracy of the hardware: the verification ladder
-checks that the RTL (Icarus) or HLS (g++ cppsim) simulation of every layer, of the chained partition and of the
+checks that the RTL (Verilator) or HLS (g++ cppsim) simulation of every layer, of the chained partition and of the
 stitched partition equals it bit for bit on --verify-images test images. Outputs: ``OUTPUT_DIR/report/``
 (FINN-style estimate JSONs, summary.md, fifo_sizing.json, verification.json, accuracy.json), ``OUTPUT_DIR/driver/``
 (PYNQ/Alveo driver) and ``OUTPUT_DIR/intermediate_models/``. ``--bitfile`` continues with FINN's ZynqBuild where

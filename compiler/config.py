@@ -3,7 +3,8 @@
 Field names follow FINN's ``DataflowBuildConfig`` where the meaning is the same (output_dir, board, fpga_part,
 shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, specialize_layers_config_file, steps,
 start_step, stop_step, verify_input_npy, save_intermediate_models), plus minifinn's FIFO sizing (fifo_sizing,
-fifo_sizing_frames). Every field is read by a step or the runner; number formats come from the QONNX model.
+fifo_sizing_frames) and RTL simulator (rtlsim_backend). Every field is read by a step or the runner; number formats
+come from the QONNX model.
 """
 
 import dataclasses
@@ -20,6 +21,7 @@ from compiler.errors import ConfigError
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 FIFO_SIZING = ("rtlsim", "none")
 REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
+RTLSIM_BACKENDS = ("verilator", "icarus")  # custom_ops/rtl/simulators.py RTL_SIMULATORS
 
 
 
@@ -39,7 +41,7 @@ class BuildConfig:
     stop_step: Optional[str] = None
     verify_input_npy: Optional[str] = None
     save_intermediate_models: bool = True
-    # FIFO sizing: "rtlsim" = high-water marks of a stitched Icarus simulation of the partition on
+    # FIFO sizing: "rtlsim" = high-water marks of a stitched RTL simulation of the partition on
     # fifo_sizing_frames verification inputs (all nodes RTL); "none" = FINN's default depths
     fifo_sizing: str = "rtlsim"
     fifo_sizing_frames: int = 2
@@ -51,6 +53,9 @@ class BuildConfig:
     # only recorded; synth_check_dsp = False synthesizes with -nodsp (multipliers in LUTs, a LUT-only check)
     synth_check_strict: bool = False
     synth_check_dsp: bool = True
+    # the RTL simulator of node rtlsim, the stitched simulation and FIFO sizing: "verilator" (compiled once per
+    # design and cached; Icarus when verilator is not on PATH) or "icarus"
+    rtlsim_backend: str = "verilator"
 
     def __post_init__(self):
         self.validate()
@@ -74,6 +79,8 @@ class BuildConfig:
             raise ConfigError(f"requant_style {self.requant_style!r} is not one of {REQUANT_STYLES}")
         if not 2 <= self.requant_scale_bits <= 32:
             raise ConfigError(f"requant_scale_bits must be in 2..32, got {self.requant_scale_bits}")
+        if self.rtlsim_backend not in RTLSIM_BACKENDS:
+            raise ConfigError(f"rtlsim_backend {self.rtlsim_backend!r} is not one of {RTLSIM_BACKENDS}")
         if self.fifo_sizing_frames < 1:
             raise ConfigError(f"fifo_sizing_frames must be >= 1, got {self.fifo_sizing_frames}")
 

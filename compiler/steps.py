@@ -191,7 +191,7 @@ def _partition_inputs(cfg, x):
 
 
 def step_fifo_sizing(model, cfg):
-    """FIFO depths from a stitched Icarus simulation of the whole partition (compiler/stitched_sim.py
+    """FIFO depths from a stitched RTL simulation (``rtlsim_backend``) of the whole partition (compiler/stitched_sim.py
     ``size_fifos``: high-water marks on ``fifo_sizing_frames`` verification inputs, shallow FIFOs where that keeps
     outputs and frame interval) become the consumers' ``inFIFODepths`` (FINN's InsertFIFO uses them in the vendor
     build); report/fifo_sizing.json. Skipped, with the reason in the
@@ -203,12 +203,12 @@ def step_fifo_sizing(model, cfg):
         reason = "fifo_sizing = 'none'" if cfg.fifo_sizing == "none" else why
         (report / "fifo_sizing.json").write_text(json.dumps({"sized": False, "reason": reason}, indent=2) + "\n")
         return model
-    _prepare_rtlsim(model)
+    _prepare_rtlsim(model, cfg)
     frames = _partition_inputs(cfg, _verify_inputs(cfg)[:cfg.fifo_sizing_frames])
-    model, record = size_fifos(model, frames, Path(cfg.output_dir) / "stitched_rtlsim")
+    model, record = size_fifos(model, frames, Path(cfg.output_dir) / "stitched_rtlsim", simulator=cfg.rtlsim_backend)
     out = {"sized": True, "frames": len(frames), "depths": record["depths"], "edges": record["edges"],
            "frame_cycles_deep": record["frame_cycles_deep"], "frame_cycles_sized": record["frame_cycles_sized"],
-           "method": record["method"], "high_water_marks": record["high_water_marks"],
+           "method": record["method"], "simulator": record["simulator"], "high_water_marks": record["high_water_marks"],
            "memory_bits_high_water": record["memory_bits_high_water"],
            "total_depth": int(sum(record["depths"].values())), "memory_bits": record["memory_bits"],
            "bram18_estimate": _fifo_bram18(record)}
@@ -216,12 +216,14 @@ def step_fifo_sizing(model, cfg):
     return model
 
 
-def _prepare_rtlsim(model):
-    """FINN's PrepareRTLSim for the RTL nodes only: an HLS node's rtlsim would need Vitis HLS's Verilog, and here
-    HLS nodes are simulated with cppsim."""
+def _prepare_rtlsim(model, cfg):
+    """FINN's PrepareRTLSim for the RTL nodes only, on the build's ``rtlsim_backend``: an HLS node's rtlsim would
+    need Vitis HLS's Verilog, and here HLS nodes are simulated with cppsim."""
     for node in model.graph.node:
         if is_rtl_node(node):
-            getCustomOp(node).prepare_rtlsim()
+            inst = getCustomOp(node)
+            inst.set_nodeattr("rtlsim_backend", cfg.rtlsim_backend)
+            inst.prepare_rtlsim()
     return model
 
 
@@ -261,8 +263,8 @@ def step_verify(model, cfg):
     1. QONNX golden vs lowered graph (``passes.compare``: differing codes, argmax agreement), and lowered graph vs
        hardware graph (``_hardware_rung``: where requantization by conversion rounds differently from the lowered
        thresholds; reported, not failed: the hardware graph's own integer contract is what rungs 2–3 check);
-    2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, Icarus), bit for bit;
-    3. whole partition as one stitched Icarus simulation (``_stitched_rung``) when every node has RTL, else every
+    2. per node: Python golden vs cppsim (HLS nodes) / rtlsim (RTL nodes, ``rtlsim_backend``), bit for bit;
+    3. whole partition as one stitched RTL simulation (``_stitched_rung``) when every node has RTL, else every
        node simulated, chained (``whole_partition``), vs the Python dataflow model.
 
     The Python side (partition inputs and the golden context of every image) runs batched; the simulations run image
@@ -280,7 +282,7 @@ def step_verify(model, cfg):
     result["lowered_vs_hardware"] = _hardware_rung(cfg, cmp["logits_lowered"], model, x)
     # dataflow model inputs for every image: the host part of the parent graph up to the partition, batched
     frames = _partition_batch(cfg, x)
-    _prepare_rtlsim(model)
+    _prepare_rtlsim(model, cfg)
     df_in = model.graph.input[0].name
     df_out = model.graph.output[0].name
     mismatches = []
@@ -319,7 +321,7 @@ def step_verify(model, cfg):
 
 
 def _stitched_rung(model, cfg, frames, golden, result, mismatches):
-    """4. the whole partition as one stitched Icarus simulation (sized FIFOs, forks, width converters) on every
+    """4. the whole partition as one stitched RTL simulation (sized FIFOs, forks, width converters) on every
     verification input (``frames`` (N, ...), the partition's inputs), frames back to back, vs the Python dataflow
     model's outputs ``golden`` (one per frame); also the measured cycles per frame."""
     ok, why = stitchable(model)
@@ -332,8 +334,8 @@ def _stitched_rung(model, cfg, frames, golden, result, mismatches):
     if sizing.is_file():
         depths = json.loads(sizing.read_text()).get("depths", {})
     sim = run_stitched(model, frames, Path(cfg.output_dir) / "stitched_rtlsim" / "verify", fifo_depths=depths,
-                       gaps=True)
-    entry = {"passed": 0, "failed": 0, "fifo_depths": "sized" if depths else "deep",
+                       gaps=True, simulator=cfg.rtlsim_backend)
+    entry = {"passed": 0, "failed": 0, "fifo_depths": "sized" if depths else "deep", "simulator": sim["simulator"],
              "frame_end_cycles": sim["frame_cycles"], "backpressure": "random input gaps and output stalls"}
     for i, (a, b) in enumerate(zip(sim["outputs"], golden)):
         good = np.array_equal(np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel())

@@ -281,7 +281,7 @@ def step_insert_stream_plumbing(model, cfg):
     differ, ``InsertFIFO`` with the depths step_fifo_sizing stored in ``inFIFODepths`` (shallow ones too, as FINN's
     builder does), then SpecializeLayers (FIFOs and width converters in RTL) and PrepareIP for the new nodes; they
     move code bits, so a minifloat datatype on them becomes UINT of the code width (FINN's HLS types have none). In
-    the stitched Icarus simulation the same roles are played by minifinn's own fork/FIFO/DWC modules."""
+    the stitched RTL simulation the same roles are played by minifinn's own fork/FIFO/DWC modules."""
     ensure_finn_offline()
     model = model.transform(InferDuplicateStreamsLayer())
     for node in model.get_nodes_by_op_type("DuplicateStreams"):

@@ -149,7 +149,7 @@ module mf_dotp #(
     localparam PW = DWA + DWB;
     localparam TW = PW + ((SIMD > 1) ? $clog2(SIMD) : 0);
     // Heap-ordered adder tree: leaves SIMD-1 .. 2*SIMD-2, node i = node[2i+1] + node[2i+2].
-    wire signed [TW-1:0] node [0:2*SIMD-2];
+    wire signed [TW-1:0] node [0:2*SIMD-2] /* verilator split_var */;  // one variable per element: no false loop
     genvar i;
     generate
         for (i = 0; i < SIMD; i = i + 1) begin : g_leaf

@@ -17,10 +17,22 @@ from custom_ops.codegen import render_template, write_hex
 HERE = Path(__file__).resolve().parent
 
 
+def read_node_output(path, n_out, label, log=""):
+    """The output words and the cycle count a node testbench (or the Verilator harness) wrote to ``path``: one hex
+    word per line, then ``cycles <n>``."""
+    path = Path(path)
+    lines = path.read_text().split("\n") if path.is_file() else []
+    data = [int(ln, 16) for ln in lines if ln and not ln.startswith("cycles")]
+    cycles = [int(ln.split()[1]) for ln in lines if ln.startswith("cycles")]
+    if len(data) != n_out:
+        raise MinifinnError(f"{label}: rtlsim produced {len(data)} of {n_out} outputs ({log[-500:]})")
+    return data, (cycles[0] if cycles else 0)
+
+
 class IcarusSimulator:
     name = "icarus"
 
-    def prepare(self, sim_dir, top, n_input_streams):
+    def prepare(self, sim_dir, top, rtl_files, n_input_streams):
         """Write the testbench of the top module ``top`` into ``sim_dir``."""
         if shutil.which("iverilog") is None:
             raise MinifinnError("rtlsim needs Icarus Verilog: apt-get install iverilog")
@@ -28,7 +40,7 @@ class IcarusSimulator:
         (sim_dir / "tb.v").write_text(render_template(HERE / tb, {"$TOP$": top}))
         (sim_dir / "sim.cmd").unlink(missing_ok=True)  # a fresh preparation recompiles on the next run
 
-    def run(self, sim_dir, rtl_files, streams, out_width, n_out, gaps, label):
+    def run(self, sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label):
         """Simulate: ``streams`` = [(words, width)] for in0 (and in1); returns (output words, cycles). ``label``
         names the node in errors."""
         params = dict(OW=out_width, NOUT=n_out, GAPS=int(bool(gaps)))
@@ -45,9 +57,6 @@ class IcarusSimulator:
             stamp.write_text(repr(cmd))  # the same design and stream sizes: later runs reuse sim.vvp
         (sim_dir / "out.txt").unlink(missing_ok=True)
         run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=sim_dir, capture_output=True, text=True)
-        lines = (sim_dir / "out.txt").read_text().split("\n") if (sim_dir / "out.txt").is_file() else []
-        data = [int(ln, 16) for ln in lines if ln and not ln.startswith("cycles")]
-        cycles = [int(ln.split()[1]) for ln in lines if ln.startswith("cycles")]
-        if run.returncode or len(data) != n_out:
-            raise MinifinnError(f"{label}: rtlsim produced {len(data)} of {n_out} outputs ({run.stdout[-500:]})")
-        return data, (cycles[0] if cycles else 0)
+        if run.returncode:
+            raise MinifinnError(f"{label}: vvp failed ({run.stdout[-500:]})")
+        return read_node_output(sim_dir / "out.txt", n_out, label, run.stdout)

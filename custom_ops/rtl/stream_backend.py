@@ -14,9 +14,10 @@ The base writes the top wrapper ``<node name>_<CORE>`` (``axis_wrapper.v.tpl``) 
 ``code_gen_dir_ipgen`` (``generate_hdl``, called by FINN's ``PrepareIP``), lists them (``get_rtl_file_list``: read by
 the stitched simulation and exported by the vendor flow), adds them to a Vivado block design
 (``code_generation_ipi``), and simulates the node (``prepare_rtlsim`` for FINN's ``PrepareRTLSim``, ``run_rtlsim``):
-``execute_node`` runs rtlsim in exec_mode "rtlsim", else the op's Python model. The simulator is chosen by name
-(``RTLSIM_TOOL``) from ``RTL_SIMULATORS``: an object with ``prepare(sim_dir, top, n_input_streams)`` and
-``run(sim_dir, rtl_files, streams, out_width, n_out, gaps, label) -> (output words, cycles)``.
+``execute_node`` runs rtlsim in exec_mode "rtlsim", else the op's Python model. The simulator is the node attribute
+``rtlsim_backend`` ("verilator", the default, or "icarus"; custom_ops/rtl/simulators.py, which falls back to Icarus
+without Verilator): an object with ``prepare(sim_dir, top, rtl_files, n_input_streams)`` and
+``run(sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label) -> (output words, cycles)``.
 """
 
 import shutil
@@ -27,15 +28,11 @@ import numpy as np
 from compiler.errors import MinifinnError
 from custom_ops.codegen import render_template, write_hex
 from custom_ops.mac import verilog_sources
-from custom_ops.rtl.icarus import IcarusSimulator
+from custom_ops.rtl.simulators import DEFAULT_RTLSIM_BACKEND, RTL_SIMULATORS, resolve_rtlsim_backend
 from custom_ops.stream_codecs import StreamCodec
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 HERE = Path(__file__).resolve().parent
-
-#: rtlsim tools by name; a node simulates with ``RTL_SIMULATORS[RTLSIM_TOOL]``
-RTL_SIMULATORS = {IcarusSimulator.name: IcarusSimulator()}
-
 
 def verilog_path(path):
     """A file path as a Verilog string literal (for ``$readmemh`` parameters)."""
@@ -45,7 +42,11 @@ def verilog_path(path):
 class RTLStreamBackend(StreamCodec, RTLBackend):
     CORE = ""
     USES_MAC_LIBRARY = True
-    RTLSIM_TOOL = "icarus"
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs["rtlsim_backend"] = ("s", False, DEFAULT_RTLSIM_BACKEND, set(RTL_SIMULATORS))
+        return attrs
 
     # --- what an op provides ---------------------------------------------------------------------------------------
     def hdl_params(self, model, code_dir):
@@ -128,7 +129,7 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
 
     # --- rtlsim ------------------------------------------------------------------------------------------------------
     def rtl_simulator(self):
-        return RTL_SIMULATORS[self.RTLSIM_TOOL]
+        return RTL_SIMULATORS[resolve_rtlsim_backend(self.get_nodeattr("rtlsim_backend"))]
 
     def prepare_rtlsim(self, behav=False):
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
@@ -136,7 +137,8 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
             raise MinifinnError(f"{self.onnx_node.name}: no generated Verilog in {code_dir}; run PrepareIP first")
         sim_dir = code_dir / "rtlsim"
         sim_dir.mkdir(exist_ok=True)
-        self.rtl_simulator().prepare(sim_dir, self.top_name(), self.n_input_streams())
+        self.rtl_simulator().prepare(sim_dir, self.top_name(), self.get_rtl_file_list(abspath=True),
+                                     self.n_input_streams())
         self.set_nodeattr("rtlsim_dir", str(sim_dir))
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the simulation directory
 
@@ -147,7 +149,7 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
         sim_dir = Path(self.get_nodeattr("rtlsim_dir") or "")
         if not sim_dir.is_dir():
             raise MinifinnError(f"{self.onnx_node.name}: call PrepareRTLSim (prepare_rtlsim) before rtlsim")
-        data, cycles = self.rtl_simulator().run(sim_dir, self.get_rtl_file_list(abspath=True),
+        data, cycles = self.rtl_simulator().run(sim_dir, self.top_name(), self.get_rtl_file_list(abspath=True),
                                                 self.input_words(context), self.get_outstream_width(),
                                                 self.get_number_output_values(), gaps, self.onnx_node.name)
         self.set_nodeattr("cycles_rtlsim", int(cycles))

@@ -1,11 +1,13 @@
 // minifinn stream plumbing for stitched simulation of a dataflow partition (compiler/stitched_sim.py):
-// a FIFO that reports its high-water mark (FIFO sizing), a fork (one producer, N consumers; FINN's
+// a FIFO that reports its high-water mark (FIFO sizing) and holds at most `limit` words (set at run time, at most
+// DEPTH, its storage: one compiled partition simulates every FIFO depth), a fork (one producer, N consumers; FINN's
 // DuplicateStreams) and a bit-level data-width converter (FINN's StreamingDataWidthConverter). Verilog-2005,
 // AXI-stream valid/ready; element 0 of a word in its least significant bits, so width conversion is a bit FIFO.
 
 module mf_stream_fifo #(parameter WIDTH = 8, parameter DEPTH = 2) (
     input  wire             clk,
     input  wire             rst_n,
+    input  wire [31:0]      limit,
     input  wire [WIDTH-1:0] in_data,
     input  wire             in_valid,
     output wire             in_ready,
@@ -16,7 +18,7 @@ module mf_stream_fifo #(parameter WIDTH = 8, parameter DEPTH = 2) (
 );
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     reg [31:0] head, tail, count;
-    assign in_ready = rst_n && (count < DEPTH);
+    assign in_ready = rst_n && (count < limit);
     assign out_valid = (count != 0);
     assign out_data = mem[head];
     wire push = in_valid && in_ready, pop = out_valid && out_ready;

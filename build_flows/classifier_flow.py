@@ -9,14 +9,19 @@ golden check of the export, estimates for further boards and the DeiT-sized vari
 --quick, --weights, --acts, --first, --last, --board, --target-fps, --impl, --epochs, --verify-images,
 --synth-check and --output-dir; ``Flow.add_arguments`` adds a flow's own.
 
+The flags are checked before anything runs (``Flow.check_args``: counts >= 1, formats, target, output folder); a bad
+flag ends the flow with argparse's usage message and exit code 2. A flow owns its output folder: its build replaces
+an earlier build there (``run_build(..., force=True)``).
+
 Exit codes: 0 done, 2 a minifinn error (message on stderr), 3 a vendor tool is missing (the message says how to
-continue where it is installed).
+continue where it is installed), 130 / 143 interrupted by Ctrl-C / SIGTERM (child processes are stopped).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -35,10 +40,13 @@ from compiler.data import load_fashion_mnist
 from compiler.errors import MinifinnError
 from compiler.export import export_qonnx_model
 from compiler.finn_env import ensure_finn_offline
-from compiler.ptq import quantize_ptq
+from compiler.interrupts import children_stop_on_signals
+from compiler.numerics import parse_format
+from compiler.ptq import TECHNIQUES, quantize_ptq
 from compiler.runner import DEFAULT_STEPS, run_build
 from compiler.synth_check import with_synth_check
 from compiler.training import evaluate, load_checkpoint, save_checkpoint, train
+from compiler.validate import output_dir_problems
 from compiler.vendor import VendorToolMissing
 from compiler.zoo import QuantSpec, build_model, eight_bit_format, load_float_state_dict
 from passes.compare import compare_lowered
@@ -136,7 +144,31 @@ class Flow(ABC):
         args = p.parse_args(argv)
         if args.output_dir is None:
             args.output_dir = Path(self.default_output_dir(args))
+        problems = self.check_args(args)
+        if problems:
+            p.error("; ".join(problems))
         return args
+
+    #: count flags (of this flow or a subclass) that must be >= 1 when given: 0 would silently mean "the default"
+    COUNT_FLAGS = ("verify_images", "epochs", "threads", "golden_images", "accuracy_images", "workers")
+
+    def check_args(self, args):
+        """Problems of the parsed flags, one sentence each, found before anything runs."""
+        problems = []
+        for name in self.COUNT_FLAGS:
+            value = getattr(args, name, None)
+            if value is not None and value < 1:
+                problems.append(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if args.target_fps is not None and not (math.isfinite(args.target_fps) and args.target_fps > 0):
+            problems.append(f"--target-fps must be a finite number > 0 (frames per second), got {args.target_fps}")
+        for name in ("weights", "acts", "first", "last"):
+            value = getattr(args, name, None)
+            if value is not None:
+                try:
+                    parse_format(value)
+                except MinifinnError as err:
+                    problems.append(f"--{name} {value!r}: {err}")
+        return problems + output_dir_problems(args.output_dir)
 
     def add_arguments(self, parser):
         """The flow's own flags."""
@@ -149,7 +181,16 @@ class Flow(ABC):
 
     # --- the skeleton -------------------------------------------------------------------------------------------
     def run(self, args):
-        """Run every stage; returns the exit code."""
+        """Run every stage; returns the exit code. Ctrl-C and SIGTERM stop the child processes and end the flow
+        with 128 + the signal number."""
+        try:
+            with children_stop_on_signals():
+                return self._run(args)
+        except KeyboardInterrupt as err:
+            print(f"{self.prog}: {err or 'interrupted'}", file=sys.stderr)
+            return getattr(err, "exit_code", 130)
+
+    def _run(self, args):
         self.args, self.out = args, args.output_dir
         self.threads = getattr(args, "threads", 1)
         self.setup()
@@ -295,7 +336,9 @@ class Flow(ABC):
 
     def run_steps(self, cfg, n_verify):
         """The runner's default steps on the QONNX model (--impl hls: HLS variants; --bitfile: on to the bitfile),
-        verified on the first ``n_verify`` test images."""
+        verified on the first ``n_verify`` test images. The build replaces an earlier one in its folder, and the
+        flow's accuracy report of an earlier run goes (the flow writes it anew after the build)."""
+        (self.out / "report" / "accuracy.json").unlink(missing_ok=True)
         np.save(self.out / "verify_input.npy", self.x_test[:n_verify])
         steps = list(DEFAULT_STEPS)
         if self.args.impl == "hls":
@@ -304,7 +347,7 @@ class Flow(ABC):
             steps.append("step_synthesize_bitfile")
         if getattr(self.args, "synth_check", False):
             steps = with_synth_check(steps)
-        run_build(self.qonnx, cfg, steps=steps)
+        run_build(self.qonnx, cfg, steps=steps, force=True)
 
     def build_config(self, output_dir, board):
         return BuildConfig(output_dir=str(output_dir), board=board, target_fps=self.args.target_fps,
@@ -336,6 +379,13 @@ class ClassifierFlow(Flow):
 
     def check_board(self):
         self.cfg = self.build_config(self.out, self.args.board)  # also checks --target-fps
+
+    def check_args(self, args):
+        problems = super().check_args(args)
+        unknown = [t.strip() for t in args.ptq.split(",") if t.strip() and t.strip() not in TECHNIQUES]
+        if unknown:
+            problems.append(f"--ptq: unknown technique(s) {', '.join(unknown)}; known: {', '.join(TECHNIQUES)}")
+        return problems
 
     def techniques(self):
         return tuple(t.strip() for t in self.args.ptq.split(",") if t.strip())

@@ -275,7 +275,7 @@ class DeiTFlow(ViTFlow):
         t1 = time.time()
         bcfg = BuildConfig(output_dir=str(out / "build"), board=boards[0], target_fps=args.target_fps,
                            stop_step="step_estimate_reports")
-        run_build(self.qonnx, bcfg)
+        run_build(self.qonnx, bcfg, force=True)  # the flow's folder: replace an earlier build
         self.times["build_to_estimates_s"] = round(time.time() - t1, 1)
         self.boards = {bcfg.board: board_numbers(out / "build" / "report")}
         if len(boards) > 1:

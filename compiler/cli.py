@@ -3,11 +3,18 @@
 Sub-commands are registered in ``COMMANDS`` as (module, help) pairs; each module provides
 ``add_arguments(parser)`` and ``run(args) -> int``, or a ``main(argv) -> int`` that takes over argument parsing.
 Modules are imported only when their command runs, so ``minifinn --help`` is instant.
+
+A sub-command reports the problems it expects itself (exit code 2); ``main`` catches what is left, so no traceback
+reaches the terminal: Ctrl-C ends with exit code 130, an internal error with 1 and its traceback in a log file
+(set ``MINIFINN_TRACEBACK=1`` to see it on the terminal instead).
 """
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 
 DESCRIPTION = """\
 minifinn compiles Brevitas-quantized networks with minifloat (sign + ExMy, 3-8 bits) or integer
@@ -49,6 +56,22 @@ def main(argv=None):
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
+    if os.environ.get("MINIFINN_TRACEBACK"):
+        return _run(name, rest)
+    try:
+        return _run(name, rest)
+    except KeyboardInterrupt:
+        print(f"minifinn {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: the traceback goes to a log file
+        with tempfile.NamedTemporaryFile("w", prefix="minifinn_error_", suffix=".log", delete=False) as f:
+            f.write(traceback.format_exc())
+        print(f"minifinn {name}: internal error ({type(err).__name__}: {err}); the traceback is in {f.name}; "
+              "please report it", file=sys.stderr)
+        return 1
+
+
+def _run(name, rest):
     module_name, help_text = COMMANDS[name]
     try:
         module = importlib.import_module(module_name)

@@ -5,11 +5,18 @@ shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, specializ
 start_step, stop_step, verify_input_npy, save_intermediate_models), plus minifinn's FIFO sizing (fifo_sizing,
 fifo_sizing_frames) and RTL simulator (rtlsim_backend). Every field is read by a step or the runner; number formats
 come from the QONNX model.
+
+Every field is checked for its type and range when a config is made or validated (``field_problems``); all problems
+are reported in one ``ConfigError``. In a config file a number may also be written as a string (YAML reads ``1e6``
+as a string), numeric strings are converted.
 """
 
 import dataclasses
 import json
+import math
+import os
 from dataclasses import dataclass
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +31,95 @@ REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
 RTLSIM_BACKENDS = ("verilator", "icarus")  # custom_ops/rtl/simulators.py RTL_SIMULATORS
 
 
+def _number(value, integer=False):
+    """``value`` as a number (bools are not numbers; numeric strings are converted), or None."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+        if integer and value.is_integer():
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    if integer and not isinstance(value, Integral):
+        return int(value) if float(value).is_integer() else None
+    return value
+
+
+def _real(lo=None, optional=False, what=""):
+    def check(name, value):
+        if value is None and optional:
+            return None, None
+        number = _number(value)
+        if number is None or not math.isfinite(number) or (lo is not None and number <= lo):
+            return None, f"{name} must be > {lo}, a finite number{what}, got {value!r}"
+        return float(number), None
+    return check
+
+
+def _int(lo, hi=None):
+    def check(name, value):
+        number = _number(value, integer=True)
+        if number is None or number < lo or (hi is not None and number > hi):
+            span = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+            return None, f"{name} must be an integer {span}, got {value!r}"
+        return int(number), None
+    return check
+
+
+def _text(optional=False, choices=None):
+    def check(name, value):
+        if value is None and optional:
+            return None, None
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value.strip():
+            return None, f"{name} must be a non-empty string, got {value!r}"
+        if choices is not None and value not in choices:
+            return None, f"{name} {value!r} is not one of {choices}"
+        return value, None
+    return check
+
+
+def _flag(name, value):
+    if isinstance(value, bool):
+        return value, None
+    return None, f"{name} must be true or false, got {value!r}"
+
+
+def _steps(name, value):
+    if value is None:
+        return None, None
+    if not isinstance(value, (list, tuple)) or not all(callable(s) or (isinstance(s, str) and s.strip())
+                                                       for s in value):
+        return None, f"{name} must be a list of step names (e.g. [step_lower, step_convert_to_hw]), got {value!r}"
+    return list(value), None
+
+
+#: field -> check(name, value) -> (normalized value, problem or None); fields without a rule are checked in validate
+FIELD_RULES = {
+    "output_dir": _text(),
+    "board": _text(),
+    "fpga_part": _text(optional=True),
+    "shell_flow_type": _text(optional=True, choices=SHELL_FLOWS),
+    "synth_clk_period_ns": _real(0, what=" (clock period in ns)"),
+    "target_fps": _real(0, optional=True, what=" (frames per second)"),
+    "folding_config_file": _text(optional=True),
+    "specialize_layers_config_file": _text(optional=True),
+    "steps": _steps,
+    "start_step": _text(optional=True),
+    "stop_step": _text(optional=True),
+    "verify_input_npy": _text(optional=True),
+    "save_intermediate_models": _flag,
+    "fifo_sizing": _text(choices=FIFO_SIZING),
+    "fifo_sizing_frames": _int(1),
+    "requant_style": _text(choices=REQUANT_STYLES),
+    "requant_scale_bits": _int(2, 32),
+    "synth_check_strict": _flag,
+    "synth_check_dsp": _flag,
+    "rtlsim_backend": _text(choices=RTLSIM_BACKENDS),
+}
 
 
 @dataclass
@@ -60,7 +156,27 @@ class BuildConfig:
     def __post_init__(self):
         self.validate()
 
+    def field_problems(self):
+        """Type and range problems of every field with a rule (``FIELD_RULES``) and an unknown board, one sentence
+        each; valid values are normalized in place (numeric strings to numbers, paths to strings)."""
+        problems = []
+        for name, rule in FIELD_RULES.items():
+            value, problem = rule(name, getattr(self, name))
+            if problem:
+                problems.append(problem)
+            else:
+                setattr(self, name, value)
+        if isinstance(self.board, str):
+            try:
+                get_board(self.board)
+            except ConfigError as err:
+                problems.append(str(err))
+        return problems
+
     def validate(self):
+        problems = self.field_problems()
+        if problems:
+            raise _config_error(problems)
         board = get_board(self.board)  # raises with the list of known boards
         self.board = board.name
         if self.fpga_part is None:
@@ -69,20 +185,6 @@ class BuildConfig:
             self.shell_flow_type = board.shell_flow
         if self.shell_flow_type not in SHELL_FLOWS:
             raise ConfigError(f"shell_flow_type {self.shell_flow_type!r} is not one of {SHELL_FLOWS}")
-        if not self.synth_clk_period_ns or self.synth_clk_period_ns <= 0:
-            raise ConfigError(f"synth_clk_period_ns must be > 0, got {self.synth_clk_period_ns}")
-        if self.target_fps is not None and self.target_fps <= 0:
-            raise ConfigError(f"target_fps must be > 0 (frames per second), got {self.target_fps}")
-        if self.fifo_sizing not in FIFO_SIZING:
-            raise ConfigError(f"fifo_sizing {self.fifo_sizing!r} is not one of {FIFO_SIZING}")
-        if self.requant_style not in REQUANT_STYLES:
-            raise ConfigError(f"requant_style {self.requant_style!r} is not one of {REQUANT_STYLES}")
-        if not 2 <= self.requant_scale_bits <= 32:
-            raise ConfigError(f"requant_scale_bits must be in 2..32, got {self.requant_scale_bits}")
-        if self.rtlsim_backend not in RTLSIM_BACKENDS:
-            raise ConfigError(f"rtlsim_backend {self.rtlsim_backend!r} is not one of {RTLSIM_BACKENDS}")
-        if self.fifo_sizing_frames < 1:
-            raise ConfigError(f"fifo_sizing_frames must be >= 1, got {self.fifo_sizing_frames}")
 
     @property
     def clock_mhz(self):
@@ -102,25 +204,49 @@ class BuildConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping of config fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ConfigError as err:
+            raise _config_error([f"{source}: {p}" for p in getattr(err, "problems", [str(err)])]) from None
 
-    @classmethod
-    def load(cls, path):
+    @staticmethod
+    def read_file(path):
+        """The mapping of fields in a JSON or YAML config file (not checked yet: ``from_dict`` checks it)."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        text = path.read_text()
+            raise ConfigError(f"config file {path} does not exist" if not path.exists() else
+                              f"config file {path} is not a file")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} cannot be read: {err}") from None
         try:
             if path.suffix in (".yaml", ".yml"):
-                data = yaml.safe_load(text) or {}
+                data = yaml.safe_load(text)
             else:
                 data = json.loads(text)
         except Exception as err:  # parse errors of either format
             raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper() or 'JSON'}: {err}") from None
-        return cls.from_dict(data, source=str(path))
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of config fields (field: value), got "
+                              f"{type(data).__name__}")
+        return data
+
+    @classmethod
+    def load(cls, path):
+        return cls.from_dict(cls.read_file(path), source=str(path))
+
+
+def _config_error(problems):
+    """One ConfigError for all ``problems`` (also kept as its ``problems`` list)."""
+    err = ConfigError(problems[0] if len(problems) == 1 else
+                      f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    err.problems = list(problems)
+    return err
 
 
 def _dump(data, suffix):

@@ -12,7 +12,16 @@ Integer domain: every code of a format is an integer times the format's LSB weig
 a dot product accumulates them exactly (a Kulisch accumulator), see ``accumulator_bits``.
 
 ``quantize`` reproduces qonnx's ``float_quant`` / ``int_quant`` operation for operation in float32 (qonnx is a numpy
-port of Brevitas), so its results are bit-identical to both.
+port of Brevitas), so its results are bit-identical to both, non-finite inputs included: NaN quantizes to NaN in
+both kinds of format; +-inf quantizes to NaN in a minifloat (qonnx' ``float_quant``: inf / inf inside the rounding)
+and saturates to +-max in an integer format (``int_quant`` clips before rounding). No format encodes NaN or inf, so
+``encode`` refuses them. Scales must be finite, positive, normal float32 numbers (``check_scale``), and for a
+minifloat ``x / scale`` must stay finite for finite ``x``: anything else raises a ``FormatError`` instead of
+returning NaN.
+
+Widths: minifloats have at most ``HARDWARE_MAX_BITS`` bits, integers 2..32 bits; ``values()`` / ``int_values()``
+list the values of formats of at most ``MAX_LISTED_BITS`` bits (an int32 has 2^32 values, 32 GiB as int64), wider
+integers give their range with ``int_range()``.
 """
 
 import math
@@ -25,7 +34,48 @@ from qonnx.core.datatype import DataType
 from compiler.errors import FormatError, UnsupportedNodeError
 
 HARDWARE_MAX_BITS = 8
+#: widest format whose values ``values()`` / ``int_values()`` list (2^24 int64 values are 128 MiB)
+MAX_LISTED_BITS = 24
 _FLOAT32_MAX_EXP = 127  # largest finite float32 is (2 - 2^-23) * 2^127
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 2^-126
+
+
+def check_scale(scale):
+    """``scale`` as float32 if every element is a finite, positive, normal float32 number; else a FormatError saying
+    which element is wrong and why (quantization divides by the scale: 0, a subnormal such as 1e-45, inf or NaN
+    would turn finite inputs into inf or NaN)."""
+    arr = np.asarray(scale, dtype=np.float32)
+    flat = arr.ravel()
+    for bad, why in ((~np.isfinite(flat), "is not finite"), (flat == 0, "is 0 (quantization divides by the scale)"),
+                     (flat < 0, "is negative (quantizer scales are > 0)"),
+                     ((flat > 0) & (flat < _FLOAT32_TINY), f"is subnormal in float32 (below {_FLOAT32_TINY:.3g}), "
+                                                           "so x / scale overflows")):
+        if np.any(bad):
+            where = "" if arr.ndim == 0 else f" at index {int(np.flatnonzero(bad)[0])}"
+            raise FormatError(f"scale {float(flat[bad][0]):g}{where} {why}; a scale must be a finite float32 "
+                              f"number >= {_FLOAT32_TINY:.3g}")
+    return arr
+
+
+def _scaled(x, scale, overflow_error=True):
+    """x / scale in float32 (the first operation of qonnx' quantizers), with a checked scale. With
+    ``overflow_error`` a finite x whose quotient overflows is a FormatError (a minifloat would quantize the inf to
+    NaN); an integer format saturates it, as qonnx does."""
+    scale = check_scale(scale)
+    with np.errstate(over="ignore"):
+        xs = x / scale
+    overflow = np.isfinite(x) & ~np.isfinite(xs)
+    if overflow_error and np.any(overflow):
+        i = np.flatnonzero(overflow.ravel())[0]
+        raise FormatError(f"x / scale overflows float32 (x = {float(np.broadcast_to(x, xs.shape).ravel()[i])!r}, "
+                          f"scale = {float(np.broadcast_to(scale, xs.shape).ravel()[i])!r}); use a larger scale")
+    return scale, xs
+
+
+def _check_listable(fmt):
+    if fmt.bits > MAX_LISTED_BITS:
+        raise FormatError(f"{fmt.name} has 2^{fmt.bits} values; values() and int_values() list formats of at most "
+                          f"{MAX_LISTED_BITS} bits; use int_range() for its range")
 
 
 def _as_float32_finite(x, what="input"):
@@ -167,6 +217,10 @@ class MinifloatFormat:
                 out.append((f + (2**m if e > 0 else 0)) << (max(e, 1) - 1))
         return out
 
+    def int_range(self):
+        """(smallest, largest) integer-domain value."""
+        return -self.max_int, self.max_int
+
     def int_values(self):
         pos = self._positive_ints()
         return _int_array(sorted(set([-v for v in pos] + pos)))
@@ -179,16 +233,17 @@ class MinifloatFormat:
         """scale * q(x / scale) with q = round half to even onto the format, saturating; float32 in and out.
 
         The float32 operations are those of qonnx ``float_quant`` (has_subnormal, no inf/NaN, saturating), so the
-        results are bit-identical to qonnx and to Brevitas.
+        results are bit-identical to qonnx and to Brevitas; NaN and +-inf inputs give NaN as there. An invalid scale
+        (``check_scale``) or an overflowing ``x / scale`` raises a FormatError.
         """
-        x = _as_float32_finite(x)
-        scale = np.asarray(scale, dtype=np.float32)
-        xs = x / scale
+        x = np.asarray(x, dtype=np.float32)
+        scale, xs = _scaled(x, scale)
         eps = np.finfo(np.float32).tiny
-        internal = np.floor(np.log2(np.abs(xs) + eps)) - self.mantissa_bits
-        internal = np.maximum(internal, np.float32(self.lsb_exponent))
-        internal = np.exp2(internal)
-        q = internal * np.round(xs / internal)
+        with np.errstate(invalid="ignore"):  # inf / inf of an infinite input: NaN, as in qonnx
+            internal = np.floor(np.log2(np.abs(xs) + eps)) - self.mantissa_bits
+            internal = np.maximum(internal, np.float32(self.lsb_exponent))
+            internal = np.exp2(internal)
+            q = internal * np.round(xs / internal)
         maxv = np.float32(self.max)
         q = np.clip(q, -maxv, maxv)
         return (q * scale).astype(np.float32)
@@ -312,17 +367,23 @@ class IntFormat:
     def __repr__(self):
         return f"IntFormat({self.bits}, signed={self.signed}, narrow={self.narrow})"
 
+    def int_range(self):
+        """(smallest, largest) integer value."""
+        return self.min_int, self.max_int_value
+
     def int_values(self):
+        _check_listable(self)
         return np.arange(self.min_int, self.max_int_value + 1, dtype=np.int64)
 
     def values(self):
         return self.int_values().astype(np.float32)
 
     def quantize(self, x, scale=1.0):
-        """scale * round_half_even(clip(x / scale)): the float32 operations of qonnx ``int_quant`` (zero point 0)."""
-        x = _as_float32_finite(x)
-        scale = np.asarray(scale, dtype=np.float32)
-        y = x / scale
+        """scale * round_half_even(clip(x / scale)): the float32 operations of qonnx ``int_quant`` (zero point 0);
+        NaN stays NaN, +-inf (and an overflowing ``x / scale``) saturates to +-max * scale as there. An invalid scale
+        (``check_scale``) raises a FormatError."""
+        x = np.asarray(x, dtype=np.float32)
+        scale, y = _scaled(x, scale, overflow_error=False)
         y = np.where(y > self.max_int_value, np.float32(self.max_int_value), y)
         y = np.where(y < self.min_int, np.float32(self.min_int), y)
         return (np.round(y) * scale).astype(np.float32)
@@ -421,8 +482,8 @@ def accumulator_bits_exact(fmt_a, fmt_b, k):
     """Smallest signed width that holds every dot product of length k of the two formats."""
     if k < 1:
         raise FormatError(f"dot-product length k must be >= 1, got {k}")
-    a, b = fmt_a.int_values(), fmt_b.int_values()
-    prods = [int(x) * int(y) for x in (a[0], a[-1]) for y in (b[0], b[-1])]
+    a, b = fmt_a.int_range(), fmt_b.int_range()
+    prods = [int(x) * int(y) for x in a for y in b]
     return _signed_width(k * min(prods), k * max(prods))
 
 
@@ -434,8 +495,7 @@ def accumulator_bits_from_weights(weight_ints, fmt_a):
         w = w[:, None]
     if w.ndim != 2:
         raise FormatError(f"weight_ints must be (K, N) integers, got shape {w.shape}")
-    a_vals = fmt_a.int_values()
-    a_lo, a_hi = int(a_vals[0]), int(a_vals[-1])
+    a_lo, a_hi = (int(v) for v in fmt_a.int_range())
     wl = w.astype(object)
     hi = (np.maximum(wl * a_lo, wl * a_hi)).sum(axis=0)
     lo = (np.minimum(wl * a_lo, wl * a_hi)).sum(axis=0)

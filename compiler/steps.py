@@ -18,6 +18,7 @@ from qonnx.custom_op.registry import getCustomOp
 import custom_ops  # noqa: F401  (registers minifinn's hardware ops into finn-plus' registries)
 from compiler.batched_exec import DEFAULT_BATCH_SIZE, BatchedGraph
 from compiler.boards import get_board
+from compiler.build_dir import save_model_atomic
 from compiler.errors import ConfigError, MinifinnError, UnmappableNodesError
 from compiler.reports import estimate_reports_step
 from compiler.stitched_sim import run_stitched, size_fifos, stitchable
@@ -61,7 +62,7 @@ def fpga_part(cfg):
 def step_lower(model, cfg):
     """QONNX -> lowered exact graph (passes.lower_qonnx); keeps a copy of the QONNX input for verification."""
     _inter(cfg, "").mkdir(parents=True, exist_ok=True)
-    model.save(str(_inter(cfg, "qonnx_input.onnx")))
+    save_model_atomic(model, _inter(cfg, "qonnx_input.onnx"))
     return lower_qonnx(model)
 
 
@@ -78,7 +79,7 @@ def step_create_dataflow_partition(model, cfg):
     sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     if len(sdp) != 1:
         raise UnmappableNodesError(f"expected one dataflow partition, found {len(sdp)}")
-    parent.save(str(_inter(cfg, "dataflow_parent.onnx")))
+    save_model_atomic(parent, _inter(cfg, "dataflow_parent.onnx"))
     return ModelWrapper(getCustomOp(sdp[0]).get_nodeattr("model"))
 
 

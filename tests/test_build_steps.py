@@ -177,6 +177,7 @@ def test_specialize_and_folding_config_files_are_applied(tmp_path):
     assert (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")) == (2, 4)
     (tmp_path / "bad.json").write_text(json.dumps({"NoSuchNode": {"PE": 2}}))
     cfg = _cfg(tmp_path, folding_config_file=str(tmp_path / "bad.json"))
+    cfg.output_dir = str(tmp_path / "build_bad")  # another config: not into the folder of the build above
     with pytest.raises(MinifinnError, match="folding_config_file: .*bad.json names nodes that are not in the "
                                             "model: NoSuchNode"):
         run_build(_qonnx(tmp_path), cfg, progress=False)

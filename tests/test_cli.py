@@ -18,4 +18,4 @@ def test_formats_command(capsys):
 
 def test_formats_command_bad_format(capsys):
     assert main(["formats", "fp9"]) == 2
-    assert "unknown number format 'fp9'" in capsys.readouterr().out
+    assert "unknown number format 'fp9'" in capsys.readouterr().err  # errors go to stderr

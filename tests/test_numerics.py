@@ -196,8 +196,8 @@ def test_data_aware_accumulator_is_tight():
         (lambda: MinifloatFormat(5, 2, exponent_bias=-200), "overflow float32"),
         (lambda: IntFormat(1), "2..32 bits"),
         (lambda: parse_format("fp8"), "accepted"),
-        (lambda: MinifloatFormat(3, 2).quantize([1.0, np.nan]), "only finite numbers"),
-        (lambda: MinifloatFormat(3, 2).quantize([np.inf]), "only finite numbers"),
+        (lambda: MinifloatFormat(3, 2).encode([1.0, np.nan]), "only finite numbers"),
+        (lambda: IntFormat(4).encode([np.inf]), "only finite numbers"),
         (lambda: MinifloatFormat(3, 2).encode([1.1]), "not representable in e3m2"),
         (lambda: IntFormat(4).encode([9]), "not representable in int4"),
     ],
@@ -206,3 +206,41 @@ def test_invalid_inputs_raise_clear_errors(make, match):
     with pytest.raises(FormatError, match=match):
         make()
     assert issubclass(FormatError, ValueError)
+
+
+def test_non_finite_inputs_quantize_as_in_qonnx():
+    """NaN -> NaN in both kinds; +-inf -> NaN in a minifloat (qonnx float_quant), +-max in an integer (int_quant)."""
+    x = np.array([np.nan, np.inf, -np.inf, 1.3, -2.6], dtype=np.float32)
+    for e, m in ALL_FORMATS:
+        fmt = MinifloatFormat(e, m)
+        for scale in (1.0, 0.3712):
+            np.testing.assert_array_equal(fmt.quantize(x, scale), _qonnx(fmt, x, scale))  # NaN == NaN here
+    assert np.isnan(MinifloatFormat(3, 2).quantize(x)[:3]).all()
+    for bits, signed, narrow in [(4, True, False), (4, True, True), (8, False, False)]:
+        ref = int_quant(x, np.float32(0.5), np.float32(0), np.float32(bits), signed, narrow, "ROUND")
+        np.testing.assert_array_equal(IntFormat(bits, signed, narrow).quantize(x, 0.5), ref.astype(np.float32))
+    assert IntFormat(4).quantize([np.inf, -np.inf]).tolist() == [7.0, -8.0]
+
+
+@pytest.mark.parametrize("scale,why", [(0.0, "is 0"), (-1.0, "is negative"), (np.nan, "is not finite"),
+                                       (np.inf, "is not finite"), (1e-45, "is subnormal"),
+                                       ([1.0, 0.0], "at index 1 is 0")])
+@pytest.mark.parametrize("fmt", [MinifloatFormat(3, 2), IntFormat(4)], ids=["e3m2", "int4"])
+def test_invalid_scales_raise_clear_errors(fmt, scale, why):
+    with pytest.raises(FormatError, match=why):
+        fmt.quantize(np.ones(2, np.float32), scale)
+
+
+def test_overflowing_quotient_raises_for_minifloats_and_saturates_integers():
+    with pytest.raises(FormatError, match="x / scale overflows float32"):
+        MinifloatFormat(3, 2).quantize([3e38], 0.5)
+    assert IntFormat(4).quantize([3e38], 0.5).tolist() == [3.5]  # int_quant clips the inf quotient
+
+
+def test_wide_integers_are_described_without_listing_their_values():
+    wide = IntFormat(32)
+    assert wide.int_range() == (-(2**31), 2**31 - 1)
+    with pytest.raises(FormatError, match="2\\^32 values.*at most 24 bits"):
+        wide.values()
+    assert accumulator_bits_exact(wide, IntFormat(4), 8) == 39  # 8 * (-2^31) * (-8) = 2^37 needs 39 bits
+    assert accumulator_bits_exact(IntFormat(8), IntFormat(8), 1) == 16  # (-128)^2 = 2^14 needs 16 signed bits

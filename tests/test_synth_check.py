@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -209,22 +210,30 @@ def test_step_is_in_the_catalog_not_the_default():
 
 def test_cli_flag_inserts_the_step(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(build_cmd, "run_build", lambda model, cfg, steps=None: seen.append((cfg, steps)))
+
+    def prepare(model, cfg, force=False, random_inputs=0):
+        seen.append(cfg)
+        return SimpleNamespace(resolved=[(s, None) for s in (cfg.steps or DEFAULT_STEPS)])
+
+    monkeypatch.setattr(build_cmd, "prepare_build", prepare)
+    monkeypatch.setattr(build_cmd, "execute", lambda plan: None)
+    monkeypatch.setattr(build_cmd, "resume_command", lambda plan, index: "minifinn build ...")
     args = ["m.onnx", "--output-dir", str(tmp_path)]
-    assert build_cmd.main(args) == 0 and "step_synth_check" not in seen[-1][1]
+    assert build_cmd.main(args) == 0 and "step_synth_check" not in (seen[-1].steps or DEFAULT_STEPS)
     assert build_cmd.main(args + ["--synth-check"]) == 0
-    steps = seen[-1][1]
-    assert steps[steps.index("step_hw_codegen") + 1] == "step_synth_check" and "step_verify" not in steps
+    steps = seen[-1].steps
+    assert steps[steps.index("step_hw_codegen") + 1] == "step_synth_check"
+    assert seen[-1].stop_step == "step_synth_check"  # no sample inputs: the build stops before step_fifo_sizing
     assert build_cmd.main(args + ["--synth-check", "--verify-input", "x.npy"]) == 0
-    assert seen[-1][1] == with_synth_check(DEFAULT_STEPS)
+    assert seen[-1].steps == with_synth_check(DEFAULT_STEPS) and seen[-1].stop_step is None
     # resuming at the check itself: the intermediate model of step_hw_codegen continues
     assert build_cmd.main(args + ["--synth-check", "--start-step", "step_synth_check"]) == 0
-    assert seen[-1][0].start_step == "step_synth_check"
+    assert seen[-1].start_step == "step_synth_check"
 
 
 def test_flow_flag_inserts_the_step(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(classifier_flow, "run_build", lambda model, cfg, steps=None: seen.append(steps))
+    monkeypatch.setattr(classifier_flow, "run_build", lambda model, cfg, steps=None, force=False: seen.append(steps))
     flow = classifier_flow.ClassifierFlow(MLP_SPEC, "mlp.py", "doc")
     args = flow.parse_args(["--synth-check", "--output-dir", str(tmp_path)])
     assert args.synth_check

@@ -20,6 +20,7 @@ from compiler.errors import ConfigError
 SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 FIFO_SIZING = ("rtlsim", "none")
 REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
+MAC_DSP = ("auto", "lut", "dsp")  # MinifloatMVAU mac_dsp: the folding may use DSP48 products / LUTs only / DSPs
 
 
 
@@ -47,6 +48,9 @@ class BuildConfig:
     # thresholds, or conversion by a scale mantissa of requant_scale_bits bits); a style name forces it
     requant_style: str = "auto"
     requant_scale_bits: int = 16
+    # MAC significand products: "auto" = the folding picks LUTs or DSP48s per node by cost, "lut" LUTs only (the
+    # paper's comparison basis), "dsp" DSP48s wherever the operands fit
+    mac_dsp: str = "auto"
 
     def __post_init__(self):
         self.validate()
@@ -68,6 +72,8 @@ class BuildConfig:
             raise ConfigError(f"fifo_sizing {self.fifo_sizing!r} is not one of {FIFO_SIZING}")
         if self.requant_style not in REQUANT_STYLES:
             raise ConfigError(f"requant_style {self.requant_style!r} is not one of {REQUANT_STYLES}")
+        if self.mac_dsp not in MAC_DSP:
+            raise ConfigError(f"mac_dsp {self.mac_dsp!r} is not one of {MAC_DSP}")
         if not 2 <= self.requant_scale_bits <= 32:
             raise ConfigError(f"requant_scale_bits must be in 2..32, got {self.requant_scale_bits}")
         if self.fifo_sizing_frames < 1:

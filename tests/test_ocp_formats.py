@@ -110,7 +110,8 @@ def test_quantize_matches_brevitas_ocp_quantizers(kind):
     with torch.no_grad():
         lin.weight.mul_(torch.logspace(-4, 0, 32))
     qw = lin.quant_weight()
-    assert np.array_equal(fmt.quantize(lin.weight.detach().numpy(), qw.scale.detach().numpy()), qw.value.detach().numpy())
+    mine = fmt.quantize(lin.weight.detach().numpy(), qw.scale.detach().numpy())
+    assert np.array_equal(mine, qw.value.detach().numpy())
 
 
 # --- quantizer checks ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ three requantizer styles in Python, rtlsim and cppsim, and user CNNs with Brevit
 ``minifinn build`` and verified (QONNX == lowered == every node's rtlsim == the stitched rtlsim, bit for bit)."""
 
 import json
+import runpy
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import get_by_name
 from requant_cases import fraction_reference, requant_model
+from test_readme_examples import readme_example
 
 import custom_ops  # noqa: F401
 from compiler.build_cmd import main as build_main
@@ -249,3 +251,17 @@ def test_fp6_fp4_ocp_quantizers_are_plain_minifloats(tmp_path):
     qmodel = export_qonnx_model(model, torch.randn(1, 1, 4, 4), str(tmp_path / "m.onnx"))
     fmts = {quantizer_format(qmodel, n) for n in qmodel.get_nodes_by_op_type("FloatQuant")}
     assert fmts == {MinifloatFormat(2, 3), MinifloatFormat(2, 1), E4M3}
+
+
+def test_readme_ocp_example_exports_and_builds(tmp_path, monkeypatch):
+    script = tmp_path / "example.py"
+    script.write_text(readme_example("ocp-quantizers"))
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        runpy.run_path(str(script), run_name="__main__")
+    model = ModelWrapper(str(tmp_path / "my_ocp_model.qonnx.onnx"))
+    assert {quantizer_format(model, n) for n in model.get_nodes_by_op_type("FloatQuant")} == {E4M3}
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32))
+    assert build_main(["my_ocp_model.qonnx.onnx", "--board", "Pynq-Z2", "--output-dir", str(tmp_path / "out"),
+                       "--verify-input", "x.npy"]) == 0

@@ -29,10 +29,9 @@ to PE and SIMD among the values ``mac_dsp`` allows. Estimates: custom_ops/mvau_e
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities, divisors
 from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import batch_shape, exact_matmul, threshold_ints
@@ -126,18 +125,18 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         return self.get_accumulator_datatype().bitwidth()
 
     def get_accumulator_datatype(self):
-        return DataType[self.get_nodeattr("accDataType")]
+        return qonnx_datatype(self.get_nodeattr("accDataType"))
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType" if ind == 0 else "weightDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType" if ind == 0 else "weightDataType"))
 
     def get_weight_datatype(self):
-        return DataType[self.get_nodeattr("weightDataType")]
+        return qonnx_datatype(self.get_nodeattr("weightDataType"))
 
     def get_output_datatype(self, ind=0):
         if self.get_nodeattr("noActivation"):
             return self.get_accumulator_datatype()
-        return DataType[self.get_nodeattr("outputDataType")]
+        return qonnx_datatype(self.get_nodeattr("outputDataType"))
 
     def n_thresholds(self):
         return 0 if self.get_nodeattr("noActivation") else len(self.output_format().values()) - 1

@@ -1,0 +1,130 @@
+"""Ops of real torchvision networks that map to hardware: ReLU6 / clamp (MobileNetV2), overlapping padded max pooling
+(the ResNet stem), pooling or flatten feeding a linear layer without a quantizer in between. Each one a tiny Brevitas
+model, built through ``step_verify``: Python == RTL simulation bit for bit, and nothing left unmapped."""
+
+import json
+
+import brevitas.nn as qnn
+import numpy as np
+import pytest
+import torch
+from brevitas.graph.calibrate import calibration_mode
+from lowering_cases import E3M2, Graph, lower_and_check_golden, matmul_graph, ops, the
+from qonnx.custom_op.registry import getCustomOp
+from torch import nn
+
+import compiler.steps  # noqa: F401  (registers the steps)
+from compiler.config import BuildConfig
+from compiler.export import export_qonnx_model
+from compiler.runner import run_build
+from compiler.zoo.quantizers import act_quant, weight_quant
+from custom_ops.general.common import threshold_ints
+from passes import lower_qonnx
+from passes.compare import compare_lowered
+from passes.convert_to_hw import ConvertToHardware, unmappable_nodes
+
+FMT = "fp:e3m2"
+
+
+def _conv(cin, cout, fmt=FMT):
+    return qnn.QuantConv2d(cin, cout, 3, padding=1, bias=False, weight_quant=weight_quant(fmt))
+
+
+class ReLU6Net(nn.Module):
+    """conv-BN-ReLU6-quant (MobileNetV2's block), then clamp between two quantizers, a linear head."""
+
+    def __init__(self, fmt=FMT):
+        super().__init__()
+        self.q0 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.conv, self.bn, self.relu6 = _conv(2, 4, fmt), nn.BatchNorm2d(4), nn.ReLU6()
+        self.q1 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.q2 = qnn.QuantIdentity(act_quant=act_quant("fp:e2m2"))
+        self.fc = qnn.QuantLinear(4 * 16, 3, bias=True, weight_quant=weight_quant(fmt))
+
+    def forward(self, x):
+        x = self.q1(self.relu6(self.bn(self.conv(self.q0(x)))))
+        x = self.q2(torch.clamp(x, -0.5, 1.5))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _calibrated(net, x):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 1.0)
+    with calibration_mode(net):
+        net(x)
+    return net.eval()
+
+
+def _export(net, shape, tmp_path, seed=0):
+    torch.manual_seed(seed)
+    x = torch.randn(64, *shape) * 2
+    return export_qonnx_model(_calibrated(net, x), x[:1], tmp_path / "net.onnx")
+
+
+def _lowered_equals_qonnx(qmodel, shape, n=16):
+    """Every activation quantizer's codes equal QONNX's, the outputs up to fp32 accumulation noise."""
+    low = lower_qonnx(qmodel)
+    xs = np.random.default_rng(1).normal(size=(n, *shape)).astype(np.float32) * 2
+    report = compare_lowered(qmodel, low, xs)
+    assert report["differing_codes"] == 0 and report["max_abs_output_diff"] < 1e-4, report
+    return low
+
+
+def _build(qmodel, shape, tmp_path, images=2):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(images, *shape)).astype(np.float32) * 2)
+    cfg = BuildConfig(output_dir=str(tmp_path / "build"), verify_input_npy=str(tmp_path / "x.npy"))
+    model = run_build(qmodel, cfg, progress=False)
+    ver = json.loads((tmp_path / "build" / "report" / "verification.json").read_text())
+    assert ver["passed"] and ver["stitched_rtlsim"]["passed"] == images
+    assert all(v["failed"] == 0 and v["mode"] == "rtlsim" for v in ver["nodes"].values())
+    return model
+
+
+def test_relu6_and_clamp_fold_into_the_next_requantizers(tmp_path):
+    qmodel = _export(ReLU6Net(), (2, 4, 4), tmp_path)
+    assert [n.op_type for n in qmodel.graph.node].count("Clip") == 2
+    low = _lowered_equals_qonnx(qmodel, (2, 4, 4))
+    assert "Clip" not in [n.op_type for n in low.graph.node]
+    assert unmappable_nodes(low.transform(ConvertToHardware())) == []
+    model = _build(qmodel, (2, 4, 4), tmp_path)
+    ops = [n.op_type for n in model.graph.node]
+    assert "MinifloatLUT_rtl" in ops  # the clamp between two quantizers: a table over the input codes
+
+
+@pytest.mark.parametrize("bounds,relu", [((-1.0, 2.5), False), ((0.0, 6.0), True), ((None, 0.75), False),
+                                         ((0.5, None), True)])
+def test_clip_on_an_accumulator_is_exact_in_the_thresholds(bounds, relu):
+    g = Graph(x=[1, 8])
+    inputs = [g.node("Relu", [matmul_graph(g)], "relu") if relu else matmul_graph(g)]
+    inputs += [g.const(f"b{i}", v) if v is not None else "" for i, v in enumerate(bounds)]
+    g.quant(g.node("Clip", inputs, "clip"), "y", 0.25)
+    low = lower_and_check_golden(g.model("y", [1, 4]), runs=20)
+    assert "Clip" not in ops(low) and not getCustomOp(the(low, "MinifloatThreshold")).get_nodeattr("affine")
+    t = threshold_ints(low.get_initializer(the(low, "MinifloatThreshold").input[1]))
+    lo, hi = [None if v is None else E3M2.values().tolist().index(float(E3M2.quantize(np.float32(v / 0.25))))
+              for v in bounds]  # output indices of the quantized bounds: the thresholds around them are constant
+    assert lo is None or (t[:, :lo] == t.min()).all()
+    assert hi is None or (t[:, hi:] == t.max()).all()
+
+
+def test_clip_of_a_clip_and_a_relu_after_a_clip_compose():
+    g = Graph(x=[1, 8])
+    g.const("lo", -2.0), g.const("hi", 3.0), g.const("lo2", 1.0), g.const("hi2", 5.0)
+    clipped = g.node("Clip", [g.node("Clip", [matmul_graph(g), "lo", "hi"], "c1"), "lo2", "hi2"], "c2")
+    g.quant(g.node("Relu", [clipped], "relu"), "y", 0.25)
+    low = lower_and_check_golden(g.model("y", [1, 4]), runs=20)
+    assert ops(low).count("MinifloatThreshold") == 1 and "Clip" not in ops(low)
+
+
+def test_a_float_island_after_a_clip_applies_the_clip():
+    g = Graph(x=[1, 8])
+    g.const("lo", -0.5), g.const("hi", 1.0)
+    g.node("Sin", [g.node("Clip", [matmul_graph(g), "lo", "hi"], "clip")], "y")
+    low = lower_and_check_golden(g.model("y", [1, 4]), runs=10)
+    assert "Clip" in ops(low) and "Sin" in ops(low)

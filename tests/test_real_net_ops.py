@@ -10,20 +10,33 @@ import pytest
 import torch
 from brevitas.graph.calibrate import calibration_mode
 from lowering_cases import E3M2, Graph, lower_and_check_golden, matmul_graph, ops, the
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
+from qonnx.util.basic import qonnx_make_model
 from torch import nn
 
 import compiler.steps  # noqa: F401  (registers the steps)
 from compiler.config import BuildConfig
 from compiler.export import export_qonnx_model
+from compiler.numerics import IntFormat, MinifloatFormat
 from compiler.runner import run_build
 from compiler.zoo.quantizers import act_quant, weight_quant
 from custom_ops.general.common import threshold_ints
+from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 from passes import lower_qonnx
 from passes.compare import compare_lowered
 from passes.convert_to_hw import ConvertToHardware, unmappable_nodes
+from passes.infer_stream_ops import InferMinifloatMaxPool
 
 FMT = "fp:e3m2"
+PART = "xc7z020clg400-1"
 
 
 def _conv(cin, cout, fmt=FMT):
@@ -128,3 +141,76 @@ def test_a_float_island_after_a_clip_applies_the_clip():
     g.node("Sin", [g.node("Clip", [matmul_graph(g), "lo", "hi"], "clip")], "y")
     low = lower_and_check_golden(g.model("y", [1, 4]), runs=10)
     assert "Clip" in ops(low) and "Sin" in ops(low)
+
+
+class StemNet(nn.Module):
+    """The ResNet stem: conv-BN-quantizer (signed here, so the padding value matters), max pooling with kernel 3,
+    stride 2, padding 1, then flatten, a quantizer and a linear head."""
+
+    def __init__(self, fmt=FMT):
+        super().__init__()
+        self.q0 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.conv, self.bn = _conv(2, 4, fmt), nn.BatchNorm2d(4)
+        self.q1 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.q2 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.fc = qnn.QuantLinear(4 * 4 * 4, 3, bias=True, weight_quant=weight_quant(fmt))
+
+    def forward(self, x):
+        x = self.pool(self.q1(self.bn(self.conv(self.q0(x)))))
+        return self.fc(self.q2(torch.flatten(x, 1)))
+
+
+def test_resnet_stem_max_pool_builds_as_sliding_window_and_pool(tmp_path):
+    qmodel = _export(StemNet(), (2, 8, 8), tmp_path)
+    low = _lowered_equals_qonnx(qmodel, (2, 8, 8))
+    assert unmappable_nodes(low.transform(ConvertToHardware())) == []
+    model = _build(qmodel, (2, 8, 8), tmp_path)
+    pools = [n for n in model.graph.node if n.op_type == "MinifloatMaxPool_rtl"]
+    assert len(pools) == 1 and getCustomOp(pools[0]).get_nodeattr("WindowInput") == 1
+    swg = model.find_producer(pools[0].input[0])
+    assert swg.op_type == "MinifloatConvInpGen_rtl" and getCustomOp(swg).get_nodeattr("PadValue") == -E3M2.max
+
+
+MAXPOOL_CASES = [  # fmt, H, W, C, lanes, kernel, stride, pad [t, l, b, r]
+    (MinifloatFormat(3, 2), 7, 6, 4, 2, (3, 3), (2, 2), (1, 1, 1, 1)),
+    (IntFormat(4), 5, 5, 3, 3, (2, 2), (1, 1), (0, 0, 1, 1)),
+    (IntFormat(3, signed=False), 4, 6, 2, 1, (3, 2), (1, 2), (1, 0, 1, 0)),
+]
+
+
+def _maxpool_graph(fmt, h, w, c, lanes, k, s, pad):
+    """``MaxPoolNHWC`` on a code tensor, converted by ``InferMinifloatMaxPool``; the torch reference output."""
+    oh, ow = (h + pad[0] + pad[2] - k[0]) // s[0] + 1, (w + pad[1] + pad[3] - k[1]) // s[1] + 1
+    node = helper.make_node("MaxPoolNHWC", ["x"], ["y"], domain="qonnx.custom_op.general", kernel_shape=list(k),
+                            strides=list(s), pads=list(pad))
+    graph = helper.make_graph([node], "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, h, w, c])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, oh, ow, c])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype("x", fmt.datatype)
+    model = model.transform(InferMinifloatMaxPool())
+    for n in model.graph.node:
+        getCustomOp(n).set_nodeattr("SIMD" if n.op_type == "MinifloatConvInpGen" else "PE", lanes)
+    return model
+
+
+@pytest.mark.parametrize("case", MAXPOOL_CASES, ids=lambda c: f"{c[0].name}_k{c[5][0]}{c[5][1]}_s{c[6][0]}{c[6][1]}")
+def test_overlapping_padded_max_pool_python_equals_torch_cppsim_and_rtlsim(case):
+    fmt, h, w, c, lanes, k, s, pad = case
+    model = _maxpool_graph(*case)
+    assert [n.op_type for n in model.graph.node] == ["MinifloatConvInpGen", "MinifloatMaxPool"]
+    x = np.random.default_rng(c).choice(fmt.values(), size=(1, h, w, c)).astype(np.float32)
+    xt = torch.nn.functional.pad(torch.from_numpy(x).permute(0, 3, 1, 2), (pad[1], pad[3], pad[0], pad[2]),
+                                 value=-float("inf"))
+    want = torch.nn.functional.max_pool2d(xt, k, s).permute(0, 2, 3, 1).numpy()
+    golden = execute_onnx(model, {"x": x})["y"]
+    assert np.array_equal(golden, want)
+    for style in ("rtl", "hls"):
+        for n in model.graph.node:
+            getCustomOp(n).set_nodeattr("preferred_impl_style", style)
+        hw = model.transform(SpecializeLayers(PART))
+        prep = [PrepareIP(PART, 10.0), PrepareRTLSim()] if style == "rtl" else [PrepareCppSim(), CompileCppSim()]
+        for t in prep:
+            hw = hw.transform(t)
+        hw = hw.transform(SetExecMode("rtlsim" if style == "rtl" else "cppsim"))
+        assert np.array_equal(execute_onnx(hw, {"x": x})["y"], golden), style

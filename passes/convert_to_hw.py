@@ -33,6 +33,7 @@ from passes.infer_stream_ops import (
     InferMinifloatGlobalAccPool,
     InferMinifloatMaxPool,
     InferMinifloatReorder,
+    RemoveIntegerCasts,
 )
 from passes.nhwc import ConvertToNHWC
 from passes.requant_params import DEFAULT_SCALE_BITS
@@ -54,6 +55,7 @@ def hw_conversion(scale_bits=DEFAULT_SCALE_BITS):
         InferMinifloatConvInpGen(),
         InferMinifloatMaxPool(),
         InferMinifloatGlobalAccPool(),
+        RemoveIntegerCasts(),
         InferMinifloatReorder(),
         AnnotateSharedThresholds(),
     )

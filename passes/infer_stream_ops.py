@@ -8,6 +8,9 @@
   ``MinifloatMaxPool`` over each generated window (``WindowInput``), as FINN pairs ConvolutionInputGenerator + Pool;
 * ``InferMinifloatGlobalAccPool``: ``ExactSumPool`` over every axis between batch and channels (global average
   pooling of a CNN, token pooling of a ViT) -> ``MinifloatGlobalAccPool``;
+* ``RemoveIntegerCasts``: ``Dequantize`` with scale 1 and offset 0 of a hardware node's accumulator (the lowering's
+  move of a pooled sum into a values tensor, passes/lowering/matrix.py) -> removed: the stream carries the same
+  integers either way;
 * ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose``/``Pad`` (zeros)/``Gather``/``Slice``
   with constant parameters between hardware nodes -> one ``MinifloatReorder`` (wires when the chain only reshapes,
   since C order is kept; a frame buffer read through an address ROM otherwise: attention's head split/merge, K's
@@ -165,6 +168,39 @@ class InferMinifloatGlobalAccPool(Transformation):
             )
             model.graph.node.insert(list(model.graph.node).index(node), new)
             model.graph.node.remove(node)
+            modified = True
+        return _finish(model, modified)
+
+
+class RemoveIntegerCasts(Transformation):
+    """Remove ``Dequantize(acc, 1, 0)`` (an integer cast, module docstring) after a hardware node; its consumers
+    read the accumulator."""
+
+    def apply(self, model):
+        modified = False
+        outputs = {o.name for o in model.graph.output}
+        for node in list(model.graph.node):
+            if node.op_type != "Dequantize" or getCustomOp(node).get_nodeattr("input_kind") != "accumulator" or \
+                    getCustomOp(node).get_nodeattr("relu") or node.output[0] in outputs:
+                continue
+            params = [_const(model, node, i) for i in (1, 2)]
+            producer = model.find_producer(node.input[0])
+            if any(p is None or np.asarray(p).size != 1 for p in params) or float(np.asarray(params[0])) != 1.0 or \
+                    float(np.asarray(params[1])) != 0.0 or producer is None or \
+                    not producer.domain.startswith(FPGADATAFLOW):
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            for consumer in consumers:
+                for i, t in enumerate(consumer.input):
+                    if t == node.output[0]:
+                        consumer.input[i] = node.input[0]
+            model.graph.node.remove(node)
+            dt = model.get_tensor_datatype(node.input[0])
+            while consumers:  # layout ops after the cast carry the integers' datatype, not the cast's float
+                layout = [c for c in consumers if c.op_type in LAYOUT_OPS]
+                for c in layout:
+                    model.set_tensor_datatype(c.output[0], dt)
+                consumers = [n for c in layout for n in model.find_consumers(c.output[0]) or []]
             modified = True
         return _finish(model, modified)
 

@@ -22,6 +22,7 @@ from compiler.config import BuildConfig
 from compiler.export import export_qonnx_model
 from compiler.numerics import IntFormat, MinifloatFormat
 from compiler.runner import run_build
+from compiler.zoo import build_model
 from compiler.zoo.quantizers import act_quant, weight_quant
 from custom_ops.general.common import threshold_ints
 from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
@@ -106,8 +107,7 @@ def test_relu6_and_clamp_fold_into_the_next_requantizers(tmp_path):
     assert "Clip" not in [n.op_type for n in low.graph.node]
     assert unmappable_nodes(low.transform(ConvertToHardware())) == []
     model = _build(qmodel, (2, 4, 4), tmp_path)
-    ops = [n.op_type for n in model.graph.node]
-    assert "MinifloatLUT_rtl" in ops  # the clamp between two quantizers: a table over the input codes
+    assert "MinifloatLUT_rtl" in ops(model)  # the clamp between two quantizers: a table over the input codes
 
 
 @pytest.mark.parametrize("bounds,relu", [((-1.0, 2.5), False), ((0.0, 6.0), True), ((None, 0.75), False),
@@ -214,3 +214,42 @@ def test_overlapping_padded_max_pool_python_equals_torch_cppsim_and_rtlsim(case)
             hw = hw.transform(t)
         hw = hw.transform(SetExecMode("rtlsim" if style == "rtl" else "cppsim"))
         assert np.array_equal(execute_onnx(hw, {"x": x})["y"], golden), style
+
+
+class PooledHeadNet(nn.Module):
+    """conv-ReLU, global average pooling, flatten and a linear layer without an input quantizer (torchvision's
+    ``avgpool -> flatten -> fc`` with only the weights quantized)."""
+
+    def __init__(self, fmt=FMT):
+        super().__init__()
+        self.q0 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.conv, self.act = _conv(2, 4, fmt), qnn.QuantReLU(act_quant=act_quant(fmt))
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = qnn.QuantLinear(4, 3, bias=True, weight_quant=weight_quant(fmt))
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.gap(self.act(self.conv(self.q0(x)))), 1))
+
+
+def test_pooled_sum_feeds_the_linear_layer_as_an_integer_input(tmp_path):
+    qmodel = _export(PooledHeadNet(), (2, 4, 4), tmp_path)
+    low = _lowered_equals_qonnx(qmodel, (2, 4, 4))
+    pool_out = the(low, "ExactSumPool").output[0]
+    mm = [n for n in low.graph.node if n.op_type == "ExactMatMul"][-1]
+    fmt = getCustomOp(mm).get_nodeattr("input_format")
+    assert fmt.startswith("INT") and fmt == low.get_tensor_datatype(pool_out).name  # the exact sum's INTn
+    assert not {"Gemm", "MatMul"} & set(ops(low))  # no float island: the head is exact
+    model = _build(qmodel, (2, 4, 4), tmp_path)
+    assert {"MinifloatGlobalAccPool_rtl", "MinifloatMVAU_rtl"} <= set(ops(model))
+
+
+def test_zoo_cnn_with_flatten_head_builds(tmp_path):
+    """The zoo's ``global_pool="flatten"`` CNN: max pooling, flatten, the head's requantizer of the pooled values (a
+    table), the linear head."""
+    torch.manual_seed(0)
+    cfg = dict(width=4, image_size=4, global_pool="flatten")
+    net = _calibrated(build_model("cnn", FMT, **cfg), torch.randn(64, 1, 4, 4))
+    qmodel = export_qonnx_model(net, torch.randn(1, 1, 4, 4), tmp_path / "cnn.onnx")
+    _lowered_equals_qonnx(qmodel, (1, 4, 4))
+    model = _build(qmodel, (1, 4, 4), tmp_path)
+    assert {"MinifloatMaxPool_rtl", "MinifloatLUT_rtl", "MinifloatAdd_rtl"} <= {n.op_type for n in model.graph.node}

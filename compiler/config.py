@@ -29,6 +29,7 @@ SHELL_FLOWS = ("vivado_zynq", "vitis_alveo")
 FIFO_SIZING = ("rtlsim", "none")
 REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
 RTLSIM_BACKENDS = ("verilator", "icarus")  # custom_ops/rtl/simulators.py RTL_SIMULATORS
+MAC_DSP = ("auto", "lut", "dsp")  # MinifloatMVAU mac_dsp: the folding may use DSP48 products / LUTs only / DSPs
 
 
 def _number(value, integer=False):
@@ -119,6 +120,7 @@ FIELD_RULES = {
     "synth_check_strict": _flag,
     "synth_check_dsp": _flag,
     "rtlsim_backend": _text(choices=RTLSIM_BACKENDS),
+    "mac_dsp": _text(choices=MAC_DSP),
 }
 
 
@@ -152,6 +154,9 @@ class BuildConfig:
     # the RTL simulator of node rtlsim, the stitched simulation and FIFO sizing: "verilator" (compiled once per
     # design and cached; Icarus when verilator is not on PATH) or "icarus"
     rtlsim_backend: str = "verilator"
+    # MAC significand products: "auto" = the folding picks LUTs or DSP48s per node by cost, "lut" LUTs only (the
+    # paper's comparison basis), "dsp" DSP48s wherever the operands fit
+    mac_dsp: str = "auto"
 
     def __post_init__(self):
         self.validate()

@@ -7,6 +7,14 @@ Minifloat contract (Brevitas ``float`` / QONNX ``FloatQuant`` defaults):
   ordinary numbers, so ``max = (2 - 2^-M) * 2^(2^E - 1 - bias)``;
 * quantization rounds half to even and saturates to +-max.
 
+Reduced maximum (OCP FP8, a saturating quantizer with ``max_val`` below the full range): ``max_value`` is a value of
+the ExMy grid; the format's values are the ExMy values of magnitude <= max_value, its codes those of ExMy (the codes
+above it, OCP's inf/NaN encodings, are reserved and never produced), and quantization saturates to +-max_value after
+rounding (qonnx ``float_quant`` clips to ``min(full max, max_val)``). OCP E4M3 (bias 7) has max 448 (S.1111.111 is
+NaN), OCP E5M2 (bias 15) max 57344 (exponent 31 is inf/NaN); OCP FP6 E2M3 / E3M2 and FP4 E2M1 are full range.
+Names: ``e4m3max448``; qonnx-style ``FLOAT<4,3,7,448>`` (the fourth field is the maximum; qonnx' own DataType has
+no such field, so tensors are annotated with the container ``FLOAT<4,3,7>``: ``datatype``).
+
 Integer domain: every code of a format is an integer times the format's LSB weight, ``value = int * 2^lsb_exponent``
 (``lsb_exponent = 1 - bias - M`` for minifloats, 0 for integers). Products of two such ints are exact integers and
 a dot product accumulates them exactly (a Kulisch accumulator), see ``accumulator_bits``.
@@ -36,6 +44,7 @@ from compiler.errors import FormatError, UnsupportedNodeError
 HARDWARE_MAX_BITS = 8
 #: widest format whose values ``values()`` / ``int_values()`` list (2^24 int64 values are 128 MiB)
 MAX_LISTED_BITS = 24
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?"
 _FLOAT32_MAX_EXP = 127  # largest finite float32 is (2 - 2^-23) * 2^127
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 2^-126
 
@@ -103,12 +112,24 @@ def _signed_width(lo, hi):
     return bits
 
 
+def _number_text(x):
+    """A float as the shortest text that reads back exactly: '448', '0.875'."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
+
+
+#: OCP formats with a reduced maximum (E, M) -> max; the other OCP minifloats (FP6 E2M3/E3M2, FP4 E2M1) are full range
+OCP_MAX = {(4, 3): 448.0, (5, 2): 57344.0}
+
+
 class MinifloatFormat:
-    """Signed minifloat ExMy with bias, subnormals, no inf/NaN, saturating, round half to even."""
+    """Signed minifloat ExMy with bias, subnormals, no inf/NaN, saturating, round half to even; optionally a reduced
+    maximum ``max_value`` (module docstring)."""
 
     is_minifloat = True
 
-    def __init__(self, exponent_bits, mantissa_bits, exponent_bias=None, max_bits=HARDWARE_MAX_BITS):
+    def __init__(self, exponent_bits, mantissa_bits, exponent_bias=None, max_bits=HARDWARE_MAX_BITS,
+                 max_value=None):
         if int(exponent_bits) != exponent_bits or exponent_bits < 1:
             raise FormatError(f"exponent_bits must be an integer >= 1, got {exponent_bits}")
         if int(mantissa_bits) != mantissa_bits or mantissa_bits < 0:
@@ -137,6 +158,26 @@ class MinifloatFormat:
                 f"exponent_bias {self.exponent_bias} makes the smallest subnormal 2^{self.lsb_exponent} underflow "
                 f"float32 (smallest is 2^-149); use a bias <= {1 - self.mantissa_bits + 149}"
             )
+        self._max_int = self.full_max_int
+        if max_value is not None:
+            self._max_int = self._max_int_of(max_value)
+
+    def _max_int_of(self, max_value):
+        full = math.ldexp(self.full_max_int, self.lsb_exponent)
+        mv = float(max_value)
+        scaled = math.ldexp(mv, -self.lsb_exponent) if math.isfinite(mv) else math.nan
+        base = f"E{self.exponent_bits}M{self.mantissa_bits} (bias {self.exponent_bias})"
+        if not (0 < mv <= full) or scaled not in set(self._grid_ints()):
+            raise FormatError(
+                f"max_value {max_value!r} is not a positive value of {base} up to its full maximum {full!r}; "
+                "a reduced maximum must be one of the format's values (e.g. 448 for OCP E4M3)"
+            )
+        return int(scaled)
+
+    @classmethod
+    def ocp(cls, exponent_bits, mantissa_bits):
+        """The OCP minifloat ExMy (default bias): E4M3 max 448, E5M2 max 57344, FP6 / FP4 full range."""
+        return cls(exponent_bits, mantissa_bits, max_value=OCP_MAX.get((int(exponent_bits), int(mantissa_bits))))
 
     # --- naming -------------------------------------------------------------------------------------------
     @property
@@ -144,39 +185,64 @@ class MinifloatFormat:
         return 2 ** (self.exponent_bits - 1) - 1
 
     @property
-    def name(self):
-        base = f"e{self.exponent_bits}m{self.mantissa_bits}"
-        return base if self.exponent_bias == self.default_bias else f"{base}b{self.exponent_bias}"
+    def reduced(self):
+        """True when the maximum is below the ExMy grid's (codes above it are reserved)."""
+        return self._max_int != self.full_max_int
 
     @property
-    def qonnx_name(self):
+    def name(self):
+        base = f"e{self.exponent_bits}m{self.mantissa_bits}"
+        base = base if self.exponent_bias == self.default_bias else f"{base}b{self.exponent_bias}"
+        return f"{base}max{_number_text(self.max)}" if self.reduced else base
+
+    @property
+    def container_qonnx_name(self):
+        """``FLOAT<e,m,b>``: the qonnx type of the codes (the ExMy grid, without a reduced maximum)."""
         return f"FLOAT<{self.exponent_bits},{self.mantissa_bits},{self.exponent_bias}>"
 
     @property
+    def qonnx_name(self):
+        """``FLOAT<e,m,b>``, or ``FLOAT<e,m,b,max>`` with a reduced maximum (the name hardware ops' datatype
+        attributes carry; ``compiler.qonnx_formats.qonnx_datatype`` maps it to its container's DataType)."""
+        if self.reduced:
+            return f"FLOAT<{self.exponent_bits},{self.mantissa_bits},{self.exponent_bias},{_number_text(self.max)}>"
+        return self.container_qonnx_name
+
+    @property
     def datatype(self):
-        """The qonnx ``DataType``. qonnx reads a bias of 0 as 'default', which is only right when the default is 0."""
+        """The qonnx ``DataType`` of the codes (the container ``FLOAT<e,m,b>``: qonnx types carry no reduced maximum).
+        qonnx reads a bias of 0 as 'default', which is only right when the default is 0."""
         if self.exponent_bias == 0 and self.default_bias != 0:
             raise FormatError(
                 f"{self.qonnx_name}: qonnx treats exponent bias 0 as the default bias {self.default_bias}, "
                 "so this format has no faithful qonnx DataType"
             )
-        return DataType[self.qonnx_name]
+        return DataType[self.container_qonnx_name]
 
     @classmethod
     def from_qonnx(cls, name):
-        match = re.fullmatch(r"\s*FLOAT<\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?>\s*", str(name))
+        match = re.fullmatch(r"\s*FLOAT<\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*(-?\d+)\s*(?:,\s*(" + _NUMBER + r")\s*)?)?>\s*",
+                             str(name))
         if not match:
-            raise FormatError(f"{name!r} is not a qonnx minifloat type name; expected e.g. 'FLOAT<3,2,3>'")
-        e, m, b = match.groups()
-        return cls(int(e), int(m), None if b is None else int(b))
+            raise FormatError(f"{name!r} is not a qonnx minifloat type name; expected e.g. 'FLOAT<3,2,3>' or "
+                              "'FLOAT<4,3,7,448>' (with a reduced maximum)")
+        e, m, b, mx = match.groups()
+        return cls(int(e), int(m), None if b is None else int(b), max_value=None if mx is None else float(mx))
 
     @classmethod
     def parse(cls, text):
-        match = re.fullmatch(r"\s*(?:fp:)?e(\d+)m(\d+)(?:b(-?\d+))?\s*", str(text).lower())
+        low = str(text).strip().lower()
+        if low.startswith("ocp:"):
+            match = re.fullmatch(r"ocp:e(\d+)m(\d+)", low)
+            if not match:
+                raise FormatError(f"{text!r} is not an OCP minifloat name; expected e.g. 'ocp:e4m3' or 'ocp:e5m2'")
+            return cls.ocp(int(match.group(1)), int(match.group(2)))
+        match = re.fullmatch(r"(?:fp:)?e(\d+)m(\d+)(?:b(-?\d+))?(?:max(" + _NUMBER + r"))?", low)
         if not match:
-            raise FormatError(f"{text!r} is not a minifloat name; expected e.g. 'e3m2', 'fp:e4m3' or 'e4m3b8'")
-        e, m, b = match.groups()
-        return cls(int(e), int(m), None if b is None else int(b))
+            raise FormatError(f"{text!r} is not a minifloat name; expected e.g. 'e3m2', 'fp:e4m3', 'e4m3b8', "
+                              "'e4m3max448' or 'ocp:e4m3'")
+        e, m, b, mx = match.groups()
+        return cls(int(e), int(m), None if b is None else int(b), max_value=None if mx is None else float(mx))
 
     def __eq__(self, other):
         return isinstance(other, MinifloatFormat) and self._key() == other._key()
@@ -185,10 +251,11 @@ class MinifloatFormat:
         return hash(self._key())
 
     def _key(self):
-        return ("fp", self.exponent_bits, self.mantissa_bits, self.exponent_bias)
+        return ("fp", self.exponent_bits, self.mantissa_bits, self.exponent_bias, self._max_int)
 
     def __repr__(self):
-        return f"MinifloatFormat({self.exponent_bits}, {self.mantissa_bits}, exponent_bias={self.exponent_bias})"
+        tail = f", max_value={_number_text(self.max)}" if self.reduced else ""
+        return f"MinifloatFormat({self.exponent_bits}, {self.mantissa_bits}, exponent_bias={self.exponent_bias}{tail})"
 
     # --- range ---------------------------------------------------------------------------------------------
     @property
@@ -196,9 +263,19 @@ class MinifloatFormat:
         return 1 - self.exponent_bias - self.mantissa_bits
 
     @property
-    def max_int(self):
-        """Largest |value| in the integer domain: (2^(M+1) - 1) * 2^(2^E - 2)."""
+    def full_max_int(self):
+        """Largest |value| of the ExMy grid in the integer domain: (2^(M+1) - 1) * 2^(2^E - 2)."""
         return (2 ** (self.mantissa_bits + 1) - 1) * 2 ** (2**self.exponent_bits - 2)
+
+    @property
+    def max_int(self):
+        """Largest |value| of the format in the integer domain (``full_max_int`` unless the maximum is reduced)."""
+        return self._max_int
+
+    @property
+    def max_code(self):
+        """Code (sign 0) of the largest value: the largest magnitude code a quantizer produces."""
+        return self._grid_ints().index(self._max_int)
 
     @property
     def max(self):
@@ -208,8 +285,8 @@ class MinifloatFormat:
     def min_subnormal(self):
         return float(np.float32(math.ldexp(1, self.lsb_exponent)))
 
-    def _positive_ints(self):
-        """Integer-domain values of the codes with sign 0, in code order (ascending)."""
+    def _grid_ints(self):
+        """Integer-domain values of every ExMy code with sign 0, in code order (ascending)."""
         m = self.mantissa_bits
         out = []
         for e in range(2**self.exponent_bits):
@@ -220,6 +297,10 @@ class MinifloatFormat:
     def int_range(self):
         """(smallest, largest) integer-domain value."""
         return -self.max_int, self.max_int
+
+    def _positive_ints(self):
+        """Integer-domain values of the format's codes with sign 0 (those up to the maximum), ascending."""
+        return [v for v in self._grid_ints() if v <= self._max_int]
 
     def int_values(self):
         pos = self._positive_ints()
@@ -259,7 +340,8 @@ class MinifloatFormat:
         normal = (a > 0) & (unbiased >= 1 - bias)
         e_field = np.where(normal, unbiased + bias, 0)
         sig = np.where(normal, np.ldexp(a, (m - unbiased).astype(np.int64)) - 2**m, np.ldexp(a, -self.lsb_exponent))
-        bad = (sig != np.floor(sig)) | (sig < 0) | (sig >= 2**m) | (e_field > 2**self.exponent_bits - 1)
+        bad = (sig != np.floor(sig)) | (sig < 0) | (sig >= 2**m) | (e_field > 2**self.exponent_bits - 1) | \
+            (a > self.max)
         if np.any(bad):
             first = v[bad].ravel()[0]
             raise FormatError(f"{first!r} is not representable in {self.name}; quantize() the values first")
@@ -275,6 +357,8 @@ class MinifloatFormat:
         return (c >> (self.bits - 1)) & 1, (c >> m) & (2**self.exponent_bits - 1), c & (2**m - 1)
 
     def decode(self, codes):
+        """Codes -> values. Every code of the ExMy grid decodes (a reduced maximum's reserved codes to their grid
+        values: decoder tables span the whole code space; no quantizer produces them)."""
         s, e, f = self._fields(codes)
         sig = f + np.where(e > 0, 2**self.mantissa_bits, 0)
         mag = np.ldexp(sig.astype(np.float64), (np.maximum(e, 1) - 1 + self.lsb_exponent).astype(np.int64))
@@ -412,7 +496,8 @@ class IntFormat:
         return self._ints(codes), 0
 
 
-FORMAT_HELP = "'fp:e3m2' (or 'e3m2'), 'int:4' (or 'int4'), 'uint:4', 'FLOAT<3,2,3>', 'INT4', or 'float' (unquantized)"
+FORMAT_HELP = ("'fp:e3m2' (or 'e3m2'), 'ocp:e4m3' / 'ocp:e5m2' (or 'e4m3max448'), 'int:4' (or 'int4'), 'uint:4', "
+               "'FLOAT<3,2,3>', 'FLOAT<4,3,7,448>', 'INT4', or 'float' (unquantized)")
 
 
 def parse_format(spec):
@@ -425,7 +510,7 @@ def parse_format(spec):
         return None
     if low.startswith("float<"):
         return MinifloatFormat.from_qonnx(text.upper())
-    if re.fullmatch(r"(fp:)?e\d+m\d+(b-?\d+)?", low):
+    if re.fullmatch(r"(fp:)?e\d+m\d+(b-?\d+)?(max" + _NUMBER + r")?", low) or low.startswith("ocp:"):
         return MinifloatFormat.parse(low)
     if re.fullmatch(r"u?int:?\d+n?", low):
         return IntFormat.parse(low)

@@ -122,6 +122,15 @@ def _restrict_requant_styles(model, cfg):
     return model
 
 
+def _restrict_mac_dsp(model, cfg):
+    """``mac_dsp`` ("auto", "lut", "dsp") reaches every MVAU: the ``use_dsp`` values its folding may choose."""
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        if "mac_dsp" in inst.get_nodeattr_types():
+            inst.set_nodeattr("mac_dsp", cfg.mac_dsp)
+    return model
+
+
 def _apply_config_file(model, path, field):
     """FINN's ApplyConfig with a JSON file; a missing or malformed file is a ConfigError naming it."""
     path = Path(path)
@@ -147,6 +156,7 @@ def step_folding(model, cfg):
     does; the estimate reports then show whether the result fits."""
     _large_weights_to_uram(model, cfg)
     _restrict_requant_styles(model, cfg)
+    _restrict_mac_dsp(model, cfg)
     model = folding_step(model, cfg)
     if cfg.folding_config_file:
         model = _apply_config_file(model, cfg.folding_config_file, "folding_config_file")

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames
 
@@ -39,6 +38,7 @@ from compiler.config import BuildConfig
 from compiler.driver import host_input_scales, make_driver, platform_for_board
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
+from compiler.qonnx_formats import qonnx_datatype
 from compiler.steps import DEFAULT_STEPS
 from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
 from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
@@ -303,7 +303,7 @@ def step_insert_stream_plumbing(model, cfg):
             inst.set_nodeattr("preferred_impl_style", "rtl")
         for attr in ("inputDataType", "dataType"):
             try:
-                dt = DataType[inst.get_nodeattr(attr)]
+                dt = qonnx_datatype(inst.get_nodeattr(attr))
             except (AttributeError, KeyError):
                 continue
             if not dt.is_integer():  # they move code bits; FINN's HLS types have no minifloat

@@ -6,10 +6,9 @@ attributes (``op_attrs``), formats and arithmetic; thresholded ops use ``thresho
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.general.common import threshold_ints
 from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts
@@ -43,7 +42,7 @@ class ChannelStreamOp(HWOpCapabilities, HWCustomOp):
         return format_from_datatype(self.get_nodeattr("outputDataType"), self.onnx_node.name)
 
     def get_output_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("outputDataType")]
+        return qonnx_datatype(self.get_nodeattr("outputDataType"))
 
     def n_thresholds(self):
         return len(self.output_format().values()) - 1

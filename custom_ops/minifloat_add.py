@@ -11,9 +11,8 @@ hardware streams it from a ROM (custom_ops/rtl/rom_stream.v) instead of an input
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import exact_ints, widen
@@ -44,10 +43,10 @@ class MinifloatAdd(ChannelStreamOp):
         return format_from_datatype(self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType"), self.onnx_node.name)
 
     def acc_bits(self):
-        return DataType[self.get_nodeattr("accDataType")].bitwidth()
+        return qonnx_datatype(self.get_nodeattr("accDataType")).bitwidth()
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType")]
+        return qonnx_datatype(self.get_nodeattr("in0DataType" if ind == 0 else "in1DataType"))
 
     def get_instream_width(self, ind=0):
         return 0 if ind > 1 else self.get_nodeattr("PE") * self.in_format(ind).bits

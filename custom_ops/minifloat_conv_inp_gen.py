@@ -1,12 +1,13 @@
-"""MinifloatConvInpGen: sliding-window (im2col) generator for minifloat/integer code streams, with zero padding.
+"""MinifloatConvInpGen: sliding-window (im2col) generator for minifloat/integer code streams, with padding.
 
 FINN's ConvolutionInputGenerator only accepts integer datatypes (``InferConvInpGen`` refuses the FLOAT<e,m,b> of a
 minifloat stream) and its simulation needs Vivado, so minifinn moves the codes itself. The op is a data mover: no
 arithmetic, bit exact by construction.
 
 Contract (the lowered graph's qonnx ``Im2Col`` on channels-last data): input ``x`` (1, H, W, C), kernel (KH, KW),
-stride (SH, SW), dilation (DH, DW), padding [top, left, bottom, right] with the value 0 (the code of +0 in every
-format); output ``y`` (1, OH, OW, KH*KW*C) with
+stride (SH, SW), dilation (DH, DW), padding [top, left, bottom, right] with the value ``PadValue`` (0 for a
+convolution: the code of +0 in every format; the format's lowest value for max pooling, which ONNX pads with -inf);
+output ``y`` (1, OH, OW, KH*KW*C) with
 
     y[0, oh, ow, (kh*KW + kw)*C + c] = x_padded[0, oh*SH + kh*DH, ow*SW + kw*DW, c]
 
@@ -30,6 +31,7 @@ class MinifloatConvInpGen(PixelStreamOp):
             "Stride": ("ints", False, [1, 1]),
             "Dilation": ("ints", False, [1, 1]),
             "Padding": ("ints", False, [0, 0, 0, 0]),  # [top, left, bottom, right], as qonnx Im2Col's pad_amount
+            "PadValue": ("f", False, 0.0),  # a value of inputDataType
         }
 
     def output_dims(self):
@@ -65,9 +67,17 @@ class MinifloatConvInpGen(PixelStreamOp):
         r, c = np.broadcast_arrays(r, c)
         return np.stack([r.ravel(), c.ravel()], axis=1)
 
+    def pad_code(self):
+        """The code the padding positions carry (``PadValue`` in ``inputDataType``; it must be one of its values)."""
+        fmt, value = self.input_format(), np.float32(self.get_nodeattr("PadValue"))
+        if value not in fmt.values():
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: PadValue {float(value)} is not a value of {fmt.name}")
+        return int(fmt.encode(np.asarray([value], dtype=np.float32))[0])
+
     def execute_python(self, x):
         pt, pl, pb, pr = self.get_nodeattr("Padding")
-        xp = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        xp = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
+                    constant_values=np.float32(self.get_nodeattr("PadValue")))
         idx = self.window_indices()
         return xp[:, idx[:, 0], idx[:, 1], :].reshape((len(xp),) + self.get_normal_output_shape()[1:])
 
@@ -84,7 +94,7 @@ class MinifloatConvInpGen(PixelStreamOp):
         return self.bram18_for(self.get_instream_width(), 2 * self.get_number_input_words())
 
     def lut_estimation(self, fpgapart=None):
-        """Counters and address arithmetic (~150 LUTs), the 4-word output FIFO and zero-padding mux per bit, plus
+        """Counters and address arithmetic (~150 LUTs), the 4-word output FIFO and padding mux per bit, plus
         LUTRAM (64 bits per LUT) when the frame buffers are small."""
         width = self.get_instream_width()
         lutram = int(np.ceil(self.buffer_bits() / 64)) if self.bram_estimation() == 0 else 0

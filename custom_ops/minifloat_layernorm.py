@@ -33,10 +33,9 @@ to the units that stop bounding the row at that PE.
 from math import isqrt
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import divisors
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.general.common import batch_shape, exact_ints
@@ -83,7 +82,7 @@ class MinifloatLayerNorm(ChannelStreamOp):
         return format_from_datatype(self.get_nodeattr("inputDataType"), self.onnx_node.name)
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType"))
 
     def get_instream_width(self, ind=0):
         return 0 if ind else self.get_nodeattr("PE") * self.input_format().bits

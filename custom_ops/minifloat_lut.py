@@ -8,10 +8,9 @@ the QONNX float island bit for bit. Folding: PE elements per cycle.
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 
 
@@ -36,7 +35,7 @@ class MinifloatLUT(ChannelStreamOp):
         return self.output_format().encode(self.table_values()).astype(np.int64)
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType"))
 
     def get_instream_width(self, ind=0):
         return self.get_nodeattr("PE") * self.input_format().bits

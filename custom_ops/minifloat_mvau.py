@@ -21,39 +21,26 @@ MW rows in order and each row as NF words, word (k, nf) = W[k, nf*PE : (nf+1)*PE
 (folded shape ``numInputVectors[:-1] + [MW, NF, PE]``, ``dynamic_matrix_words``). The backends buffer one matrix
 (SIMD banks of NF*SF words, no weight ROM) and process the V vectors after it has arrived: a group takes MW*NF
 cycles to load plus V*NF*SF to compute (``get_exp_cycles``).
+
+``use_dsp`` chooses the significand multipliers, the bits unchanged: 0 LUTs (the comparison basis), 1 DSP48E1s, the
+PE channels of one SIMD lane (which share the activation) packed several to a DSP48 where the widths allow
+(``dsp_pack`` caps it; plan and field arithmetic in custom_ops/mac/packing.py). The folding chooses use_dsp next
+to PE and SIMD among the values ``mac_dsp`` allows. Estimates: custom_ops/mvau_estimates.py.
 """
 
-import functools
-import json
-import math
-from pathlib import Path
-
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities, divisors
 from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import batch_shape, exact_matmul, threshold_ints
 from custom_ops.general.threshold import threshold_counts
-from custom_ops.mac import operand_params
-from custom_ops.threshold_cost import rows_per_lane, threshold_stage_ffs, threshold_stage_luts
+from custom_ops.mvau_estimates import MVAUEstimates
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
-# LUT cost model: lut = sum_j coefficient_j * feature_j (features: ``MinifloatMVAU.resource_features``). The
-# coefficients are fitted by build_flows/calibrate_resources.py to Yosys synth_xilinx counts of the generated RTL.
-RESOURCE_MODEL_FILE = Path(__file__).resolve().parent / "resource_model.json"
-
-
-@functools.lru_cache(maxsize=1)
-def resource_model():
-    """The fitted LUT coefficients {feature: LUTs per unit}."""
-    if not RESOURCE_MODEL_FILE.is_file():
-        raise UnsupportedNodeError(
-            f"{RESOURCE_MODEL_FILE} is missing; run python build_flows/calibrate_resources.py to fit it"
-        )
-    return json.loads(RESOURCE_MODEL_FILE.read_text())["lut_coefficients"]
+#: ``mac_dsp`` -> the ``use_dsp`` values the folding may choose
+MAC_DSP_CHOICES = {"auto": (0, 1), "lut": (0,), "dsp": (1,)}
 
 
 def to_int_domain(values, fmt):
@@ -67,14 +54,22 @@ def to_int_domain(values, fmt):
     return ints.astype(np.int64)
 
 
-class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
+class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
     """Matrix-vector activation unit with exact minifloat/integer MACs and threshold requantization."""
 
     # --- capabilities (custom_ops/capabilities.py) ------------------------------------------------------------
     def folding_space(self):
-        """Every (PE | MH, SIMD | MW) pair: the weights are embedded, so no weight-stream width limits the SIMD."""
-        return [{"PE": pe, "SIMD": simd} for pe in divisors(self.get_nodeattr("MH"))
-                for simd in divisors(self.get_nodeattr("MW"))]
+        """Every (PE | MH, SIMD | MW) pair (the weights are embedded, so no weight-stream width limits the SIMD),
+        each with the ``use_dsp`` values ``mac_dsp`` allows; under "auto" use_dsp=1 only where the DSP48 datapath
+        maps a product at that PE (``dsp_plan``; otherwise it is the LUT datapath again)."""
+        choices = MAC_DSP_CHOICES[self.get_nodeattr("mac_dsp")]
+        if not self.dsp_capable():
+            choices = (0,)
+        space = []
+        for pe in divisors(self.get_nodeattr("MH")):
+            dsp = [d for d in choices if not d or len(choices) == 1 or self.dsp_plan(pe).dsps_per_lane]
+            space += [{"PE": pe, "SIMD": simd, "use_dsp": d} for simd in divisors(self.get_nodeattr("MW")) for d in dsp]
+        return space
 
     def threshold_input(self):
         return 2 if len(self.onnx_node.input) > 2 and not self.get_nodeattr("noActivation") else None
@@ -99,6 +94,13 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
             "numInputVectors": ("ints", False, [1]),
             # 1: every output channel has the same threshold row (passes.shared_thresholds; estimates only)
             "sharedThresholds": ("i", False, 0, {0, 1}),
+            # significand products: 0 LUTs (mf_mul), 1 DSP48E1s, several PE channels per DSP48 (mf_dotp_pe,
+            # custom_ops/mac/packing.py); the bits are the same
+            "use_dsp": ("i", False, 0, {0, 1}),
+            # at most this many products per DSP48 (0: as many as fit)
+            "dsp_pack": ("i", False, 0),
+            # the use_dsp values the folding may choose: "auto" both, "lut" 0 only, "dsp" 1 only (config mac_dsp)
+            "mac_dsp": ("s", False, "auto", set(MAC_DSP_CHOICES)),
             # paths of generated code / simulation artefacts
             "code_gen_dir_cppsim": ("s", False, ""),
             "executable_path": ("s", False, ""),
@@ -123,18 +125,18 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
         return self.get_accumulator_datatype().bitwidth()
 
     def get_accumulator_datatype(self):
-        return DataType[self.get_nodeattr("accDataType")]
+        return qonnx_datatype(self.get_nodeattr("accDataType"))
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType" if ind == 0 else "weightDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType" if ind == 0 else "weightDataType"))
 
     def get_weight_datatype(self):
-        return DataType[self.get_nodeattr("weightDataType")]
+        return qonnx_datatype(self.get_nodeattr("weightDataType"))
 
     def get_output_datatype(self, ind=0):
         if self.get_nodeattr("noActivation"):
             return self.get_accumulator_datatype()
-        return DataType[self.get_nodeattr("outputDataType")]
+        return qonnx_datatype(self.get_nodeattr("outputDataType"))
 
     def n_thresholds(self):
         return 0 if self.get_nodeattr("noActivation") else len(self.output_format().values()) - 1
@@ -326,116 +328,6 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
             t = np.repeat(t, self.get_nodeattr("MH"), axis=0)
         return t
 
-    # --- estimates ------------------------------------------------------------------------------------------------
-    def resource_features(self):
-        """Size features of the datapath the LUT model is linear in (counts of bits, per unit of LUT cost)."""
-        def sig_width(fmt):
-            bits, e, signed = operand_params(fmt)
-            if e == 0:
-                return bits if signed else bits + 1, 0
-            return bits - e + 1, 2**e - 2
-
-        swa, sha = sig_width(self.input_format())
-        swb, shb = sig_width(self.weight_format())
-        span = sha + shb
-        lanes = self.get_nodeattr("PE") * self.get_nodeattr("SIMD")
-        nf, sf = self.folds()
-        acc = self.acc_bits()
-        product_bits = swa + swb + span  # width of the shifted product
-        return {
-            "mult_bits": lanes * swa * swb,
-            "shift_bits": lanes * product_bits * math.ceil(math.log2(span + 1)) if span else 0,
-            "tree_bits": lanes * product_bits,
-            "acc_bits": self.get_nodeattr("PE") * acc,
-            "threshold_stage": self._threshold_stage_luts(),
-            "weight_rom_bits": 0 if self._weight_storage() != "lutram" else self._weight_bits_total() / 64,
-            "ibuf_bits": sf * self.get_nodeattr("SIMD") * self.input_format().bits / 32,
-            "const": 1,
-        }
-
-    def _threshold_rows_per_lane(self):
-        """Each lane reads MH / PE rows of thresholds, or one constant row when ``sharedThresholds``."""
-        return rows_per_lane(self.get_nodeattr("MH"), self.get_nodeattr("PE"), self.get_nodeattr("sharedThresholds"))
-
-    def _threshold_stage_luts(self):
-        """Yosys-fitted LUTs of the PE threshold stages of ACC_BITS-bit thresholds (``threshold_cost``)."""
-        return threshold_stage_luts(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits(),
-                                    self.get_nodeattr("PE"))
-
-    def lut_estimation(self, fpgapart=None):
-        """LUTs from the fitted linear model (``resource_model``; its threshold stage is ``threshold_cost``'s own
-        Yosys fit). dynamic_input uses the same model: its matrix buffer (LUTRAM, ~1 LUT per 42 bits in Yosys)
-        replaces the ROM, which the fit prices at 0 LUT/bit. Checked against Yosys synth_xilinx of the ViT's nodes
-        (Yosys / model LUTs): the dynamic Q.K^T MVAU (shared thresholds) 1,785 / 1,641, a static 64x64 MVAU with
-        per-channel thresholds at SIMD 32 11,078 / 7,726; calibration and held-out errors in resource_model.json."""
-        coeffs = resource_model()
-        return int(round(sum(coeffs.get(k, 0.0) * v for k, v in self.resource_features().items())))
-
-    def _weight_bits_total(self):
-        """Bits of weight memory: the weight ROM, or for dynamic_input the buffer for one matrix (same size)."""
-        return self.get_nodeattr("MW") * self.get_nodeattr("MH") * self.weight_format().bits
-
-    def _weight_memories(self):
-        """(count, depth, width) of the weight memories: one ROM of NF*SF words of PE*SIMD codes, or for
-        dynamic_input SIMD banks of NF*SF words of PE codes (each written by one in1 word)."""
-        nf, sf = self.folds()
-        pe, simd, bits = self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), self.weight_format().bits
-        if self.get_nodeattr("dynamic_input"):
-            return simd, nf * sf, pe * bits
-        return 1, nf * sf, pe * simd * bits
-
-    def _weight_storage(self):
-        style = self.get_nodeattr("ram_style")
-        if style == "distributed" or (style == "auto" and self._weight_bits_total() <= 32 * 1024):
-            return "lutram"
-        return "uram" if style == "ultra" else "bram"
-
-    def bram_estimation(self, fpgapart=None):
-        """BRAM_18K blocks for the weight memories (``_weight_memories``: the ROM, or the SIMD banks of the dynamic
-        matrix buffer), each with the 18Kb block's aspect ratios (16K x 1, 8K x 2, 4K x 4, 2K x 9, 1K x 18,
-        512 x 36), FINN's MVAU rule."""
-        if self._weight_storage() != "bram" or self._weight_bits_total() == 0:
-            return 0
-        count, depth, width = self._weight_memories()
-        for max_width, max_depth in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024)):
-            if width <= max_width:
-                return count * int(math.ceil(depth / max_depth))
-        if depth > 512:
-            return count * int(math.ceil(depth / 1024) * math.ceil(width / 18))
-        return count * int(math.ceil(depth / 512) * math.ceil(width / 36))
-
-    def uram_estimation(self, fpgapart=None):
-        if self._weight_storage() != "uram":
-            return 0
-        count, depth, width = self._weight_memories()
-        return count * int(math.ceil(width / 72) * math.ceil(depth / 4096))
-
-    def dsp_estimation(self, fpgapart=None):
-        return 0  # significand multipliers are small: LUTs (the RTL marks them use_dsp = "no")
-
-    def ff_estimation(self, fpgapart=None):
-        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        _, sf = self.folds()
-        ibuf = sf * simd * self.input_format().bits
-        ff = pe * self.acc_bits() + pe * self.get_output_datatype().bitwidth() + ibuf + 32
-        if self.n_thresholds():
-            ff += threshold_stage_ffs(self._threshold_rows_per_lane(), self.n_thresholds(), self.acc_bits())
-        if self.get_nodeattr("dynamic_input"):  # load counters (nf, simd lane, sf), vector counter, loading flag
-            nf, _ = self.folds()
-            ff += sum(max(1, math.ceil(math.log2(n))) for n in (nf, simd, sf, self.dynamic_groups()[1])) + 1
-        return int(ff)
-
-    def node_res_estimation(self, fpgapart):
-        return {
-            "BRAM_18K": self.bram_estimation(),
-            "BRAM_efficiency": 1.0,
-            "LUT": self.lut_estimation(),
-            "URAM": self.uram_estimation(),
-            "URAM_efficiency": 1.0,
-            "DSP": self.dsp_estimation(fpgapart),
-            "FF": self.ff_estimation(),
-        }
-
     def get_op_and_param_counts(self):
         fa, fw = self.input_format(), self.weight_format()
         macs = int(np.prod(self.get_nodeattr("numInputVectors"))) * self.get_nodeattr("MW") * self.get_nodeattr("MH")
@@ -443,5 +335,6 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
         if not self.get_nodeattr("dynamic_input"):
             counts[f"param_weight_{fw.name}"] = self.get_nodeattr("MW") * self.get_nodeattr("MH")
         if self.n_thresholds():
-            counts[f"param_threshold_{self.get_nodeattr('accDataType')}"] = self.get_nodeattr("MH") * self.n_thresholds()
+            key = f"param_threshold_{self.get_nodeattr('accDataType')}"
+            counts[key] = self.get_nodeattr("MH") * self.n_thresholds()
         return counts

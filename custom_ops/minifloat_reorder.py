@@ -14,9 +14,9 @@ word: legal when every group of PE consecutive outputs comes from PE consecutive
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
+from compiler.qonnx_formats import qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.general.common import batch_shape
 from custom_ops.pixel_stream import PixelStreamOp
@@ -77,10 +77,10 @@ class MinifloatReorder(HWOpCapabilities, HWCustomOp):
         return pe
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("dataType")]
+        return qonnx_datatype(self.get_nodeattr("dataType"))
 
     def get_output_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("dataType")]
+        return qonnx_datatype(self.get_nodeattr("dataType"))
 
     def get_normal_input_shape(self, ind=0):
         return tuple(self.get_nodeattr("inputShape"))

@@ -45,11 +45,10 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import as_fraction, tie_rounds_up
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.threshold_cost import VAR_COMPARE_LUT_PER_BIT
 
@@ -127,7 +126,7 @@ class MinifloatSoftmax(ChannelStreamOp):
         return fmt
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType"))
 
     def precision(self):
         p, g = self.get_nodeattr("mantissaBits"), self.get_nodeattr("alignBits")

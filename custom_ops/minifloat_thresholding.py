@@ -23,10 +23,10 @@ both fitted to Yosys). ``requantizer()`` answers "thresholds" (parallel), "bsear
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import IntFormat
+from compiler.qonnx_formats import qonnx_datatype
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.codegen import codes_of
 from custom_ops.general.common import bits_for_range, threshold_ints
@@ -143,10 +143,10 @@ class MinifloatThresholding(ChannelStreamOp):
         return fmt
 
     def acc_bits(self):
-        return DataType[self.get_nodeattr("inputDataType")].bitwidth()
+        return qonnx_datatype(self.get_nodeattr("inputDataType")).bitwidth()
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType"))
 
     def get_instream_width(self, ind=0):
         return 0 if ind else self.get_nodeattr("PE") * self.acc_bits()

@@ -7,10 +7,9 @@ layout FINN's ConvolutionInputGenerator/StreamingMaxPool use. Subclasses define 
 """
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.general.common import batch_shape
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
@@ -43,10 +42,10 @@ class PixelStreamOp(HWOpCapabilities, HWCustomOp):
         return format_from_datatype(self.get_nodeattr("outputDataType"), self.onnx_node.name)
 
     def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
+        return qonnx_datatype(self.get_nodeattr("inputDataType"))
 
     def get_output_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("outputDataType")]
+        return qonnx_datatype(self.get_nodeattr("outputDataType"))
 
     # --- shapes and streams ----------------------------------------------------------------------------------------
     def lanes(self):

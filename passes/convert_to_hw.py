@@ -1,9 +1,10 @@
 """ConvertToHardware: the lowered graph -> minifinn hardware ops, every compute node mapped or named with its reason.
 
 The conversion is a fixed sequence of passes (``hw_conversion``): channels-last layout (``ConvertToNHWC``), softmax
-and LayerNorm islands (``MinifloatSoftmax`` / ``MinifloatLayerNorm``), elementwise float islands such as GELU
-(``MinifloatLUT`` tables), matrix products incl. attention's (``MinifloatMVAU``), residual and positional-embedding
-adds (``MinifloatAdd``), standalone requantizers (``MinifloatThresholding``), sliding windows, max and global pooling
+and LayerNorm islands (``MinifloatSoftmax`` / ``MinifloatLayerNorm``), elementwise float islands such as GELU and
+per-tensor requantizers of quantized values, e.g. a clamp between two quantizers (``MinifloatLUT`` tables), matrix
+products incl. attention's (``MinifloatMVAU``), residual and positional-embedding adds (``MinifloatAdd``),
+standalone requantizers (``MinifloatThresholding``), sliding windows, max and global pooling
 (``MinifloatConvInpGen`` / ``MinifloatMaxPool`` / ``MinifloatGlobalAccPool``), layout chains between hardware nodes
 (``MinifloatReorder``), then ``AnnotateSharedThresholds`` for the estimates.
 
@@ -32,10 +33,12 @@ from passes.infer_stream_ops import (
     InferMinifloatGlobalAccPool,
     InferMinifloatMaxPool,
     InferMinifloatReorder,
+    RemoveIntegerCasts,
 )
 from passes.nhwc import ConvertToNHWC
 from passes.requant_params import DEFAULT_SCALE_BITS
 from passes.shared_thresholds import AnnotateSharedThresholds
+from passes.value_tables import FoldValueRequantIntoTables
 
 
 def hw_conversion(scale_bits=DEFAULT_SCALE_BITS):
@@ -45,12 +48,14 @@ def hw_conversion(scale_bits=DEFAULT_SCALE_BITS):
         InferMinifloatSoftmax(strict=False),
         InferMinifloatLayerNorm(strict=False, split="per_channel"),
         FoldElementwiseIntoTables(),
+        FoldValueRequantIntoTables(),
         InferMinifloatMVAU(dynamic=True, fuse="shared"),
         InferMinifloatAdd(),
         InferMinifloatThresholding(scale_bits=scale_bits),
         InferMinifloatConvInpGen(),
         InferMinifloatMaxPool(),
         InferMinifloatGlobalAccPool(),
+        RemoveIntegerCasts(),
         InferMinifloatReorder(),
         AnnotateSharedThresholds(),
     )

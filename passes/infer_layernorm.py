@@ -17,7 +17,6 @@ from fractions import Fraction
 
 import numpy as np
 from onnx import helper
-from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames
@@ -25,7 +24,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401
 from compiler.errors import UnmappableLayerNormError
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.general import DOMAIN
 from custom_ops.general.common import bits_for_range, threshold_ints
 from custom_ops.minifloat_layernorm import z_range
@@ -136,7 +135,7 @@ class InferMinifloatLayerNorm(Transformation):
                                        affine=requant_affine(ofmt, s_out, a, b), relu=0, **sign_attrs)
                 graph.node.insert(list(graph.node).index(ln), thr)
                 graph.node.insert(list(graph.node).index(thr), op)
-                model.set_tensor_datatype(z, DataType[z_dt])
+                model.set_tensor_datatype(z, qonnx_datatype(z_dt))
             else:
                 op = helper.make_node("MinifloatLayerNorm", [deq.input[0], t_name], [quant.output[0]],
                                       outputDataType=ofmt_name, **common, **sign_attrs)

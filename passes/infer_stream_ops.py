@@ -3,8 +3,14 @@
 * ``InferMinifloatConvInpGen``: qonnx ``Im2Col`` (channels-last, zero padding, not depthwise) on a code tensor ->
   ``MinifloatConvInpGen`` (the sliding window; FINN's ConvolutionInputGenerator refuses minifloat datatypes);
 * ``InferMinifloatMaxPool``: qonnx ``MaxPoolNHWC`` with kernel = stride and no padding -> ``MinifloatMaxPool``;
+  overlapping or padded windows (the ResNet stem's 3x3, stride 2, pad 1) -> ``MinifloatConvInpGen`` padding with the
+  format's lowest value (ONNX pads with -inf; every window holds an input pixel, so the maximum is the same) +
+  ``MinifloatMaxPool`` over each generated window (``WindowInput``), as FINN pairs ConvolutionInputGenerator + Pool;
 * ``InferMinifloatGlobalAccPool``: ``ExactSumPool`` over every axis between batch and channels (global average
   pooling of a CNN, token pooling of a ViT) -> ``MinifloatGlobalAccPool``;
+* ``RemoveIntegerCasts``: ``Dequantize`` with scale 1 and offset 0 of a hardware node's accumulator (the lowering's
+  move of a pooled sum into a values tensor, passes/lowering/matrix.py) -> removed: the stream carries the same
+  integers either way;
 * ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose``/``Pad`` (zeros)/``Gather``/``Slice``
   with constant parameters between hardware nodes -> one ``MinifloatReorder`` (wires when the chain only reshapes,
   since C order is kept; a frame buffer read through an address ROM otherwise: attention's head split/merge, K's
@@ -23,6 +29,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops  # noqa: F401  (registers the hardware ops)
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.minifloat_reorder import aligned_group
 
 FPGADATAFLOW = "finn.custom_op.fpgadataflow"
@@ -79,12 +86,13 @@ class InferMinifloatConvInpGen(Transformation):
 
 
 class InferMinifloatMaxPool(Transformation):
-    """qonnx ``MaxPoolNHWC`` (kernel = stride, no padding, floor mode) -> ``MinifloatMaxPool``."""
+    """qonnx ``MaxPoolNHWC`` (floor mode) -> ``MinifloatMaxPool``, after a ``MinifloatConvInpGen`` when the windows
+    overlap or are padded (module docstring)."""
 
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
     UNMAPPED = {
-        "MaxPoolNHWC": ("max pooling with overlapping windows, padding or ceil mode: MinifloatMaxPool needs kernel = "
-                        "stride"),
+        "MaxPoolNHWC": ("max pooling in ceil mode, with a pad as large as the kernel or on a batch > 1: no "
+                        "MinifloatMaxPool mapping"),
     }
 
     def apply(self, model):
@@ -94,17 +102,37 @@ class InferMinifloatMaxPool(Transformation):
                 continue
             a = _attrs(node)
             kernel = list(a.get("kernel_shape", []))
-            if len(kernel) != 2 or list(a.get("strides", kernel)) != kernel or any(a.get("pads", [0] * 4)) \
-                    or a.get("ceil_mode", 0):
-                continue
+            strides = list(a.get("strides", kernel))
+            pads = list(a.get("pads", [0] * 4))
+            dilations = list(a.get("dilations", [1, 1]))
             shape = model.get_tensor_shape(node.input[0])
+            if len(kernel) != 2 or a.get("ceil_mode", 0) or shape is None or len(shape) != 4 or shape[0] != 1:
+                continue
             dt = model.get_tensor_datatype(node.input[0]).name
-            new = helper.make_node(
-                "MinifloatMaxPool", [node.input[0]], [node.output[0]], domain=FPGADATAFLOW, backend="fpgadataflow",
-                name=f"MinifloatMaxPool_{node.name}", IFMDim=[int(shape[1]), int(shape[2])],
-                NumChannels=int(shape[3]), PE=1, PoolDim=kernel, inputDataType=dt, outputDataType=dt,
-            )
-            model.graph.node.insert(list(model.graph.node).index(node), new)
+            common = dict(domain=FPGADATAFLOW, backend="fpgadataflow", NumChannels=int(shape[3]),
+                          inputDataType=dt, outputDataType=dt)
+            if strides == kernel and not any(pads) and dilations == [1, 1]:
+                new = [helper.make_node("MinifloatMaxPool", [node.input[0]], [node.output[0]],
+                                        name=f"MinifloatMaxPool_{node.name}", IFMDim=[int(shape[1]), int(shape[2])],
+                                        PE=1, PoolDim=kernel, **common)]
+            else:
+                if any(p >= k for p, k in zip(pads, kernel + kernel)):
+                    continue  # a window of padding only: its -inf maximum has no value in the format
+                oh, ow = model.get_tensor_shape(node.output[0])[1:3]
+                windows = model.make_new_valueinfo_name()
+                model.set_tensor_shape(windows, [1, int(oh), int(ow), kernel[0] * kernel[1] * int(shape[3])])
+                model.set_tensor_datatype(windows, model.get_tensor_datatype(node.input[0]))
+                lowest = float(format_from_datatype(dt, node.name).values()[0])
+                new = [helper.make_node("MinifloatConvInpGen", [node.input[0]], [windows],
+                                        name=f"MinifloatConvInpGen_{node.name}", IFMDim=[int(shape[1]), int(shape[2])],
+                                        SIMD=1, ConvKernelDim=kernel, Stride=strides, Dilation=dilations,
+                                        Padding=pads, PadValue=lowest, **common),
+                       helper.make_node("MinifloatMaxPool", [windows], [node.output[0]],
+                                        name=f"MinifloatMaxPool_{node.name}", IFMDim=[int(oh), int(ow)], PE=1,
+                                        PoolDim=kernel, WindowInput=1, **common)]
+            pos = list(model.graph.node).index(node)
+            for offset, n in enumerate(new):
+                model.graph.node.insert(pos + offset, n)
             model.graph.node.remove(node)
             modified = True
         return _finish(model, modified)
@@ -140,6 +168,39 @@ class InferMinifloatGlobalAccPool(Transformation):
             )
             model.graph.node.insert(list(model.graph.node).index(node), new)
             model.graph.node.remove(node)
+            modified = True
+        return _finish(model, modified)
+
+
+class RemoveIntegerCasts(Transformation):
+    """Remove ``Dequantize(acc, 1, 0)`` (an integer cast, module docstring) after a hardware node; its consumers
+    read the accumulator."""
+
+    def apply(self, model):
+        modified = False
+        outputs = {o.name for o in model.graph.output}
+        for node in list(model.graph.node):
+            if node.op_type != "Dequantize" or getCustomOp(node).get_nodeattr("input_kind") != "accumulator" or \
+                    getCustomOp(node).get_nodeattr("relu") or node.output[0] in outputs:
+                continue
+            params = [_const(model, node, i) for i in (1, 2)]
+            producer = model.find_producer(node.input[0])
+            if any(p is None or np.asarray(p).size != 1 for p in params) or float(np.asarray(params[0])) != 1.0 or \
+                    float(np.asarray(params[1])) != 0.0 or producer is None or \
+                    not producer.domain.startswith(FPGADATAFLOW):
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            for consumer in consumers:
+                for i, t in enumerate(consumer.input):
+                    if t == node.output[0]:
+                        consumer.input[i] = node.input[0]
+            model.graph.node.remove(node)
+            dt = model.get_tensor_datatype(node.input[0])
+            while consumers:  # layout ops after the cast carry the integers' datatype, not the cast's float
+                layout = [c for c in consumers if c.op_type in LAYOUT_OPS]
+                for c in layout:
+                    model.set_tensor_datatype(c.output[0], dt)
+                consumers = [n for c in layout for n in model.find_consumers(c.output[0]) or []]
             modified = True
         return _finish(model, modified)
 
@@ -229,7 +290,8 @@ class InferMinifloatReorder(Transformation):
                 "MinifloatReorder", [node.input[0]], [end], domain=FPGADATAFLOW, backend="fpgadataflow",
                 name=f"MinifloatReorder_{node.name}", inputShape=[int(d) for d in in_shape],
                 outputShape=[int(d) for d in out_shape], NumChannels=int(out_shape[-1]) if identity else
-                aligned_group(index, int(np.prod(in_shape))), PE=1, dataType=dt.name, **({} if identity else {"index": [int(i) for i in index]}),
+                aligned_group(index, int(np.prod(in_shape))), PE=1, dataType=dt.name,
+                **({} if identity else {"index": [int(i) for i in index]}),
             )
             model.graph.node.insert(list(model.graph.node).index(node), new)
             for n in chain:

@@ -14,9 +14,11 @@ It must run before qonnx' constant folding, which would erase the weight formats
 compiler/qonnx_formats.py reads them).
 
 Supported quantizers (anything else is rejected naming the node, the attribute, the value found and what is
-supported): ``FloatQuant`` with constant scale (> 0), exponent / mantissa / bias / max_val constant scalars,
-``has_inf=0``, ``has_nan=0``, ``saturation=1``, ``has_subnormal=1``, ``rounding_mode=ROUND``, ``max_val`` equal to
-the format's largest value; ``Quant`` with constant scale, zero point 0, rounding ROUND; at most 8 bits.
+supported; every offending quantizer in one message): ``FloatQuant`` with constant scale (> 0), exponent / mantissa /
+bias / max_val constant scalars, ``saturation=1`` (``has_inf`` / ``has_nan`` then only reserve codes that are never
+produced), ``has_subnormal=1``, ``rounding_mode=ROUND``, ``max_val`` a value of the format (its largest value, or a
+reduced maximum such as OCP E4M3's 448: ``compiler.numerics``); ``Quant`` with constant scale, zero point 0, rounding
+ROUND; at most 8 bits.
 """
 
 import numpy as np
@@ -25,7 +27,7 @@ from qonnx.transformation.base import Transformation
 
 from compiler.errors import FormatError, UnsupportedNodeError
 from compiler.numerics import MinifloatFormat
-from compiler.qonnx_formats import quantizer_format
+from compiler.qonnx_formats import quantizer_format, quantizer_formats
 from custom_ops.general import DOMAIN
 
 MAX_BITS = 8
@@ -76,10 +78,11 @@ class LegalizeFloatQuant(Transformation):
     def apply(self, model):
         modified = False
         graph = model.graph
+        formats = quantizer_formats(model, check_quantizer)
         for node in list(graph.node):
             if node.op_type not in ("FloatQuant", "Quant", "BipolarQuant"):
                 continue
-            fmt = check_quantizer(model, node)
+            fmt = formats[node.output[0]]
             scale = _scale_of(model, node, fmt)
             out = node.output[0]
             values = f"{out}_values"

@@ -9,6 +9,10 @@ With ``v_0 < ... < v_N`` the values of ``F`` and midpoints ``m_i = (v_i + v_{i+1
 least ``v_{i+1}`` iff ``y >= s * m_i`` when the tie ``m_i`` rounds up (to ``v_{i+1}``), iff ``y > s * m_i`` when it
 rounds down. Solving for the integer ``acc`` gives integer thresholds ``T[c, i]`` with
 ``out = v[#{i : sign_c * acc >= T[c, i]}]``, ``sign_c`` the sign of ``a_c``.
+
+A clip ``clip(y, lo, hi)`` before the quantizer (ReLU6, ``torch.clamp``): rounding is monotonic, so the output index
+of the clipped value is the output index of ``y`` clamped to ``[j(lo), j(hi)]``, ``j`` the exact index of a bound;
+the thresholds below ``j(lo)`` become always passed, those from ``j(hi)`` on never passed.
 """
 
 import math
@@ -21,8 +25,18 @@ from compiler.numerics import as_fraction, tie_rounds_up
 from custom_ops.general.common import threshold_initializer
 
 
-def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
-    """Integer thresholds ``T`` (C, N) and channel signs for ``fmt.round(relu?(a_c * acc + b_c) / out_scale)``.
+def output_index(fmt, out_scale, y):
+    """The index in ``fmt.values()`` of ``fmt.round(y / out_scale)`` for an exact rational ``y`` (the tie policy of
+    ``tie_rounds_up``)."""
+    s = as_fraction(out_scale)
+    mids, up = tie_rounds_up(fmt)
+    y = as_fraction(y)
+    return sum(1 for m, tie_up in zip(mids, up) if (y >= s * m if tie_up else y > s * m))
+
+
+def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None, clip=None):
+    """Integer thresholds ``T`` (C, N) and channel signs for ``fmt.round(clip?(relu?(a_c * acc + b_c)) / out_scale)``,
+    ``clip = (lo, hi)`` exact bounds (either None: unbounded).
 
     ``a``, ``b``: sequences of C exact rationals (floats accepted); ``out_scale > 0``. ``acc_range = (lo, hi)``
     clips the thresholds to ``[lo, hi + 1]`` (semantics-preserving for accumulators inside the range); thresholds
@@ -36,6 +50,11 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
         raise UnsupportedNodeError(f"quantizer scale must be positive, got {float(s)}")
     mids, up = tie_rounds_up(fmt)
     lo, hi = acc_range if acc_range is not None else (-(2**63), 2**63 - 2)
+    n = len(mids)
+    j_lo, j_hi = 0, n
+    if clip is not None:
+        j_lo = 0 if clip[0] is None else output_index(fmt, s, clip[0])
+        j_hi = n if clip[1] is None else output_index(fmt, s, clip[1])
     rows, signs = [], []
     for a_c, b_c in zip(a, b):
         a_c, b_c = as_fraction(a_c), as_fraction(b_c)
@@ -43,7 +62,10 @@ def requant_thresholds(fmt, out_scale, a, b, relu=False, acc_range=None):
         # range of u = sign * acc
         always, never = (int(lo), int(hi) + 1) if sign > 0 else (-int(hi), -int(lo) + 1)
         row = []
-        for m, tie_up in zip(mids, up):
+        for i, (m, tie_up) in enumerate(zip(mids, up)):
+            if i < j_lo or i >= j_hi:  # the clip's bounds: the index stays in [j_lo, j_hi]
+                row.append(always if i < j_lo else never)
+                continue
             t = s * m
             if relu and (t < 0 or (t == 0 and tie_up)):
                 row.append(always)  # relu(y) >= 0 >= t

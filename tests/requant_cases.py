@@ -69,7 +69,7 @@ def requant_model(fmt, channels, pe, acc_bits, vecs, style, relu=0, seed=0, scal
     node = helper.make_node(
         "MinifloatThresholding", ["acc", "T", "P"], ["y"], domain="finn.custom_op.fpgadataflow",
         backend="fpgadataflow", NumChannels=channels, PE=pe, inputDataType=f"INT{acc_bits}",
-        outputDataType=fmt.datatype.name, numInputVectors=list(vecs), requantStyle=style, convertRelu=int(relu),
+        outputDataType=fmt.qonnx_name, numInputVectors=list(vecs), requantStyle=style, convertRelu=int(relu),
         channel_signs=[int(s) for s in signs], narrowOutput=int(getattr(fmt, "narrow", False)), **attrs)
     graph = helper.make_graph([node], "requant", [helper.make_tensor_value_info("acc", TensorProto.FLOAT,
                                                                               [*vecs, channels])],

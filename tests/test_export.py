@@ -209,10 +209,15 @@ def test_quantizer_format_rejects_unsupported_floatquant(tmp_path_factory):
     model = ModelWrapper(qmodel.model.SerializeToString())
     node = next(n for n in model.graph.node if n.op_type == "FloatQuant")
     assert quantizer_format(model, node).qonnx_name == "FLOAT<3,2,3>"
-    get_by_name(node.attribute, "has_inf").i = 1
-    with pytest.raises(UnsupportedNodeError, match=rf"FloatQuant {node.name}: has_inf=1; minifinn supports"):
+    get_by_name(node.attribute, "has_inf").i = 1  # saturating: the inf encodings are reserved, never produced
+    assert quantizer_format(model, node).qonnx_name == "FLOAT<3,2,3>"
+    get_by_name(node.attribute, "saturation").i = 0
+    with pytest.raises(UnsupportedNodeError, match=rf"FloatQuant {node.name}: saturation=0 \(has_inf=1\)"):
         quantizer_format(model, node)
+    get_by_name(node.attribute, "saturation").i = 1
     get_by_name(node.attribute, "has_inf").i = 0
-    model.set_initializer(node.input[5], np.array(16.0, dtype=np.float32))
-    with pytest.raises(UnsupportedNodeError, match="max_val=16.0 but FLOAT<3,2,3> reaches 28.0"):
+    model.set_initializer(node.input[5], np.array(16.0, dtype=np.float32))  # a value of E3M2: a reduced maximum
+    assert quantizer_format(model, node).qonnx_name == "FLOAT<3,2,3,16>"
+    model.set_initializer(node.input[5], np.array(17.0, dtype=np.float32))
+    with pytest.raises(UnsupportedNodeError, match="max_val=17.0 but FLOAT<3,2,3> reaches 28.0"):
         quantizer_format(model, node)

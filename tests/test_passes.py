@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
-from qonnx.util.basic import qonnx_make_model
+from qonnx.util.basic import get_by_name, qonnx_make_model
 
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
@@ -186,9 +186,12 @@ def _set_attr(model, node_name, attr, value):
 
 
 def test_error_has_inf():
+    """A saturating quantizer never produces its inf encodings (it lowers); a non-saturating one is refused."""
     model = linear_graph()
     _set_attr(model, "qy", "has_inf", 1)
-    with pytest.raises(UnsupportedNodeError, match=r"qy.*has_inf=1.*has_inf=0"):
+    lower_qonnx(model)
+    _set_attr(model, "qy", "saturation", 0)
+    with pytest.raises(UnsupportedNodeError, match=r"qy: saturation=0 \(has_inf=1\).*saturating=True"):
         lower_qonnx(model)
 
 
@@ -209,8 +212,14 @@ def test_error_nine_bits():
 
 
 def test_error_clipped_max_val():
+    """A max_val on the format's grid is a reduced maximum (the threshold's format names it); off the grid it is
+    refused."""
     model = linear_graph()
     model.set_initializer("qy_max", np.asarray(4.0, dtype=np.float32))
+    lowered = lower_qonnx(model)
+    thr = [n for n in lowered.graph.node if n.op_type == "MinifloatThreshold"][-1]
+    assert get_by_name(thr.attribute, "out_format").s.decode() == "FLOAT<3,2,3,4>"
+    model.set_initializer("qy_max", np.asarray(4.1, dtype=np.float32))
     with pytest.raises(UnsupportedNodeError, match=r"qy.*max_val"):
         lower_qonnx(model)
 

@@ -135,7 +135,8 @@ def format_of_quantizer(quant):
     if quant is None:
         return None
     if issubclass(quant, (MinifloatWeightPerChannel, MinifloatActPerTensor)):
-        return MinifloatFormat(quant.exponent_bit_width, quant.mantissa_bit_width, quant.exponent_bias)
+        return MinifloatFormat(quant.exponent_bit_width, quant.mantissa_bit_width, quant.exponent_bias,
+                               max_value=quant.max_available_float)  # a reduced maximum (ocp:e4m3)
     if issubclass(quant, IntWeightPerChannel):
         return IntFormat(quant.bit_width, signed=True, narrow=True)
     if issubclass(quant, (IntActPerTensor, UintActPerTensor)):

@@ -16,7 +16,7 @@ import onnx.helper as helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 
 
 class QuantizeToFormat(CustomOp):
@@ -32,7 +32,7 @@ class QuantizeToFormat(CustomOp):
         return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
 
     def infer_node_datatype(self, model):
-        model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.get_nodeattr("format")])
+        model.set_tensor_datatype(self.onnx_node.output[0], qonnx_datatype(self.get_nodeattr("format")))
 
     def execute_node(self, context, graph):
         node = self.onnx_node

@@ -13,10 +13,9 @@ the round-half-to-even tie policy of the target format (passes/thresholds.py com
 
 import numpy as np
 import onnx.helper as helper
-from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from compiler.qonnx_formats import format_from_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.general.common import threshold_ints
 
 
@@ -69,7 +68,7 @@ class MinifloatThreshold(CustomOp):
         return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
 
     def infer_node_datatype(self, model):
-        model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.get_nodeattr("out_format")])
+        model.set_tensor_datatype(self.onnx_node.output[0], qonnx_datatype(self.get_nodeattr("out_format")))
 
     def execute_node(self, context, graph):
         node = self.onnx_node

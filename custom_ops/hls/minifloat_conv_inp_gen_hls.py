@@ -11,5 +11,5 @@ class MinifloatConvInpGen_hls(PixelStreamHLS, MinifloatConvInpGen):
         pt, pl = self.get_nodeattr("Padding")[:2]
         oh, ow = self.output_dims()
         args = [h, w, self.get_nodeattr("NumChannels"), self.lanes(), self.input_format().bits, kh, kw, sh, sw, dh,
-                dw, pt, pl, oh, ow]
+                dw, pt, pl, oh, ow, self.pad_code()]
         return f"mf_conv_inp_gen<{', '.join(map(str, args))}>(in0_V, out0_V)"

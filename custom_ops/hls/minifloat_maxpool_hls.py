@@ -6,7 +6,7 @@ from custom_ops.minifloat_maxpool import MinifloatMaxPool
 
 class MinifloatMaxPool_hls(PixelStreamHLS, MinifloatMaxPool):
     def template_call(self):
-        (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("PoolDim")
+        h, w, kh, kw = self.core_dims()
         args = [h, w, self.get_nodeattr("NumChannels"), self.lanes(), self.input_format().bits, kh, kw,
                 self.compare_kind()]
         return f"mf_maxpool<{', '.join(map(str, args))}>(in0_V, out0_V)"

@@ -1,7 +1,8 @@
 // minifinn MinifloatMVAU, HLS compute templates (Vitis HLS; simulate with g++ and the ap_types headers).
 // Same arithmetic and folding as custom_ops/rtl/minifloat_mvau.v: per input vector NF = MH/PE neuron folds x
 // SF = MW/SIMD synapse folds, one (nf, sf) step per cycle; the input vector is buffered during nf = 0; the weight word
-// of step (nf, sf) holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*WB; exact PE accumulators (mf_dotp);
+// of step (nf, sf) holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*WB; exact PE accumulators (mf_dotp_pe: fabric
+// products, or with USE_DSP DSP48 products packed per GROUPS/FIELD/PACK_BITS, custom_ops/mac/packing.py);
 // NO_ACT ? acc : codes[#{i : acc >= thresholds[ch][i]}].
 //   minifloat_mvau      embedded weights: weights[nf*SF+sf] is that word (ROM).
 //   minifloat_mvau_dyn  dynamic_input: per group, the matrix arrives on `win` in FINN's mem_mode "dynamic" order
@@ -20,16 +21,18 @@
 // and after the last sf of a neuron fold write its PE results.
 template <unsigned MH, unsigned PE, unsigned SIMD, unsigned SF,
           unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
-          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB>
+          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB,
+          bool USE_DSP, unsigned GROUPS, unsigned FIELD, unsigned PACK_BITS>
 void mvau_step(ap_uint<SIMD * AB> a, ap_uint<PE * SIMD * WB> w, unsigned nf, unsigned sf, ap_int<ACC> acc[PE],
                const ap_int<ACC> thresholds[MH][NT], const ap_uint<OB> codes[NT + 1],
                hls::stream<ap_uint<PE * OB> > &out) {
 #pragma HLS INLINE
+    ap_int<ACC> sums[PE];
+#pragma HLS ARRAY_PARTITION variable = sums complete dim = 1
+    mf_dotp_pe<PE, SIMD, AB, AE, AS, WB, WE, WS, ACC, USE_DSP, GROUPS, FIELD, PACK_BITS>(a, w, sums);
     for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-        ap_uint<SIMD * WB> wp = w(p * SIMD * WB + SIMD * WB - 1, p * SIMD * WB);
-        ap_int<ACC> sum = mf_dotp<SIMD, AB, AE, AS, WB, WE, WS, ACC>(a, wp);
-        acc[p] = (sf == 0 ? ap_int<ACC>(0) : acc[p]) + sum;
+        acc[p] = (sf == 0 ? ap_int<ACC>(0) : acc[p]) + sums[p];
     }
     if (sf == SF - 1) {
         ap_uint<PE * OB> o = 0;
@@ -48,7 +51,8 @@ void mvau_step(ap_uint<SIMD * AB> a, ap_uint<PE * SIMD * WB> w, unsigned nf, uns
 
 template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD,
           unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
-          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB>
+          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB,
+          bool USE_DSP, unsigned GROUPS, unsigned FIELD, unsigned PACK_BITS>
 void minifloat_mvau(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE * OB> > &out,
                     const ap_uint<PE * SIMD * WB> weights[(MH / PE) * (MW / SIMD)],
                     const ap_int<ACC> thresholds[MH][NT], const ap_uint<OB> codes[NT + 1], unsigned reps) {
@@ -67,7 +71,8 @@ void minifloat_mvau(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE
                 } else {
                     a = ibuf[sf];
                 }
-                mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB>(
+                mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB, USE_DSP, GROUPS,
+                  FIELD, PACK_BITS>(
                     a, weights[nf * SF + sf], nf, sf, acc, thresholds, codes, out);
             }
         }
@@ -76,7 +81,8 @@ void minifloat_mvau(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE
 
 template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD,
           unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
-          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB>
+          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB,
+          bool USE_DSP, unsigned GROUPS, unsigned FIELD, unsigned PACK_BITS>
 void minifloat_mvau_dyn(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE * WB> > &win,
                         hls::stream<ap_uint<PE * OB> > &out,
                         ap_uint<PE * WB> wbuf[SIMD][(MH / PE) * (MW / SIMD)],  // the caller's matrix buffer
@@ -115,7 +121,8 @@ void minifloat_mvau_dyn(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uin
                             w((p * SIMD + i) * WB + WB - 1, (p * SIMD + i) * WB) = b(p * WB + WB - 1, p * WB);
                         }
                     }
-                    mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB>(
+                    mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB, USE_DSP, GROUPS,
+                  FIELD, PACK_BITS>(
                         a, w, nf, sf, acc, thresholds, codes, out);
                 }
             }

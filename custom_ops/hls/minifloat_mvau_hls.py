@@ -25,7 +25,8 @@ class MinifloatMVAU_hls(MVAUCodec, HLSStreamBackend, MinifloatMVAU):
         return [self.get_nodeattr("MW"), self.get_nodeattr("MH"), self.get_nodeattr("PE"), self.get_nodeattr("SIMD"),
                 ab, ae, "true" if asg else "false", wb, we, "true" if wsg else "false", self.acc_bits(),
                 "true" if self.get_nodeattr("noActivation") else "false", nt, int(nt).bit_length() + 1,
-                self.get_output_datatype().bitwidth()]
+                self.get_output_datatype().bitwidth(), "true" if self.get_nodeattr("use_dsp") else "false",
+                *self.mac_plan_params().values()]
 
     def extra_pragmas(self):
         if self.get_nodeattr("dynamic_input"):

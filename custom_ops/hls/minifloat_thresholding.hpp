@@ -40,7 +40,8 @@ void mf_thresholding_bsearch(hls::stream<ap_uint<PE * AW> > &in, hls::stream<ap_
 
 // "convert" of one accumulator: P = acc * m + b (DSP: a DSP48 multiplier, else fabric), relu, then round half to even
 // of P / 2^sh onto the output format: a minifloat with OE exponent bits (OE > 0; code sign|exponent|mantissa,
-// saturating, subnormals) or an integer clipped to [-NEGMAX, POSMAX] (OE = 0; two's complement code).
+// saturating to the largest magnitude code POSMAX, subnormals) or an integer clipped to [-NEGMAX, POSMAX] (OE = 0; two's
+// complement code).
 template <unsigned AW, unsigned MB, unsigned BB, unsigned SB, unsigned OB, unsigned OE, bool RELU, bool DSP,
           long long POSMAX, long long NEGMAX>
 ap_uint<OB> mf_convert(ap_int<AW> acc, ap_int<MB> m, ap_int<BB> b, ap_uint<SB> sh) {
@@ -91,6 +92,7 @@ ap_uint<OB> mf_convert(ap_int<AW> acc, ap_int<MB> m, ap_int<BB> b, ap_uint<SB> s
         } else {
             code = (ap_uint<OB>(e) << MANT) | ap_uint<OB>(k & ((1u << MANT) - 1));
         }
+        if (code > ap_uint<OB>(POSMAX)) code = ap_uint<OB>(POSMAX);  // a reduced maximum (OCP E4M3: 448)
         if (neg && k != 0) code |= ap_uint<OB>(1) << (OB - 1);
         return code;
     }

@@ -80,7 +80,7 @@ class MinifloatThresholding_hls(ThresholdingCodec, ChannelHLS, MinifloatThreshol
         if style == "convert":
             wm, wb, ws = self.convert_widths()
             if ofmt.is_minifloat:
-                oe, posmax, negmax = ofmt.exponent_bits, 0, 0
+                oe, posmax, negmax = ofmt.exponent_bits, int(ofmt.max_code), 0
             else:
                 oe, posmax, negmax = 0, int(ofmt.max_int_value), -int(ofmt.min_int)
             args = [c, pe, aw, ofmt.bits, wm, wb, ws, oe, "true" if self.get_nodeattr("convertRelu") else "false",

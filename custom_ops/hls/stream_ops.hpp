@@ -7,12 +7,14 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
-// sliding window with zero padding: frame buffer, windows in (oh, ow, kh, kw, cf) order
+// sliding window with padding (every padded element the code PAD): frame buffer, windows in (oh, ow, kh, kw, cf) order
 template <unsigned H, unsigned W, unsigned C, unsigned SIMD, unsigned B, unsigned KH, unsigned KW, unsigned SH,
-          unsigned SW, unsigned DH, unsigned DW, unsigned PT, unsigned PL, unsigned OH, unsigned OW>
+          unsigned SW, unsigned DH, unsigned DW, unsigned PT, unsigned PL, unsigned OH, unsigned OW, unsigned PAD = 0>
 void mf_conv_inp_gen(hls::stream<ap_uint<SIMD * B> > &in, hls::stream<ap_uint<SIMD * B> > &out) {
     const unsigned CF = C / SIMD;
     static ap_uint<SIMD * B> buf[H * W * CF];
+    ap_uint<SIMD * B> padword = 0;
+    for (unsigned p = 0; p < SIMD; p++) padword |= ap_uint<SIMD * B>(ap_uint<B>(PAD)) << (p * B);
     for (unsigned i = 0; i < H * W * CF; i++) {
 #pragma HLS PIPELINE II = 1
         buf[i] = in.read();
@@ -25,7 +27,7 @@ void mf_conv_inp_gen(hls::stream<ap_uint<SIMD * B> > &in, hls::stream<ap_uint<SI
 #pragma HLS PIPELINE II = 1
                         unsigned r = oh * SH + kh * DH, c = ow * SW + kw * DW;  // padded coordinates
                         bool pad = r < PT || r >= PT + H || c < PL || c >= PL + W;
-                        out.write(pad ? ap_uint<SIMD * B>(0) : buf[((r - PT) * W + (c - PL)) * CF + cf]);
+                        out.write(pad ? padword : buf[((r - PT) * W + (c - PL)) * CF + cf]);
                     }
 }
 

@@ -1,12 +1,12 @@
-// minifinn MinifloatConvInpGen, RTL backend (Verilog-2005): sliding-window generator with zero padding over a
+// minifinn MinifloatConvInpGen, RTL backend (Verilog-2005): sliding-window generator with padding over a
 // channels-last code stream (contract in custom_ops/minifloat_conv_inp_gen.py).
 // Two frame buffers (ping-pong, simple dual-port memory with a registered read, BRAM-friendly): the writer fills one
-// frame while the reader emits the windows of the other in (oh, ow, kh, kw, cf) order; padding positions emit 0.
+// frame while the reader emits the windows of the other in (oh, ow, kh, kw, cf) order; padding positions emit the code PADCODE in every lane.
 // A 4-word output FIFO with credit counting absorbs the read latency under AXI-stream backpressure.
 module minifloat_conv_inp_gen #(
     parameter H = 4, parameter W = 4, parameter C = 1, parameter SIMD = 1, parameter BITS = 6,
     parameter KH = 3, parameter KW = 3, parameter SH = 1, parameter SW = 1, parameter DH = 1, parameter DW = 1,
-    parameter PT = 1, parameter PL = 1, parameter OH = 4, parameter OW = 4
+    parameter PT = 1, parameter PL = 1, parameter OH = 4, parameter OW = 4, parameter PADCODE = 0
 ) (
     input  wire                   ap_clk,
     input  wire                   ap_rst_n,
@@ -21,6 +21,7 @@ module minifloat_conv_inp_gen #(
     localparam CF = C / SIMD;
     localparam FRAME = H * W * CF;
     localparam AW = $clog2(2 * FRAME + 1);
+    localparam [BITS-1:0] PADC = PADCODE;
 
     reg [WD-1:0] mem [0:2*FRAME-1];
 
@@ -57,7 +58,7 @@ module minifloat_conv_inp_gen #(
     always @(posedge ap_clk) begin
         if (wr) mem[wbank * FRAME + wcnt] <= in0_V_TDATA;
         if (issue) rd_data <= mem[raddr];
-        if (push) fifo[ftail] <= rd_pad ? {WD{1'b0}} : rd_data;
+        if (push) fifo[ftail] <= rd_pad ? {SIMD{PADC}} : rd_data;
         if (!ap_rst_n) begin
             wcnt <= 0; wbank <= 1'b0; full <= 2'b00; rbank <= 1'b0;
             oh <= 0; ow <= 0; kh <= 0; kw <= 0; cf <= 0;

@@ -15,4 +15,4 @@ class MinifloatConvInpGen_rtl(PixelStreamRTL, MinifloatConvInpGen):
         oh, ow = self.output_dims()
         self.folds()  # checks SIMD | C
         return dict(H=h, W=w, C=self.get_nodeattr("NumChannels"), SIMD=self.lanes(), BITS=self.input_format().bits,
-                    KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl, OH=oh, OW=ow)
+                    KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl, OH=oh, OW=ow, PADCODE=self.pad_code())

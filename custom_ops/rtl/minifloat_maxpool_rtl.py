@@ -9,7 +9,7 @@ class MinifloatMaxPool_rtl(PixelStreamRTL, MinifloatMaxPool):
     USES_MAC_LIBRARY = False
 
     def hdl_params(self, model, code_dir):
-        (h, w), (kh, kw) = self.get_nodeattr("IFMDim"), self.get_nodeattr("PoolDim")
+        h, w, kh, kw = self.core_dims()
         self.folds()
         return dict(H=h, W=w, C=self.get_nodeattr("NumChannels"), PE=self.lanes(), BITS=self.input_format().bits,
                     KH=kh, KW=kw, KIND=self.compare_kind())

@@ -3,7 +3,8 @@
 // Matrix-vector activation unit, FINN folding: per input vector, NF = MH/PE neuron folds x SF = MW/SIMD synapse
 // folds, one (nf, sf) step per cycle. The input vector is buffered during nf = 0 and reused for nf > 0.
 // Weights: ROM word nf*SF+sf holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*W_BITS (from WEIGHT_FILE).
-// After the last sf step of a fold the PE accumulators hold exact dot products (mf_dotp); with NO_ACT=0 each is
+// After the last sf step of a fold the PE accumulators hold exact dot products (mf_dotp_pe: LUT products, or with
+// USE_DSP = 1 DSP48 products, several PE channels' products of one activation per DSP48); with NO_ACT=0 each is
 // compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch, T_0 in the LSBs); the count
 // is mapped to an output code (CODE_FILE: word count); with NO_ACT=1 the accumulator is the output.
 // AXI-stream: in (SIMD codes, element 0 in the LSBs), out (PE results, element 0 in the LSBs); valid/ready.
@@ -23,7 +24,9 @@ module minifloat_mvau #(
     parameter THRESH_FILE = "thresholds.hex",
     parameter CODE_FILE = "codes.hex",
     parameter DYN = 0,
-    parameter VECS = 1                    // input vectors per matrix (DYN = 1)
+    parameter VECS = 1,                   // input vectors per matrix (DYN = 1)
+    parameter USE_DSP = 0,                // 1: significand products in DSP48s, packed (custom_ops/mac/packing.py)
+    parameter GROUPS = 1, parameter FIELD = 8, parameter PACK_BITS = 16   // the packing plan (USE_DSP = 1)
 ) (
     input  wire                     ap_clk,
     input  wire                     ap_rst_n,
@@ -94,15 +97,11 @@ module minifloat_mvau #(
     wire last_sf = (sf == SF - 1);
 
     wire [PE*ACC_BITS-1:0] accs;
+    mf_dotp_pe #(.PE(PE), .SIMD(SIMD), .A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(W_BITS), .B_E(W_E),
+                 .B_SIGNED(W_SIGNED), .ACC_BITS(ACC_BITS), .USE_DSP(USE_DSP), .GROUPS(GROUPS), .FIELD(FIELD),
+                 .PACK_BITS(PACK_BITS))
+        dot (.clk(ap_clk), .rst(!ap_rst_n), .en(step), .clear(sf == 0), .a(act), .b(wword), .acc(accs));
     genvar p;
-    generate
-        for (p = 0; p < PE; p = p + 1) begin : g_pe
-            mf_dotp #(.SIMD(SIMD), .A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(W_BITS), .B_E(W_E),
-                      .B_SIGNED(W_SIGNED), .ACC_BITS(ACC_BITS))
-                dot (.clk(ap_clk), .rst(!ap_rst_n), .en(step), .clear(sf == 0), .a(act),
-                     .b(wword[p*SIMD*W_BITS +: SIMD*W_BITS]), .acc(accs[p*ACC_BITS +: ACC_BITS]));
-        end
-    endgenerate
 
     // output stage: thresholds + code table, or the raw accumulators
     wire [PE*O_BITS-1:0] result;

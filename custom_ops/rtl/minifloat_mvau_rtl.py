@@ -44,7 +44,8 @@ class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
                       A_SIGNED=asg, W_BITS=wb, W_E=we, W_SIGNED=wsg, ACC_BITS=acc_bits,
                       NO_ACT=self.get_nodeattr("noActivation"), N_THRES=max(n_thr, 1),
                       O_BITS=self.get_output_datatype().bitwidth(), DYN=dyn,
-                      VECS=self.dynamic_groups()[1] if dyn else 1)
+                      VECS=self.dynamic_groups()[1] if dyn else 1, USE_DSP=self.get_nodeattr("use_dsp"),
+                      **self.mac_plan_params())
         for key, name in (("WEIGHT_FILE", "weights.hex"), ("THRESH_FILE", "thresholds.hex"),
                           ("CODE_FILE", "codes.hex")):
             params[key] = verilog_path(code_dir / name)

@@ -9,7 +9,8 @@
 //   q = |P|, L = bitlen(q); d = max(shift, L - (MANT + 1)) for a minifloat output (O_EXP > 0), d = shift for an
 //       integer output; k = RNE(q / 2^d) (round bit and sticky bits below it, ties to even);
 //   minifloat: exponent field e = (d - shift) + (k >> MANT), mantissa field k mod 2^MANT, saturated to the largest
-//       code when e > 2^O_EXP - 1; code = {P < 0 and k != 0, e, f};
+//       code when e > 2^O_EXP - 1, then {e, f} clipped to O_POS_MAX, the largest magnitude code of the format (all
+//       ones, or below for a reduced maximum such as OCP E4M3's 448); code = {P < 0 and k != 0, {e, f}};
 //   integer: v = +-k clipped to [-O_NEG_MAX, O_POS_MAX], code = its O_BITS two's complement bits.
 // Stages: parameter ROM read | product | sum | relu, magnitude | d | k rounded; the code goes combinationally into
 // mf_pipe_shell (latency 6 + 2 cycles, one word per cycle). USE_DSP = 0 keeps the product in LUTs (use_dsp "no").
@@ -19,7 +20,7 @@ module minifloat_requant_convert #(
     parameter PARAM_FILE = "convert.hex",
     parameter RELU = 0,
     parameter O_EXP = 3,
-    parameter O_POS_MAX = 0,
+    parameter O_POS_MAX = 31,
     parameter O_NEG_MAX = 0,
     parameter USE_DSP = 1
 ) (
@@ -136,7 +137,9 @@ module minifloat_requant_convert #(
                 wire sat = e > EMAX;
                 wire [O_EXP-1:0] ef = sat ? EMAX : e[O_EXP-1:0];
                 wire [MANT-1:0] ff = sat ? {MANT{1'b1}} : k[MANT-1:0];
-                assign code = {neg6 && (k != 0), ef, ff};
+                localparam [O_BITS-2:0] MAXC = O_POS_MAX;
+                wire [O_BITS-2:0] mc = {ef, ff};
+                assign code = {neg6 && (k != 0), (mc > MAXC) ? MAXC : mc};
             end else begin : g_int
                 wire [PW:0] kx = {1'b0, k6};
                 wire [PW+32:0] lim = neg6 ? O_NEG_MAX : O_POS_MAX;

@@ -65,9 +65,10 @@ def write_convert_memory(code_dir, params, pe, widths):
 
 
 def output_params(ofmt):
-    """The convert core's output format parameters: O_EXP (0 for integers) and the integer clipping limits."""
+    """The convert core's output format parameters: O_EXP (0 for integers) and the clipping limits (a minifloat's
+    largest magnitude code, an integer's range)."""
     if ofmt.is_minifloat:
-        return {"O_EXP": ofmt.exponent_bits, "O_POS_MAX": 0, "O_NEG_MAX": 0}
+        return {"O_EXP": ofmt.exponent_bits, "O_POS_MAX": int(ofmt.max_code), "O_NEG_MAX": 0}
     return {"O_EXP": 0, "O_POS_MAX": int(ofmt.max_int_value), "O_NEG_MAX": -int(ofmt.min_int)}
 
 

@@ -1,4 +1,5 @@
-"""Handlers of the elementwise linear ops: ``Mul``, ``Div``, ``Add``, ``Sub``, ``Relu``, ``BatchNormalization``.
+"""Handlers of the elementwise linear ops: ``Mul``, ``Div``, ``Add``, ``Sub``, ``Relu``, ``Clip``,
+``BatchNormalization``.
 
 They change no data: on an accumulator state they update its exact parameters ``a``, ``b`` (``y = a * acc + b``),
 which the next quantizer folds into its thresholds:
@@ -9,10 +10,14 @@ which the next quantizer folds into its thresholds:
 * ``Add`` / ``Sub`` of two per-tensor scaled values tensors is ``ExactAdd`` with integer alignment coefficients
   ``k_x, k_y`` (the two integer steps divided by their rational gcd ``g``), ``a = g``;
 * ``Relu`` marks the accumulator (the thresholds absorb it); on positively scaled values it stays a ``Relu``;
+* ``Clip`` with constant bounds (ReLU6, ``torch.clamp``) records the bounds on the accumulator (values become one
+  first, ``acc`` = their integers): the next quantizer is monotonic, so quantizing the clipped value is clamping
+  its output index between the indices of the quantized bounds, which its thresholds absorb exactly;
 * ``BatchNormalization`` with constant parameters: ``a, b`` -> ``a * m, b * m + (beta - mean * m)`` with
   ``m = gamma / sqrt(var + eps)`` in float64 (the one rounded parameter, docs/lowered_graph.md).
 
-No linear op applies after a ReLU (the ReLU would have to move past it): such nodes are refused, like float inputs.
+No linear op applies after a ReLU or a Clip (it would have to move past it): such nodes are refused, like float
+inputs.
 """
 
 import numpy as np
@@ -39,8 +44,9 @@ def _affine_input(walker, node, tensor):
     if isinstance(st, Flt):
         raise Refused(node, f"input {tensor} is a float tensor")
     st = walker.to_aff(st, node)
-    if st.relu:
-        raise Refused(node, f"input {tensor} is a ReLU output; a linear op cannot move before the ReLU")
+    if st.relu or st.clip is not None:
+        what = "ReLU" if st.relu else "Clip"
+        raise Refused(node, f"input {tensor} is a {what} output; a linear op cannot move before the {what}")
     return st
 
 
@@ -127,7 +133,8 @@ def sub(walker, node):
 def relu(walker, node):
     st = walker.get(node.input[0])
     if isinstance(st, Aff):
-        walker.state[node.output[0]] = st.remap(st.a, st.b, relu=True)
+        clip = None if st.clip is None else tuple(None if v is None else max(v, 0) for v in st.clip)
+        walker.state[node.output[0]] = st.remap(st.a, st.b, relu=True, clip=clip)
         return
     if isinstance(st, Vals) and not st.const and np.all(st.scale > 0):
         out = walker.name(node.output[0])
@@ -136,6 +143,40 @@ def relu(walker, node):
         walker.state[node.output[0]] = Vals(out, st.fmt, st.scale)
         return
     raise Refused(node, f"input {node.input[0]} is neither an accumulator nor positively scaled activation values")
+
+
+def _clip_bound(walker, node, index, attr):
+    """A Clip bound as an exact Fraction (None: unbounded), from input ``index`` (opset >= 11) or attribute."""
+    if len(node.input) > index and node.input[index]:
+        value = walker.init(node.input[index])
+        if value is None or np.asarray(value).size != 1:
+            raise Refused(node, f"bound {node.input[index]} is not a constant scalar")
+        return fractions(np.float64(np.asarray(value).ravel()[0])).item()
+    found = get_by_name(node.attribute, attr)
+    return None if found is None else fractions(np.float64(found.f)).item()
+
+
+def _clamp(v, lo, hi, unbounded):
+    """min(max(v, lo), hi) with None bounds absent; ``v`` None (infinite) gives ``unbounded``."""
+    if v is None:
+        return unbounded
+    v = v if lo is None else max(v, lo)
+    return v if hi is None else min(v, hi)
+
+
+def clip(walker, node):
+    st = walker.get(node.input[0])
+    if isinstance(st, Flt):
+        raise Refused(node, f"input {node.input[0]} is a float tensor")
+    if isinstance(st, Vals) and not (is_scalar(st.scale) and not st.const):
+        raise Refused(node, f"input {node.input[0]} is not per-tensor scaled activation values")
+    lo, hi = _clip_bound(walker, node, 1, "min"), _clip_bound(walker, node, 2, "max")
+    if lo is not None and hi is not None and lo > hi:
+        raise Refused(node, f"bounds min {lo} > max {hi}")
+    st = walker.to_aff(st, node)
+    if st.clip is not None:  # clip2(clip1(y)) = clip(y, clip2(lo1), clip2(hi1)): both monotonic
+        lo, hi = (_clamp(st.clip[0], lo, hi, lo), _clamp(st.clip[1], lo, hi, hi))
+    walker.state[node.output[0]] = st.remap(st.a, st.b, relu=st.relu, clip=(lo, hi))
 
 
 def batch_normalization(walker, node):
@@ -157,4 +198,5 @@ def batch_normalization(walker, node):
     walker.state[node.output[0]] = st.remap(st.a * mf, st.b * mf + af)
 
 
-HANDLERS = {"Mul": mul, "Div": div, "Add": add, "Sub": sub, "Relu": relu, "BatchNormalization": batch_normalization}
+HANDLERS = {"Mul": mul, "Div": div, "Add": add, "Sub": sub, "Relu": relu, "Clip": clip,
+            "BatchNormalization": batch_normalization}

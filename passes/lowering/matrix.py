@@ -7,14 +7,26 @@ a per-tensor scaled activation) becomes ``ExactMatMul(x, W) -> acc`` with
 qonnx' ``LowerConvsToMatMul`` lays it out: Transpose to NHWC, qonnx ``Im2Col`` (unless 1x1, stride 1, no pad), an
 ``ExactMatMul`` with the weight reshaped to (kh * kw * ifm, ofm), and a Transpose back to NCHW kept pending on the
 accumulator, so the requantizer works on NHWC channels.
+
+A ``MatMul`` / ``Gemm`` input may also be the exact sum of a pooling (``ExactSumPool``: average pooling, then
+perhaps flatten, with no quantizer before the linear layer): the sum of quantized values is an integer of the
+accumulator's ``INTn``, so the product takes it as values of that integer format with the scale ``a`` of the
+average (``s 2^lsb / N``), folded into the next thresholds like any input scale. The integers move from the int64
+accumulator to a values tensor (float32 container, exact up to 24 bits) through ``Dequantize`` with scale 1 and
+offset 0, a cast that the hardware conversion removes (``passes.infer_stream_ops.RemoveIntegerCasts``).
 """
+
+#: widest pooled sum taken as integer values: float32 holds integers up to 2^24 exactly
+MAX_POOLED_BITS = 24
 
 from fractions import Fraction
 
 import numpy as np
 from onnx import helper
+from qonnx.custom_op.registry import getCustomOp
 
 from compiler.numerics import as_fraction
+from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general import DOMAIN
 from passes.lowering.handler import Refused, node_attrs
 from passes.lowering.state import Aff, Vals, fractions, is_scalar, scalar_of
@@ -34,6 +46,28 @@ def weight_columns(scale, shape):
 def _check_input(node, x):
     if not (isinstance(x, Vals) and is_scalar(x.scale)):
         raise Refused(node, f"input {node.input[0]} is not a per-tensor scaled quantized tensor")
+
+
+def pooled_sum_values(walker, st):
+    """A ``Vals`` for an accumulator state that is the plain exact sum of a pooling (``a * acc`` with one positive
+    ``a``, no offset, ReLU or clip): the integers of the sum (pending layout applied) as values of the accumulator's
+    ``INTn``, scale ``a``; else ``st`` unchanged."""
+    if not isinstance(st, Aff) or st.relu or st.clip is not None or not (is_scalar(st.a) and is_scalar(st.b)):
+        return st
+    a, b = scalar_of(st.a), scalar_of(st.b)
+    producer = next((n for n in reversed(walker.nodes) if st.acc in n.output), None)
+    if producer is None or producer.op_type != "ExactSumPool" or b != 0 or not a > 0:
+        return st
+    dt = getCustomOp(producer).acc_datatype(walker.model)
+    if dt.bitwidth() > MAX_POOLED_BITS:
+        return st
+    cast = walker.name(st.acc + "_int")
+    one, zero = walker.const("cast_a", np.float64(1.0)), walker.const("cast_b", np.float64(0.0))
+    walker.emit("Dequantize", [st.acc, one, zero], [cast], domain=DOMAIN, input_kind="accumulator")
+    walker.annotate(cast, st.acc_shape, dt)
+    name = walker.apply_layout(cast, st.layout)
+    walker.model.set_tensor_datatype(name, dt)
+    return Vals(name, format_from_datatype(dt.name, producer.name), fractions(np.float64(0.0)) + a)
 
 
 def _columns(node, w, scale, shape):
@@ -61,7 +95,7 @@ def _emit_matmul(walker, x, w_name, w_fmt, out, cols, bias=None, alpha=1.0):
 
 
 def matmul(walker, node):
-    x, w = walker.get(node.input[0]), walker.get(node.input[1])
+    x, w = pooled_sum_values(walker, walker.get(node.input[0])), walker.get(node.input[1])
     _check_input(node, x)
     shape = walker.init(w.name).shape if isinstance(w, Vals) and w.const else None
     cols = _columns(node, w, w.scale if isinstance(w, Vals) else None, shape)
@@ -75,6 +109,8 @@ def gemm(walker, node):
     x, w = walker.get(node.input[0]), walker.get(node.input[1])
     if not (isinstance(w, Vals) and w.const):
         raise Refused(node, f"weight {node.input[1]} is not a quantized constant")
+    if not (isinstance(x, Vals) and is_scalar(x.scale)):
+        x = pooled_sum_values(walker, x)
     bias = None
     if len(node.input) > 2 and node.input[2]:
         c = walker.init(node.input[2])

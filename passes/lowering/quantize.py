@@ -4,7 +4,8 @@ On an accumulator state (``Aff``, or values converted to one) with a per-tensor 
 ``MinifloatThreshold(acc, T)``, ``T`` the exact integer thresholds of ``fmt.round(relu?(a * acc + b) / s)``
 (``passes.thresholds.requant_thresholds``, clipped to the accumulator's range), one row per channel of the axis the
 parameters vary along, ``channel_signs`` for negative ``a``, and the exact affine map itself (``affine``, ``relu``:
-what requantization by conversion needs); pending data movement is applied to its output. On a
+what requantization by conversion needs; not recorded after a ``Clip``, whose bounds only the thresholds hold);
+pending data movement is applied to its output. On a
 float input, or with a per-channel activation scale (no threshold form), the quantizer stays a ``QuantizeToFormat``
 on the float value. Either way the output is a ``Vals`` with scale 1: the legalized ``Mul`` by the scale follows.
 """
@@ -36,11 +37,13 @@ def quantize_to_format(walker, node):
     a, b = params_to_acc(st)
     axis, a_c, b_c = channel_vectors(a, b, len(st.acc_shape), where(node))
     s_out = float(np.asarray(scale).ravel()[0])
-    thresholds, signs = requant_thresholds(fmt, s_out, a_c, b_c, relu=st.relu, acc_range=walker.acc_range(st.acc))
+    thresholds, signs = requant_thresholds(fmt, s_out, a_c, b_c, relu=st.relu, acc_range=walker.acc_range(st.acc),
+                                           clip=st.clip)
     t_name = walker.const(out + "_thresholds", thresholds)
     vals = walker.name(out)
-    attrs = dict(out_format=fmt.qonnx_name, channel_axis=axis, affine=requant_affine(fmt, s_out, a_c, b_c),
-                 relu=int(bool(st.relu)))
+    attrs = dict(out_format=fmt.qonnx_name, channel_axis=axis, relu=int(bool(st.relu)))
+    if st.clip is None:  # conversion computes round(relu?(affine)); a clip has the thresholds only
+        attrs["affine"] = requant_affine(fmt, s_out, a_c, b_c)
     if any(s < 0 for s in signs):
         attrs["channel_signs"] = [int(s) for s in signs]
     walker.emit("MinifloatThreshold", [st.acc, t_name], [vals], domain=DOMAIN, **attrs)

@@ -4,8 +4,9 @@ Three states (``passes.lowering.walker`` keeps one per tensor):
 
 * ``Vals``: a tensor of unscaled format values ``v`` and an exact scale: ``tensor = scale * v``;
 * ``Aff``: an exact integer accumulator ``acc`` and exact rationals ``a``, ``b`` (per channel):
-  ``tensor = layout(relu?(a * acc + b))``, ``layout`` a list of pending data-movement ops (Transpose / Reshape /
-  Flatten ...) that are applied to the requantized values instead of the integers;
+  ``tensor = layout(clip?(relu?(a * acc + b)))``, ``clip`` optional per-tensor bounds ``(lo, hi)`` (ReLU6, clamp),
+  ``layout`` a list of pending data-movement ops (Transpose / Reshape / Flatten ...) that are applied to the
+  requantized values instead of the integers;
 * ``Flt``: a plain float tensor (graph input, output of a float island).
 
 Every scale and parameter is an object array of ``fractions.Fraction``: the fp32 / fp64 numbers of the graph are
@@ -62,14 +63,15 @@ class Aff:
     b: np.ndarray
     relu: bool = False
     layout: list = field(default_factory=list)  # [(node copy, pre_shape, post_shape)]
+    clip: tuple = None  # (lo, hi) exact Fractions, either None for no bound: applied after the ReLU
 
     def __post_init__(self):
         self.a = np.asarray(self.a, dtype=object)
         self.b = np.asarray(self.b, dtype=object)
 
-    def remap(self, a, b, relu=False):
+    def remap(self, a, b, relu=False, clip=None):
         """The same accumulator and layout with new parameters ``a``, ``b`` (a linear op applied after it)."""
-        return Aff(self.acc, self.acc_shape, a, b, relu, self.layout)
+        return Aff(self.acc, self.acc_shape, a, b, relu, self.layout, clip)
 
 
 @dataclass
@@ -109,7 +111,7 @@ def moved(st, entry):
         full_pre, full_post = [1] + list(pre[1:]), [1] + list(post[1:])
         a = np.broadcast_to(a, full_pre).reshape(full_post)
         b = np.broadcast_to(b, full_pre).reshape(full_post)
-    return Aff(st.acc, st.acc_shape, a, b, st.relu, st.layout + [entry])
+    return Aff(st.acc, st.acc_shape, a, b, st.relu, st.layout + [entry], st.clip)
 
 
 def frac_gcd(x, y):

@@ -130,9 +130,14 @@ class Walker:
             return target
         a, b = params_to_acc(st)
         a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        tmp = self.name(st.acc + "_deq") if st.layout or out is None else out
+        tmp = self.name(st.acc + "_deq") if st.layout or st.clip is not None or out is None else out
         self.emit("Dequantize", [st.acc, self.const("deq_a", a64), self.const("deq_b", b64)], [tmp],
                   domain=DOMAIN, input_kind="accumulator", relu=int(st.relu))
+        if st.clip is not None:
+            bounds = [self.const("clip_bound", np.float32(v)) if v is not None else "" for v in st.clip]
+            clipped = self.name(st.acc + "_clip")
+            self.emit("Clip", [tmp] + bounds, [clipped])
+            tmp = clipped
         res = self.apply_layout(tmp, st.layout)
         if out is not None and res != out:
             self.emit("Identity", [res], [out])

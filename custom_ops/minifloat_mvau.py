@@ -72,9 +72,13 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
 
     # --- capabilities (custom_ops/capabilities.py) ------------------------------------------------------------
     def folding_space(self):
-        """Every (PE | MH, SIMD | MW) pair: the weights are embedded, so no weight-stream width limits the SIMD."""
-        return [{"PE": pe, "SIMD": simd} for pe in divisors(self.get_nodeattr("MH"))
-                for simd in divisors(self.get_nodeattr("MW"))]
+        """Every (PE | MH, SIMD | MW) pair: the weights are embedded, so no weight-stream width limits the SIMD; and
+        while an embedded weight ROM's ``ram_style`` is "auto", both places for it, LUTs ("distributed") or block RAM
+        ("block"), so the folding trades LUTs for BRAM by the estimates (a set style stays)."""
+        auto = not self.get_nodeattr("dynamic_input") and self.get_nodeattr("ram_style") == "auto"
+        styles = [{"ram_style": "distributed"}, {"ram_style": "block"}] if auto else [{}]
+        return [{"PE": pe, "SIMD": simd, **style} for pe in divisors(self.get_nodeattr("MH"))
+                for simd in divisors(self.get_nodeattr("MW")) for style in styles]
 
     def threshold_input(self):
         return 2 if len(self.onnx_node.input) > 2 and not self.get_nodeattr("noActivation") else None
@@ -443,5 +447,6 @@ class MinifloatMVAU(HWOpCapabilities, HWCustomOp):
         if not self.get_nodeattr("dynamic_input"):
             counts[f"param_weight_{fw.name}"] = self.get_nodeattr("MW") * self.get_nodeattr("MH")
         if self.n_thresholds():
-            counts[f"param_threshold_{self.get_nodeattr('accDataType')}"] = self.get_nodeattr("MH") * self.n_thresholds()
+            acc = self.get_nodeattr("accDataType")
+            counts[f"param_threshold_{acc}"] = self.get_nodeattr("MH") * self.n_thresholds()
         return counts

@@ -82,9 +82,10 @@ def fps(model, clk_ns=10.0):
 
 def all_options(inst, node):
     """(attrs, cycles, resources) of every legal folding, evaluated on the op itself (restores the folding)."""
-    saved = {k: inst.get_nodeattr(k) for k in ("PE", "SIMD") if k in inst.get_nodeattr_types()}
+    space = folding_space(node, inst)
+    saved = {k: inst.get_nodeattr(k) for k in space[0]}  # PE, SIMD and e.g. the weight ROM's ram_style
     out = []
-    for attrs in folding_space(node, inst):
+    for attrs in space:
         for k, v in attrs.items():
             inst.set_nodeattr(k, v)
         est = inst.node_res_estimation(BOARD.part)
@@ -126,7 +127,9 @@ def test_target_fps_is_met_with_the_cheapest_fitting_folding(target_fps):
     assert rec == fold.result and rec["mode"] == "target_fps" and rec["fits"]
     assert rec["estimated_fps"] == pytest.approx(fps(model)) and rec["max_cycles"] == max_cycles(model)
     assert rec["total"] == pytest.approx(totals(model))
-    assert {n.name: {"PE": getCustomOp(n).get_nodeattr("PE"), "SIMD": getCustomOp(n).get_nodeattr("SIMD")}
+    # the record holds each node's folding: PE, SIMD and the weight ROM's place the pass chose ("auto" ram_style)
+    assert all({"PE", "SIMD", "ram_style"} == set(f) for f in rec["folding"].values())
+    assert {n.name: {k: getCustomOp(n).get_nodeattr(k) for k in ("PE", "SIMD", "ram_style")}
             for n in model.graph.node} == rec["folding"]
     assert all(getCustomOp(n).get_nodeattr("cycles_estimate") == getCustomOp(n).get_exp_cycles()
                for n in model.graph.node)

@@ -97,7 +97,8 @@ def _fmt(name):
     return parse_format(name)
 
 
-# (input, weight, output, MW, MH, PE, SIMD, noActivation)
+# (input, weight, output, MW, MH, PE, SIMD, noActivation[, ram_style]); ram_style "auto" unless given: the weight
+# ROM in LUTs ("distributed") or block RAM ("block"), the node's attribute
 CALIBRATION_GRID = [
     ("int4", "int4", "int4", 32, 16, 2, 4, 0), ("int8", "int8", "int8", 32, 16, 2, 4, 1),
     ("e3m2", "e3m2", "e3m2", 32, 16, 2, 4, 0), ("e2m1", "e2m1", "e2m1", 64, 16, 4, 8, 0),
@@ -108,12 +109,18 @@ CALIBRATION_GRID = [
     ("int8", "e2m1", "int8", 32, 8, 2, 8, 0), ("e3m4", "e3m4", "e3m2", 32, 16, 4, 4, 0),
     # the fully folded regime of the ViT (one lane reads 64 threshold rows)
     ("e3m2", "e3m2", "e3m2", 64, 64, 1, 8, 0), ("int4", "int4", "int4", 64, 64, 1, 4, 0),
+    # PE = SIMD = 1 (the flagship ViT fully folded): 4K-word weight ROMs in LUTs or block RAM
+    ("e3m2", "e3m2", "e3m2", 64, 64, 1, 1, 1, "distributed"), ("e3m2", "e3m2", "e3m2", 64, 64, 1, 1, 1, "block"),
+    ("e4m3", "e4m3", "e4m3", 64, 128, 1, 1, 1, "block"), ("int4", "int4", "int4", 64, 64, 2, 2, 0, "block"),
+    ("e3m2", "e3m2", "e3m2", 128, 64, 1, 1, 1, "distributed"), ("e2m1", "e2m1", "e2m1", 32, 32, 1, 1, 1),
 ]
 HELD_OUT = [
     ("e3m2", "e3m2", "e3m2", 64, 32, 4, 8, 0), ("int4", "int4", "int4", 64, 32, 8, 4, 0),
     ("e2m1", "e3m2", "e2m1", 48, 24, 6, 4, 0), ("e4m3", "int8", "e4m3", 32, 16, 2, 4, 1),
     ("e2m2", "e2m2", "e2m2", 32, 16, 4, 4, 0), ("int5", "int5", "int5", 32, 32, 4, 4, 0),
-    ("e3m2", "e3m2", "e3m2", 128, 64, 2, 16, 0),
+    ("e3m2", "e3m2", "e3m2", 128, 64, 2, 16, 0, "distributed"),
+    ("e3m2", "e3m2", "e3m2", 64, 128, 1, 1, 1, "block"), ("e3m2", "e3m2", "e3m2", 64, 64, 1, 1, 0, "block"),
+    ("e2m1", "e2m1", "e2m1", 64, 64, 1, 2, 1, "distributed"),
 ]
 
 
@@ -122,11 +129,22 @@ HELD_OUT = [
 FIXED_COEFFICIENTS = {"threshold_stage": 1.0}
 
 
+def ram_style_of(config):
+    """The weight ROM's ``ram_style`` of a configuration (its optional 9th field, else "auto")."""
+    return config[8] if len(config) > 8 else "auto"
+
+
 def _random_mvau(config):
-    fa, fw, fo, mw, mh, pe, simd, no_act = config
+    fa, fw, fo, mw, mh, pe, simd, no_act = config[:8]
     model, _ = random_mvau_model(_fmt(fa), _fmt(fw), _fmt(fo), mw, mh, pe, simd, no_act, domain_suffix=".rtl")
     model.graph.node[0].op_type = "MinifloatMVAU_rtl"
+    getCustomOp(model.graph.node[0]).set_nodeattr("ram_style", ram_style_of(config))
     return model
+
+
+def storage_of(config):
+    """Where the configuration's weights go ("lutram", "bram"; the node's ``_weight_storage``)."""
+    return getCustomOp(_random_mvau(config).graph.node[0])._weight_storage()
 
 
 def features_of(config):
@@ -156,18 +174,26 @@ def measure(config, jobs=1):
     return inst.resource_features(), res.lut_total, res.ff
 
 
-def _results_from_csv(path, configs):
-    """(features, LUT, FF) per configuration from an earlier run's calibration.csv (every configuration needed)."""
+def _csv_key(config, storage):
+    return (*config[:8], storage)
+
+
+def _results_from_csv(path, configs, jobs=1):
+    """(features, LUT, FF) per configuration from an earlier run's calibration.csv; configurations it lacks (rows
+    are keyed by the configuration and where its weights went, ``storage``: rows without the column are LUT ROMs)
+    are synthesized."""
     measured = {}
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
             key = (row["input"], row["weight"], row["output"], *(int(row[k]) for k in
                                                                  ("MW", "MH", "PE", "SIMD", "noActivation")))
-            measured[key] = (int(row["LUT_yosys"]), int(row["FF_yosys"]))
-    missing = [c for c in configs if c not in measured]
-    if missing:
-        raise MinifinnError(f"{path} has no measurement of {missing}; run without --refit-from to synthesize them")
-    return [(features_of(c), *measured[c]) for c in configs]
+            measured[_csv_key(key, row.get("storage") or "lutram")] = (int(row["LUT_yosys"]), int(row["FF_yosys"]))
+    keys = [_csv_key(c, storage_of(c)) for c in configs]
+    missing = [c for c, k in zip(configs, keys) if k not in measured]
+    with ThreadPoolExecutor(jobs) as pool:
+        for c, (_, lut, ff) in zip(missing, pool.map(measure, missing)):
+            measured[_csv_key(c, storage_of(c))] = (lut, ff)
+    return [(features_of(c), *measured[k]) for c, k in zip(configs, keys)]
 
 
 def main(argv=None):
@@ -176,12 +202,13 @@ def main(argv=None):
     p.add_argument("--model-file", type=Path, default=REPO / "custom_ops" / "resource_model.json")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--refit-from", type=Path, default=None,
-                   help="a calibration.csv of an earlier run: refit its measured LUTs without synthesizing again")
+                   help="a calibration.csv of an earlier run: refit its measured LUTs, synthesizing only the "
+                        "configurations it lacks")
     args = p.parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     configs = CALIBRATION_GRID + HELD_OUT
     if args.refit_from is not None:
-        results = _results_from_csv(args.refit_from, configs)
+        results = _results_from_csv(args.refit_from, configs, args.jobs)
     else:
         with ThreadPoolExecutor(args.jobs) as pool:
             results = list(pool.map(measure, configs))
@@ -206,11 +233,11 @@ def main(argv=None):
     }, indent=2) + "\n")
     with open(args.output_dir / "calibration.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["set", "input", "weight", "output", "MW", "MH", "PE", "SIMD", "noActivation", "LUT_yosys",
-                    "FF_yosys", "LUT_model", "abs_pct_error"])
+        w.writerow(["set", "input", "weight", "output", "MW", "MH", "PE", "SIMD", "noActivation", "storage",
+                    "LUT_yosys", "FF_yosys", "LUT_model", "abs_pct_error"])
         for i, (cfg, r) in enumerate(zip(configs, results)):
-            w.writerow(["calibration" if i < n_cal else "held_out", *cfg, int(y[i]), r[2], int(round(pred[i])),
-                        round(float(abs_pct_errors([pred[i]], [y[i]])[0]), 1)])
+            w.writerow(["calibration" if i < n_cal else "held_out", *cfg[:8], storage_of(cfg), int(y[i]), r[2],
+                        int(round(pred[i])), round(float(abs_pct_errors([pred[i]], [y[i]])[0]), 1)])
     fig = Figure(figsize=(5.5, 5))  # matplotlib's object API: no pyplot state, no global backend
     ax = fig.subplots()
     ax.loglog(y[:n_cal], pred[:n_cal], "o", label=f"calibration (median {err_cal:.1f} %)")

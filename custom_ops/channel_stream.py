@@ -94,8 +94,8 @@ class ChannelStreamOp(HWOpCapabilities, HWCustomOp):
         return self.get_outstream_width() + 16
 
     def node_res_estimation(self, fpgapart):
-        return {"BRAM_18K": 0, "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(), "URAM": 0,
-                "URAM_efficiency": 1.0, "DSP": 0, "FF": self.ff_estimation()}
+        return {"BRAM_18K": self.bram_estimation(), "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(), "URAM": 0,
+                "URAM_efficiency": 1.0, "DSP": self.dsp_estimation(), "FF": self.ff_estimation()}
 
     # --- thresholds (ops with THRESHOLD_INPUT) ----------------------------------------------------------------
     def threshold_input(self):

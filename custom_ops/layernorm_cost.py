@@ -11,7 +11,9 @@ stages (those are ``custom_ops/threshold_cost.py``'s), by part:
   32 x 6 bits), with a multiplexer per further 64 words.
 
 ``shape`` is ``MinifloatLayerNorm.cost_shape()``: the widths of ``layernorm_widths`` (S1, S2, V, N, Q, Z) and D,
-PE, K, NB, R, BITS, OB (output bits per lane), NO_ACT. The coefficients are a least-squares fit to Yosys
+PE, K, NB, R, BITS, OB (output bits per lane), NO_ACT. With DSP inference (the board flow) the S1^2 and the lanes'
+normalizing products are DSP48s (``layernorm_dsps``, ``layernorm_luts_with_dsps``, fitted to ``MEASURED_DSP``); the
+LUT-only figures are ``layernorm_luts``. The coefficients are a least-squares fit to Yosys
 ``synth_xilinx`` (xc7, -nodsp, LUTs = logic + LUTRAM) runs of the core in its z-output mode for the flagship's
 LayerNorm (E3M2 input, D = 64, R = 16), recorded in ``MEASURED`` (within 7 % of every point);
 tests/test_layernorm.py checks the model against them.
@@ -29,6 +31,18 @@ MEASURED = (
     (16, 2, 4, 8602, 952),
     (32, 1, 2, 17164, 1132),
 )
+#: (PE, K, NB, Yosys LUTs, Yosys DSP48s) of the same core synthesized with DSP inference (the board flow's
+#: synthesis, ``step_synth_check``'s default): S1^2 and every lane's (D*a - S1) * r product go to DSP48s
+MEASURED_DSP = (
+    (1, 1, 3, 809, 2),
+    (2, 1, 3, 1148, 3),
+    (4, 2, 4, 2196, 5),
+    (8, 3, 5, 4180, 9),
+)
+#: LUTs the DSP48s take over, per bit^2 of the S1 x S1 product and per bit^2 of a lane's N x (R + 1) product,
+#: fitted to ``MEASURED_DSP`` minus ``layernorm_luts`` (within 9 % of every run)
+DSP_SAVED_LUT_PER_S1_BIT2 = 1.49
+DSP_SAVED_LUT_PER_LANE_BIT2 = 0.578
 #: LUTs per unit of each part's size measure (see the module docstring), fitted to ``MEASURED``
 LUT = {"lane_in": 0.94, "acc": 1.57, "h": 1.57, "unit": 1.59, "mux": 1.0, "lane_out": 0.94, "ram": 1.0}
 #: FFs: a unit's registers times ``FF_UNIT`` (its control and load registers), fixed control
@@ -71,6 +85,18 @@ def parts(shape):
 def layernorm_luts(shape):
     """Estimated LUTs of the core without its threshold stages."""
     return sum(LUT[k] * v for k, v in parts(shape).items())
+
+
+def layernorm_dsps(shape):
+    """DSP48s of the core under DSP inference: the S1 x S1 multiplier and one per lane (``MEASURED_DSP``)."""
+    return 1 + shape["PE"]
+
+
+def layernorm_luts_with_dsps(shape):
+    """Estimated LUTs of the core without its threshold stages when its multipliers are DSP48s."""
+    s = shape
+    saved = DSP_SAVED_LUT_PER_S1_BIT2 * s["S1"] ** 2 + DSP_SAVED_LUT_PER_LANE_BIT2 * s["PE"] * s["N"] * (s["R"] + 1)
+    return max(0.0, layernorm_luts(shape) - saved)
 
 
 def layernorm_ffs(shape):

@@ -39,7 +39,7 @@ from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import divisors
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.general.common import batch_shape, exact_ints
-from custom_ops.layernorm_cost import layernorm_ffs, layernorm_luts
+from custom_ops.layernorm_cost import layernorm_dsps, layernorm_ffs, layernorm_luts_with_dsps
 from custom_ops.layernorm_schedule import row_buffers, rtl_schedule, useful_units
 
 
@@ -163,10 +163,15 @@ class MinifloatLayerNorm(ChannelStreamOp):
 
     # --- estimates (layernorm_cost.py) ------------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None):
-        """``layernorm_cost.layernorm_luts`` (Yosys-fitted) plus the PE threshold stages of z + 1 bit thresholds
-        (``custom_ops/threshold_cost.py``) when the node requantizes."""
+        """``layernorm_cost.layernorm_luts_with_dsps`` (Yosys-fitted, the multipliers in DSP48s as synthesis with
+        DSP inference maps them; ``layernorm_luts`` is the LUT-only figure of ``-nodsp``) plus the PE threshold stages
+        of z + 1 bit thresholds (``custom_ops/threshold_cost.py``) when the node requantizes."""
         thr = 0 if self.get_nodeattr("noActivation") else self.threshold_stage_luts(self.widths()["Z"] + 1)
-        return int(round(layernorm_luts(self.cost_shape()) + thr))
+        return int(round(layernorm_luts_with_dsps(self.cost_shape()) + thr))
+
+    def dsp_estimation(self, fpgapart=None):
+        """The S1^2 multiplier and one per lane (``layernorm_cost.layernorm_dsps``)."""
+        return layernorm_dsps(self.cost_shape())
 
     def ff_estimation(self, fpgapart=None):
         thr = 0 if self.get_nodeattr("noActivation") else self.threshold_stage_ffs(self.widths()["Z"] + 1)

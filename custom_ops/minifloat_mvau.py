@@ -60,15 +60,20 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
     # --- capabilities (custom_ops/capabilities.py) ------------------------------------------------------------
     def folding_space(self):
         """Every (PE | MH, SIMD | MW) pair (the weights are embedded, so no weight-stream width limits the SIMD),
-        each with the ``use_dsp`` values ``mac_dsp`` allows; under "auto" use_dsp=1 only where the DSP48 datapath
-        maps a product at that PE (``dsp_plan``; otherwise it is the LUT datapath again)."""
+        each with the ``use_dsp`` values ``mac_dsp`` allows (under "auto" use_dsp=1 only where the DSP48 datapath
+        maps a product at that PE: ``dsp_plan``; otherwise it is the LUT datapath again), and while an embedded
+        weight ROM's ``ram_style`` is "auto", both places for it, LUTs ("distributed") or block RAM ("block"), so the
+        folding trades LUTs for DSPs and BRAM by the estimates (a set style stays)."""
         choices = MAC_DSP_CHOICES[self.get_nodeattr("mac_dsp")]
         if not self.dsp_capable():
             choices = (0,)
+        auto = not self.get_nodeattr("dynamic_input") and self.get_nodeattr("ram_style") == "auto"
+        styles = [{"ram_style": "distributed"}, {"ram_style": "block"}] if auto else [{}]
         space = []
         for pe in divisors(self.get_nodeattr("MH")):
             dsp = [d for d in choices if not d or len(choices) == 1 or self.dsp_plan(pe).dsps_per_lane]
-            space += [{"PE": pe, "SIMD": simd, "use_dsp": d} for simd in divisors(self.get_nodeattr("MW")) for d in dsp]
+            space += [{"PE": pe, "SIMD": simd, "use_dsp": d, **style} for simd in divisors(self.get_nodeattr("MW"))
+                      for d in dsp for style in styles]
         return space
 
     def threshold_input(self):
@@ -335,6 +340,6 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         if not self.get_nodeattr("dynamic_input"):
             counts[f"param_weight_{fw.name}"] = self.get_nodeattr("MW") * self.get_nodeattr("MH")
         if self.n_thresholds():
-            key = f"param_threshold_{self.get_nodeattr('accDataType')}"
-            counts[key] = self.get_nodeattr("MH") * self.n_thresholds()
+            acc = self.get_nodeattr("accDataType")
+            counts[f"param_threshold_{acc}"] = self.get_nodeattr("MH") * self.n_thresholds()
         return counts

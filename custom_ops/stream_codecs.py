@@ -54,7 +54,13 @@ class ThresholdingCodec(CodesCodec):
 
 
 class AddCodec(CodesCodec):
-    """Two operand streams of codes (one when the second operand is a constant ROM, ``const_in1``)."""
+    """Two operand streams of codes (one when the second operand is a constant ROM, ``const_in1``); out: PE output
+    codes, or PE accumulators (two's complement, ``noActivation = 1``)."""
+
+    def decode_output(self, words):
+        if self.get_nodeattr("noActivation"):
+            return unpack_words(words, self.get_output_datatype().bitwidth(), self.get_nodeattr("PE"), signed=True)
+        return super().decode_output(words)
 
     def n_input_streams(self):
         return 1 if self.get_nodeattr("const_in1") else 2

@@ -247,6 +247,17 @@ class InferMinifloatAdd(Transformation):
                      "hardware mapping yet"),
     }
 
+    #: "always": the threshold fuses into the add (parallel comparators); "never": the add outputs its exact sum
+    #: (``noActivation = 1``) and the threshold stays for ``InferMinifloatThresholding``: a standalone requantizer
+    #: whose style (parallel or binary-search thresholds, conversion) the folding picks by cost
+    FUSE_POLICIES = ("always", "never")
+
+    def __init__(self, fuse="always"):
+        super().__init__()
+        if fuse not in self.FUSE_POLICIES:
+            raise ValueError(f"fuse must be one of {self.FUSE_POLICIES}, got {fuse!r}")
+        self.fuse = fuse
+
     def apply(self, model):
         graph = model.graph
         modified = False
@@ -288,17 +299,22 @@ class InferMinifloatAdd(Transformation):
             t_name, signs = rows
             channels = int(shape[-1])
             fmts = [f.decode() if isinstance(f, bytes) else f for f in fmts]
-            new = helper.make_node(
-                "MinifloatAdd", [inputs[0], inputs[1], t_name], [thr.output[0]], domain=FPGADATAFLOW,
-                backend="fpgadataflow", name=f"MinifloatAdd_{node.name}", NumChannels=channels, PE=1,
-                in0DataType=fmts[0], in1DataType=fmts[1], coeffs=coeffs,
-                accDataType=model.get_tensor_datatype(node.output[0]).name,
-                outputDataType=tinst.get_nodeattr("out_format"), numInputVectors=[int(d) for d in shape[:-1]],
-                const_in1=int(any(consts)), **({"channel_signs": signs} if signs else {}),
-            )
+            acc_dt = model.get_tensor_datatype(node.output[0]).name
+            common = dict(domain=FPGADATAFLOW, backend="fpgadataflow", name=f"MinifloatAdd_{node.name}",
+                          NumChannels=channels, PE=1, in0DataType=fmts[0], in1DataType=fmts[1], coeffs=coeffs,
+                          accDataType=acc_dt, numInputVectors=[int(d) for d in shape[:-1]],
+                          const_in1=int(any(consts)))
+            if self.fuse == "never":  # the threshold (checked convertible above) stays for the thresholding pass
+                model.del_initializer(t_name)
+                new = helper.make_node("MinifloatAdd", inputs, [node.output[0]], outputDataType=acc_dt,
+                                       noActivation=1, **common)
+            else:
+                new = helper.make_node("MinifloatAdd", [inputs[0], inputs[1], t_name], [thr.output[0]],
+                                       outputDataType=tinst.get_nodeattr("out_format"),
+                                       **({"channel_signs": signs} if signs else {}), **common)
+                graph.node.remove(thr)
             graph.node.insert(list(graph.node).index(node), new)
             graph.node.remove(node)
-            graph.node.remove(thr)
             modified = True
         if modified:
             model = model.transform(InferShapes())

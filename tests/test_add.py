@@ -121,3 +121,45 @@ def test_constant_operand_cppsim():
     model.graph.input.remove(model.graph.input[1])
     getCustomOp(model.graph.node[0]).set_nodeattr("const_in1", 1)
     assert np.array_equal(execute_onnx(_cppsim(model), {"x0": x0})["y"], execute_onnx(model, {"x0": x0})["y"])
+
+
+def acc_output_model(case):
+    """``add_model`` with ``noActivation = 1``: no thresholds, the accumulator (``accDataType``) is the output."""
+    f0, f1, _, coeffs, c, pe, vecs = case
+    model, x0, x1, _ = add_model(f0, f1, f0, coeffs, c, pe, vecs)
+    node = model.graph.node[0]
+    del node.input[2]
+    inst = getCustomOp(node)
+    inst.set_nodeattr("noActivation", 1)
+    inst.set_nodeattr("outputDataType", inst.get_nodeattr("accDataType"))
+    acc = coeffs[0] * np.rint(x0.astype(np.float64) * 2.0 ** -f0.lsb_exponent).astype(np.int64) + \
+        coeffs[1] * np.rint(x1.astype(np.float64) * 2.0 ** -f1.lsb_exponent).astype(np.int64)
+    return model, x0, x1, acc
+
+
+#: plus a sum wider than 32 bits (a ViT's residual add: INT35..INT37)
+ACC_CASES = CASES + [(MinifloatFormat(3, 2), MinifloatFormat(3, 2), None, (3**20, -(5**12)), 8, 2, (3,))]
+
+
+@pytest.mark.parametrize("case", ACC_CASES, ids=lambda c: f"{c[0].name}+{c[1].name}_k{c[3][0]}_{c[3][1]}")
+def test_accumulator_output_python_rtlsim_cppsim(case):
+    """noActivation = 1: the exact sum K0 * a + K1 * b is the output (its requantizer stands alone);
+    Python == rtlsim == cppsim, and the estimate drops the threshold stage."""
+    from test_thresholding import _cppsim
+
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model, x0, x1, acc = acc_output_model(case)
+    inputs = {"x0": x0, "x1": x1}
+    golden = execute_onnx(model, inputs)["y"]
+    assert np.array_equal(golden, acc)
+    inst = getCustomOp(model.graph.node[0])
+    assert inst.threshold_input() is None and inst.n_thresholds() == 0
+    assert inst.lut_estimation() == 3 * inst.get_nodeattr("PE") * inst.acc_bits()
+    hw = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim())
+    assert hw.graph.node[0].op_type == "MinifloatAdd_rtl"
+    assert np.array_equal(execute_onnx(hw.transform(SetExecMode("rtlsim")), inputs)["y"], golden)
+    assert np.array_equal(execute_onnx(_cppsim(model), inputs)["y"], golden)

@@ -6,9 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
+from qonnx.custom_op.registry import getCustomOp
 
 from build_flows import calibrate_resources as cal
+from compiler.finn_env import ensure_finn_offline
+from compiler.synth import synthesize
 from custom_ops.mvau_estimates import RESOURCE_MODEL_FILE
+from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 
 
 def test_fit_recovers_known_coefficients():
@@ -56,3 +60,17 @@ def test_refit_keeps_the_dsp_terms(tmp_path):
     dsp = {k: v for k, v in old["lut_coefficients"].items() if k.startswith("dsp_")}
     assert dsp and all(new["lut_coefficients"][k] == v for k, v in dsp.items())
     assert new["median_abs_pct_error_dsp_datapath"] == old["median_abs_pct_error_dsp_datapath"]
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
+def test_block_ram_weights_synthesize_to_block_ram(tmp_path, monkeypatch):
+    """ram_style "block": Yosys maps the weight ROM of a fully folded MVAU (2K words) to the block RAM the estimate
+    counts, and its LUTs are the datapath the model prices."""
+    monkeypatch.setenv("MINIFINN_SYNTH_CACHE", str(tmp_path))
+    ensure_finn_offline()
+    model = cal._random_mvau(("e3m2", "e3m2", "e3m2", 64, 32, 1, 1, 1, "block"))
+    model = model.transform(PrepareIP("xc7z020clg400-1", 10.0))
+    inst = getCustomOp(model.graph.node[0])
+    res = synthesize(inst.get_rtl_file_list(abspath=True), top=inst.get_verilog_top_module_name())
+    assert 2 * res.bram36 == inst.bram_estimation() == 1
+    assert abs(inst.lut_estimation() - res.lut_total) <= 0.35 * res.lut_total, (inst.lut_estimation(), res.lut_total)

@@ -395,3 +395,33 @@ def test_dynamic_hls_top_buffers_one_matrix_per_ram_style():
         if pragma:
             assert pragma in text
         assert "weights[" not in text and "hls::stream<ap_uint<12> > &in1_V" in text
+
+
+@needs_sim
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], (F(3, 2), F(3, 2), F(3, 2), 8, 4, 1, 1, 1),
+                                  (F(3, 2), F(3, 2), F(3, 2), 4, 4, 4, 4, 0)], ids=_id)
+def test_block_ram_weights_rtlsim_bit_exact_at_the_same_cycles(case):
+    """ram_style "block": the weight ROM is read through the block RAM's register one step ahead (W_BLOCK); rtlsim
+    equals Python with random stalls, and at full rate it takes the cycles of the LUT ROM (one word ahead, no
+    extra cycle)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+
+    fa, fw, fo, mw, mh, pe, simd, no_act = case
+    cycles = {}
+    for style in ("distributed", "block"):
+        model, x = make_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, seed=mw + 2, domain_suffix=".rtl")
+        model.graph.node[0].op_type = "MinifloatMVAU_rtl"
+        inst = getCustomOp(model.graph.node[0])
+        inst.set_nodeattr("ram_style", style)
+        assert inst._weight_storage() == ("bram" if style == "block" else "lutram")
+        want = np.asarray(_run(model, x, None)).astype(object)
+        model = model.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
+        rtl = getCustomOp(model.graph.node[0])
+        context = {rtl.onnx_node.input[0]: x}
+        for gaps in (True, False):
+            assert np.array_equal(np.asarray(rtl.run_rtlsim(context, gaps=gaps)).astype(object), want), (style, gaps)
+        cycles[style] = rtl.get_nodeattr("cycles_rtlsim")
+    assert cycles["block"] == cycles["distributed"]

@@ -127,8 +127,10 @@ def test_target_fps_is_met_with_the_cheapest_fitting_folding(target_fps):
     assert rec == fold.result and rec["mode"] == "target_fps" and rec["fits"]
     assert rec["estimated_fps"] == pytest.approx(fps(model)) and rec["max_cycles"] == max_cycles(model)
     assert rec["total"] == pytest.approx(totals(model))
-    # the MVAU's folding: PE, SIMD and the MAC datapath (use_dsp)
-    assert {n.name: {k: getCustomOp(n).get_nodeattr(k) for k in ("PE", "SIMD", "use_dsp")}
+    # the record holds each node's folding: PE, SIMD, the MAC datapath (use_dsp) and the weight ROM's place the pass
+    # chose ("auto" ram_style)
+    assert all({"PE", "SIMD", "use_dsp", "ram_style"} == set(f) for f in rec["folding"].values())
+    assert {n.name: {k: getCustomOp(n).get_nodeattr(k) for k in ("PE", "SIMD", "use_dsp", "ram_style")}
             for n in model.graph.node} == rec["folding"]
     assert all(getCustomOp(n).get_nodeattr("cycles_estimate") == getCustomOp(n).get_exp_cycles()
                for n in model.graph.node)

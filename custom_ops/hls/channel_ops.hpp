@@ -50,10 +50,11 @@ void mf_lut(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE * OB> > &
     }
 }
 
-// residual add: acc = K0 * a + K1 * b exactly (a, b the formats' integers via the decode tables), requantized.
+// residual add: acc = K0 * a + K1 * b exactly (a, b the formats' integers via the decode tables), requantized, or
+// (NOACT) acc itself as OB = ACC bit two's complement (thr, neg, codes unused).
 // CONST1: the second operand is the constant frame c1 (ROM) instead of the in1 stream.
 template <unsigned C, unsigned PE, unsigned AB, unsigned BB, unsigned DA, unsigned DB, unsigned ACC, unsigned OB,
-          unsigned NT, unsigned TW, bool CONST1, unsigned FRAME>
+          unsigned NT, unsigned TW, bool CONST1, unsigned FRAME, bool NOACT>
 void mf_add(hls::stream<ap_uint<PE * AB> > &in0, hls::stream<ap_uint<PE * BB> > &in1,
             hls::stream<ap_uint<PE * OB> > &out, const ap_int<DA> deca[1 << AB], const ap_int<DB> decb[1 << BB],
             const ap_int<64> k0, const ap_int<64> k1, const ap_int<TW> thr[C][NT], const ap_uint<1> neg[C],
@@ -68,7 +69,8 @@ void mf_add(hls::stream<ap_uint<PE * AB> > &in0, hls::stream<ap_uint<PE * BB> > 
             unsigned c = (w % CF) * PE + p;
             ap_int<ACC> acc = ap_int<ACC>(k0) * deca[ap_uint<AB>(x >> (p * AB))] +
                               ap_int<ACC>(k1) * decb[ap_uint<BB>(y >> (p * BB))];
-            o |= ap_uint<PE * OB>(mf_requant<NT, TW, OB, ACC>(acc, neg[c], thr[c], codes)) << (p * OB);
+            ap_uint<OB> r = NOACT ? ap_uint<OB>(acc) : mf_requant<NT, TW, OB, ACC>(acc, neg[c], thr[c], codes);
+            o |= ap_uint<PE * OB>(r) << (p * OB);
         }
         out.write(o);
     }

@@ -53,7 +53,12 @@ class MinifloatAdd_hls(AddCodec, ChannelHLS, MinifloatAdd):
         da, db = self._widths()
         lines = [const_array("ap_int", da, "add_deca", decode_table(self.in_format(0))),
                  const_array("ap_int", db, "add_decb", decode_table(self.in_format(1)))]
-        lines += threshold_lines(self, model, self.acc_bits() + 1, "add")
+        if self.get_nodeattr("noActivation"):  # no threshold stage: placeholders of mf_add's signature (unread)
+            lines += [f"static const ap_int<2> add_thr[{self.get_nodeattr('NumChannels')}][1] = {{}};",
+                      const_array("ap_uint", 1, "add_neg", [0] * self.get_nodeattr("NumChannels")),
+                      const_array("ap_uint", self.acc_bits(), "add_codes", [0, 0])]
+        else:
+            lines += threshold_lines(self, model, self.acc_bits() + 1, "add")
         const = self.const_words(model) if self.get_nodeattr("const_in1") else [0]
         lines.append(const_array("ap_uint", self.operand_width(1), "add_c1", const))
         return lines
@@ -62,9 +67,11 @@ class MinifloatAdd_hls(AddCodec, ChannelHLS, MinifloatAdd):
         da, db = self._widths()
         const = bool(self.get_nodeattr("const_in1"))
         frame = self.words() if const else 1  # the constant ROM holds one output frame of words
+        no_act = bool(self.get_nodeattr("noActivation"))
         args = [self.get_nodeattr("NumChannels"), self.get_nodeattr("PE"), self.in_format(0).bits,
-                self.in_format(1).bits, da, db, self.acc_bits(), self.output_format().bits, self.n_thresholds(),
-                self.acc_bits() + 1, "true" if const else "false", frame]
+                self.in_format(1).bits, da, db, self.acc_bits(), self.get_output_datatype().bitwidth(),
+                1 if no_act else self.n_thresholds(), 2 if no_act else self.acc_bits() + 1,
+                "true" if const else "false", frame, "true" if no_act else "false"]
         k0, k1 = (int(k) for k in self.get_nodeattr("coeffs"))
         in1 = "unused_in1" if const else "in1_V"
         return (f"mf_add<{', '.join(map(str, args))}>(in0_V, {in1}, out0_V, add_deca, add_decb, "

@@ -2,13 +2,14 @@
 //
 // Per cycle PE codes from each input stream (both must be valid): acc = K0 * decode(a) + K1 * decode(b) exactly in
 // ACC_BITS + 1 bits; u = SIGNS[ch] ? -acc : acc; count = #{i : u >= T[ch][i]} (THRESH_FILE: word ch, ACC_BITS + 1
-// bit thresholds, T_0 in the LSBs); output code = CODE_FILE[count]. AXI-stream valid/ready on in0, in1, out0.
+// bit thresholds, T_0 in the LSBs); output code = CODE_FILE[count]. NO_ACT = 1: the output is acc itself (O_BITS =
+// ACC_BITS, two's complement; no threshold or code files). AXI-stream valid/ready on in0, in1, out0.
 module minifloat_add #(
     parameter C = 4, parameter PE = 1,
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
     parameter B_BITS = 6, parameter B_E = 3, parameter B_SIGNED = 1,
     parameter signed [63:0] K0 = 1, parameter signed [63:0] K1 = 1,
-    parameter ACC_BITS = 24, parameter N_THRES = 3, parameter O_BITS = 4,
+    parameter ACC_BITS = 24, parameter N_THRES = 3, parameter O_BITS = 4, parameter NO_ACT = 0,
     parameter [C-1:0] SIGNS = 0,
     parameter THRESH_FILE = "thresholds.hex",
     parameter CODE_FILE = "codes.hex"
@@ -31,11 +32,13 @@ module minifloat_add #(
     localparam DWA = (A_E == 0) ? (A_SIGNED ? A_BITS : A_BITS + 1) : ((1 << A_E) + A_BITS - 1 - A_E);
     localparam DWB = (B_E == 0) ? (B_SIGNED ? B_BITS : B_BITS + 1) : ((1 << B_E) + B_BITS - 1 - B_E);
     localparam W = ACC_BITS + 1;
-    reg [N_THRES*W-1:0] tmem [0:C-1];
-    reg [O_BITS-1:0] cmem [0:N_THRES];
+    reg [N_THRES*W-1:0] tmem [0:(NO_ACT ? 1 : C)-1];
+    reg [O_BITS-1:0] cmem [0:(NO_ACT ? 1 : N_THRES+1)-1];
     initial begin
-        $readmemh(THRESH_FILE, tmem);
-        $readmemh(CODE_FILE, cmem);
+        if (!NO_ACT) begin
+            $readmemh(THRESH_FILE, tmem);
+            $readmemh(CODE_FILE, cmem);
+        end
     end
     reg [CFW-1:0] cf;
     wire out_free = !out0_V_TVALID || out0_V_TREADY;
@@ -55,11 +58,16 @@ module minifloat_add #(
             wire signed [W-1:0] wa = va;
             wire signed [W-1:0] wb = vb;
             wire signed [W-1:0] acc = k0 * wa + k1 * wb;
-            wire [CFW+8:0] ch = cf * PE + p;
-            wire signed [W-1:0] u = SIGNS[ch] ? -acc : acc;
-            wire [CW-1:0] cnt;
-            mf_threshold #(.ACC_BITS(W), .N(N_THRES), .OUT_BITS(CW)) thr (.acc(u), .thresholds(tmem[ch]), .count(cnt));
-            assign result[p*O_BITS +: O_BITS] = cmem[cnt];
+            if (NO_ACT) begin : g_acc
+                assign result[p*O_BITS +: O_BITS] = acc[O_BITS-1:0];
+            end else begin : g_thr
+                wire [CFW+8:0] ch = cf * PE + p;
+                wire signed [W-1:0] u = SIGNS[ch] ? -acc : acc;
+                wire [CW-1:0] cnt;
+                mf_threshold #(.ACC_BITS(W), .N(N_THRES), .OUT_BITS(CW)) thr (.acc(u), .thresholds(tmem[ch]),
+                                                                              .count(cnt));
+                assign result[p*O_BITS +: O_BITS] = cmem[cnt];
+            end
         end
     endgenerate
     always @(posedge ap_clk) begin

@@ -8,7 +8,7 @@ from compiler.errors import UnsupportedNodeError
 from custom_ops.mac import operand_params
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.rtl.minifloat_thresholding_rtl import signs_mask, write_threshold_memories
-from custom_ops.rtl.stream_backend import RTLStreamBackend
+from custom_ops.rtl.stream_backend import RTLStreamBackend, verilog_path
 from custom_ops.stream_codecs import AddCodec
 
 
@@ -28,12 +28,16 @@ class MinifloatAdd_rtl(AddCodec, RTLStreamBackend, MinifloatAdd):
         k0, k1 = (int(k) for k in self.get_nodeattr("coeffs"))
         if max(abs(k0), abs(k1)) >= 2**63:
             raise UnsupportedNodeError(f"{self.onnx_node.name}: coefficients {k0}, {k1} exceed 64 bits")
-        ofmt = self.output_format()
-        files = write_threshold_memories(code_dir, self.thresholds(model), acc + 1, ofmt)
+        no_act = self.get_nodeattr("noActivation")
+        # noActivation: no threshold stage (the core ignores the file names)
+        files = {k: verilog_path(code_dir / f) for k, f in (("THRESH_FILE", "thresholds.hex"),
+                                                             ("CODE_FILE", "codes.hex"))} if no_act else \
+            write_threshold_memories(code_dir, self.thresholds(model), acc + 1, self.output_format())
         (ab, ae, asg), (bb, be, bsg) = operand_params(self.in_format(0)), operand_params(self.in_format(1))
         return dict(C=c, PE=self.get_nodeattr("PE"), A_BITS=ab, A_E=ae, A_SIGNED=asg, B_BITS=bb, B_E=be,
                     B_SIGNED=bsg, K0=_int64_literal(k0), K1=_int64_literal(k1), ACC_BITS=acc,
-                    N_THRES=self.n_thresholds(), O_BITS=ofmt.bits, SIGNS=signs_mask(self.signs(), c), **files)
+                    N_THRES=max(1, self.n_thresholds()), O_BITS=self.get_output_datatype().bitwidth(),
+                    NO_ACT=no_act, SIGNS=signs_mask(self.signs(), c), **files)
 
     def hdl_in1(self, model, code_dir):
         if self.get_nodeattr("const_in1"):

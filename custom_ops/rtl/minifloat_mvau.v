@@ -2,7 +2,10 @@
 //
 // Matrix-vector activation unit, FINN folding: per input vector, NF = MH/PE neuron folds x SF = MW/SIMD synapse
 // folds, one (nf, sf) step per cycle. The input vector is buffered during nf = 0 and reused for nf > 0.
-// Weights: ROM word nf*SF+sf holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*W_BITS (from WEIGHT_FILE).
+// Weights: ROM word nf*SF+sf holds W[sf*SIMD+i][nf*PE+p] at bits (p*SIMD+i)*W_BITS (from WEIGHT_FILE). W_BLOCK = 0:
+// a LUT ROM read combinationally at (nf, sf); W_BLOCK = 1: block RAM read through its register (mf_rom of
+// mf_requant_lib.v) at the (nf, sf) of the next cycle, so the word of the current (nf, sf) is ready without a cycle
+// more (the same cycles and results).
 // After the last sf step of a fold the PE accumulators hold exact dot products (mf_dotp_pe: LUT products, or with
 // USE_DSP = 1 DSP48 products, several PE channels' products of one activation per DSP48); with NO_ACT=0 each is
 // compared against the N_THRES ascending thresholds of its channel (THRESH_FILE: word ch, T_0 in the LSBs); the count
@@ -26,7 +29,8 @@ module minifloat_mvau #(
     parameter DYN = 0,
     parameter VECS = 1,                   // input vectors per matrix (DYN = 1)
     parameter USE_DSP = 0,                // 1: significand products in DSP48s, packed (custom_ops/mac/packing.py)
-    parameter GROUPS = 1, parameter FIELD = 8, parameter PACK_BITS = 16   // the packing plan (USE_DSP = 1)
+    parameter GROUPS = 1, parameter FIELD = 8, parameter PACK_BITS = 16,  // the packing plan (USE_DSP = 1)
+    parameter W_BLOCK = 0                 // weight ROM in block RAM (DYN = 0)
 ) (
     input  wire                     ap_clk,
     input  wire                     ap_rst_n,
@@ -77,6 +81,7 @@ module minifloat_mvau #(
     assign in0_V_TREADY = need_in && !stall;
     wire [SIMD*A_BITS-1:0] act = need_in ? in0_V_TDATA : ibuf[sf];
     wire [PE*SIMD*W_BITS-1:0] wword;
+    wire last_sf = (sf == SF - 1);
     genvar i, q;
     generate
         if (DYN) begin : g_dyn
@@ -88,13 +93,19 @@ module minifloat_mvau #(
                     assign wword[(q*SIMD + i)*W_BITS +: W_BITS] = bword[q*W_BITS +: W_BITS];
                 end
             end
-        end else begin : g_rom
+        end else if (!W_BLOCK) begin : g_rom
             reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
             initial $readmemh(WEIGHT_FILE, wmem);
             assign wword = wmem[nf*SF + sf];
+        end else begin : g_brom
+            // (nf, sf) after this edge: the step's successor, (0, 0) in reset
+            wire [NFW-1:0] nf_next = (step && last_sf) ? ((nf == NF - 1) ? 0 : nf + 1'b1) : nf;
+            wire [SFW-1:0] sf_next = step ? (last_sf ? 0 : sf + 1'b1) : sf;
+            wire [31:0] waddr = ap_rst_n ? nf_next * SF + sf_next : 0;
+            mf_rom #(.W(PE*SIMD*W_BITS), .DEPTH(NF*SF), .FILE(WEIGHT_FILE), .BLOCK(W_BLOCK))
+                wrom (.clk(ap_clk), .addr(waddr[((NF*SF > 1) ? $clog2(NF*SF) : 1)-1:0]), .q(wword));
         end
     endgenerate
-    wire last_sf = (sf == SF - 1);
 
     wire [PE*ACC_BITS-1:0] accs;
     mf_dotp_pe #(.PE(PE), .SIMD(SIMD), .A_BITS(A_BITS), .A_E(A_E), .A_SIGNED(A_SIGNED), .B_BITS(W_BITS), .B_E(W_E),

@@ -20,6 +20,9 @@ class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
 
     CORE = "minifloat_mvau"
 
+    def support_files(self):
+        return ["mf_requant_lib.v"]  # mf_rom: the block RAM weight ROM (W_BLOCK)
+
     def hdl_params(self, model, code_dir):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fa, fw = self.input_format(), self.weight_format()
@@ -45,7 +48,7 @@ class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
                       NO_ACT=self.get_nodeattr("noActivation"), N_THRES=max(n_thr, 1),
                       O_BITS=self.get_output_datatype().bitwidth(), DYN=dyn,
                       VECS=self.dynamic_groups()[1] if dyn else 1, USE_DSP=self.get_nodeattr("use_dsp"),
-                      **self.mac_plan_params())
+                      W_BLOCK=int(not dyn and self._weight_storage() == "bram"), **self.mac_plan_params())
         for key, name in (("WEIGHT_FILE", "weights.hex"), ("THRESH_FILE", "thresholds.hex"),
                           ("CODE_FILE", "codes.hex")):
             params[key] = verilog_path(code_dir / name)

@@ -45,7 +45,8 @@ STEP_HELP = {
 
 def _epilog():
     steps = "\n".join(f"  {i + 1:2d}. {name:32s}{STEP_HELP.get(name, '')}" for i, name in enumerate(DEFAULT_STEPS))
-    return (f"steps (compiler.steps.DEFAULT_STEPS; resume with --start-step):\n{steps}\n\n"
+    return (f"steps (compiler.steps.DEFAULT_STEPS; resume with --start-step):\n{steps}\n"
+            "  with --synth-check, step_synth_check runs after step_hw_codegen (report/synth_check.json, .md)\n\n"
             "outputs in OUTPUT_DIR: report/ (estimates, summary.md, fifo_sizing.json, verification.json), "
             "intermediate_models/ (one model per step), driver/, finn_build/ (generated code and simulations), "
             "time_per_step.json, build.log, build_manifest.json (the model, config and outputs of the build), "

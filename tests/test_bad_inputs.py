@@ -639,6 +639,7 @@ def test_build_help_lists_the_real_steps_in_order(capsys):
     positions = [out.index(f"{i + 1:2d}. {name}") for i, name in enumerate(DEFAULT_STEPS)]
     assert positions == sorted(positions)
     assert "--verify-random" in out and "--force" in out and "build_manifest.json" in out
+    assert "--synth-check" in out and "step_synth_check runs after step_hw_codegen" in out
 
 
 def test_readme_states_where_the_build_writes(good):

@@ -21,9 +21,9 @@ Arithmetic contract (bit exact; every quantity below is an integer, the tables a
    ``t_k = s_out m_k = num_k / 2^D``: ``out_i = values(F)[A + #{k : e_i 2^D >= num_k S + b_k}]``, ``b_k = 0`` when a
    tie at ``m_k`` rounds up, ``1`` when it rounds down. As ``e_i`` is an integer this is ``e_i >= theta_k`` with
    the row thresholds ``theta_k = ceil((num_k S + b_k) / 2^D)`` (``sum_bits + 1`` wide: the comparators are as
-   narrow as ``e_i``, the wide product is formed once per threshold and row). Midpoints with ``t_k < 0`` (or ``= 0``, tie up) are always
-   passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie down) never
-   (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
+   narrow as ``e_i``, the wide product is formed once per threshold and row). Midpoints with ``t_k < 0`` (or
+   ``= 0``, tie up) are always passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie
+   down) never (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
 
 So the op computes the softmax with ``exp`` replaced by a P-bit table and the row alignment truncated at G bits,
 then rounds exactly; its difference to the float island is only the table / alignment precision.
@@ -290,7 +290,7 @@ class MinifloatSoftmax(ChannelStreamOp):
     def folding_space(self):
         """Every (PE | N, KU) pair worth having: per PE, the KU from 1 up to the multipliers that stop bounding the
         row (``useful_units``), each kept only when it makes the frame faster than the smaller KU before it."""
-        n, k = self.get_nodeattr("NumChannels"), len(self.row_thresholds()[0])
+        n = self.get_nodeattr("NumChannels")
         space = []
         for pe in divisors(n):
             fastest = None

@@ -114,6 +114,15 @@ def softmax_thresholds(out_name, out_scale):
     return tuple(nums), tuple(b for _, b in kept), d, offset
 
 
+#: Yosys 0.23 ``synth_xilinx`` (xc7, DSPs inferred) of the RTL core for the flagship ViT's first softmax (E3M2,
+#: N = 16, 64 rows, K = 31, P = G = 12, PE = 4): (thresholdUnits, LUT, FF, DSP). Each multiplier adds ~40 LUTs (its
+#: rounding adder, numerator ROM and write enables), no FFs (the products are not registered) and 4 DSP48E1 (the
+#: estimate counts 6: 35 x 29 bits as 17 x 24 tiles)
+YOSYS_UNITS = ((1, 3680, 2012, 4), (8, 3935, 2012, 32), (31, 4916, 2012, 124))
+#: LUTs per multiplier and bit of (cmp_bits + num_bits), fitted to the differences in ``YOSYS_UNITS``
+UNIT_LUT_PER_BIT = 0.4
+
+
 class MinifloatSoftmax(ChannelStreamOp):
     REQUANTIZER = "thresholds"  # per-row thresholds computed from the row sum (contract step 4)
 
@@ -306,8 +315,9 @@ class MinifloatSoftmax(ChannelStreamOp):
         (~(P+G) x log2(shift range) LUTs; two with stage A's sum pass), an adder tree into S, K comparators of
         theta_bits against register values (1 LUT per bit, as measured for the threshold stages:
         ``custom_ops/threshold_cost.py``) and the count -> code mux; with exact alignment the ROM holds e_c (P + G
-        bits) and there is no shifter. Per threshold multiplier (in DSPs) the rounding adder and the numerator
-        ROM; the row buffer's three slots in LUTRAM. Yosys: 5,454 LUTs vs 4,612 estimated for the ViT's first
+        bits) and there is no shifter. Per threshold multiplier (in DSPs) its rounding adder, numerator ROM and
+        theta write enables (``UNIT_LUT_PER_BIT``, fitted to ``YOSYS_UNITS``); the row buffer's three slots in
+        LUTRAM. Yosys: 5,454 LUTs vs 4,612 estimated for the ViT's first
         softmax (16 scores, PE 4, K 31, one multiplier, rows in series)."""
         pe, k, ku = self.get_nodeattr("PE"), len(self.row_thresholds()[0]), self.threshold_units()
         entries = 2 ** self.input_format().bits
@@ -319,7 +329,7 @@ class MinifloatSoftmax(ChannelStreamOp):
         adder = pe * self.sum_bits()
         cmp = pe * k * self.theta_bits() * VAR_COMPARE_LUT_PER_BIT  # against the row's computed thresholds
         mux = pe * self.output_format().bits * max(1, (k + 1) // 4)
-        units = ku * (self.cmp_bits() + self.num_bits() * math.ceil(threshold_cycles(k, ku) / 64))
+        units = ku * UNIT_LUT_PER_BIT * (self.cmp_bits() + self.num_bits())
         ram = lutram_luts(3 * self.folds(), pe * self.input_format().bits)
         return int(rom + shifter + adder + cmp + mux + units + ram + 64)
 

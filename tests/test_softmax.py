@@ -32,7 +32,7 @@ from compiler.errors import UnmappableSoftmaxError, UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
 from custom_ops.capabilities import divisors
 from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
-from custom_ops.minifloat_softmax import reference_rational
+from custom_ops.minifloat_softmax import YOSYS_UNITS, reference_rational
 from custom_ops.softmax_schedule import rtl_schedule, useful_units
 
 needs_sim = pytest.mark.skipif(shutil.which("g++") is None or shutil.which("iverilog") is None,
@@ -199,6 +199,19 @@ def test_threshold_units_shorten_rows_and_cost_their_multipliers():
         op.get_exp_cycles()
 
 
+def test_threshold_unit_costs_follow_the_yosys_runs_of_the_core():
+    """LUTs added per multiplier within 10 % of Yosys' (``YOSYS_UNITS``), FFs within 5 %, DSPs at least Yosys'."""
+    op = _flagship_softmax(pe=4)
+    est = {}
+    for ku, lut, ff, dsp in YOSYS_UNITS:
+        op.set_nodeattr("thresholdUnits", ku)
+        est[ku] = op.lut_estimation()
+        assert abs(op.ff_estimation() - ff) <= 0.05 * ff and dsp <= op.dsp_estimation() <= 1.5 * dsp
+    (k0, l0, _, _), *rest = YOSYS_UNITS
+    for ku, lut, _, _ in rest:
+        assert abs((est[ku] - est[k0]) - (lut - l0)) <= 0.1 * (lut - l0), (ku, est[ku] - est[k0], lut - l0)
+
+
 def test_folding_space_pairs_pe_with_the_useful_units():
     from passes.resource_folding import folding_space
 
@@ -225,8 +238,9 @@ def test_folding_space_pairs_pe_with_the_useful_units():
 
 
 RTL_UNIT_CASES = [  # CASES index, thresholdUnits, rows (back to back, full rate for the cycle count)
-    (0, 4, 12), (0, 31, 12), (1, 3, 16), (3, 2, 10), (3, 16, 10), (5, 100, 9), (6, 5, 20), (2, 7, 8),
+    (0, 4, 12), (0, 31, 12), (1, 3, 16), (5, 100, 9), (6, 5, 20),
 ]
+SLOW_RTL_UNIT_CASES = [(3, 2, 10), (3, 16, 10), (2, 7, 8), (4, 9, 6), (7, 2, 8), (1, 31, 16)]
 
 
 def _unit_id(c):
@@ -236,6 +250,17 @@ def _unit_id(c):
 @needs_sim
 @pytest.mark.parametrize("case", RTL_UNIT_CASES, ids=_unit_id)
 def test_rtlsim_threshold_units_bit_exact_and_cycles_as_modelled(case):
+    _check_units(case)
+
+
+@needs_sim
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW_RTL_UNIT_CASES, ids=_unit_id)
+def test_rtlsim_threshold_units_grid(case):
+    _check_units(case)
+
+
+def _check_units(case):
     """KU multipliers and overlapped rows: rtlsim == golden with random stalls and at full rate, where the
     measured cycles equal ``softmax_schedule.rtl_schedule``; cppsim with the same KU == golden."""
     from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim

@@ -58,7 +58,7 @@ from compiler.qonnx_formats import format_from_datatype
 from custom_ops.capabilities import divisors
 from custom_ops.channel_stream import ChannelStreamOp
 from custom_ops.layernorm_cost import lutram_luts
-from custom_ops.softmax_schedule import rtl_schedule, threshold_cycles, useful_units
+from custom_ops.softmax_schedule import rtl_schedule, useful_units
 from custom_ops.threshold_cost import VAR_COMPARE_LUT_PER_BIT
 
 

@@ -21,9 +21,9 @@ Arithmetic contract (bit exact; every quantity below is an integer, the tables a
    ``t_k = s_out m_k = num_k / 2^D``: ``out_i = values(F)[A + #{k : e_i 2^D >= num_k S + b_k}]``, ``b_k = 0`` when a
    tie at ``m_k`` rounds up, ``1`` when it rounds down. As ``e_i`` is an integer this is ``e_i >= theta_k`` with
    the row thresholds ``theta_k = ceil((num_k S + b_k) / 2^D)`` (``sum_bits + 1`` wide: the comparators are as
-   narrow as ``e_i``, the wide product is formed once per threshold and row). Midpoints with ``t_k < 0`` (or ``= 0``, tie up) are always
-   passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie down) never
-   (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
+   narrow as ``e_i``, the wide product is formed once per threshold and row). Midpoints with ``t_k < 0`` (or
+   ``= 0``, tie up) are always passed (``A`` of them, ``threshold_offset``), those with ``t_k > 1`` (or ``= 1``, tie
+   down) never (``e_i <= S``): only the remaining ``(num_k, b_k)`` are kept (``row_thresholds``).
 
 So the op computes the softmax with ``exp`` replaced by a P-bit table and the row alignment truncated at G bits,
 then rounds exactly; its difference to the float island is only the table / alignment precision.
@@ -34,10 +34,15 @@ P >= 12). On the trained zoo ViT (Fashion-MNIST, e3m2, 4 layers, 1,000 test imag
 35-50, so G = 12 truncates): first-layer softmax codes differing 0.04 % (12/12), 0.003 % (16/16); accuracy of the
 lowered graph 89.3 % with the float island, 89.2 % (12/12), 89.3 % (16/16, 8/8), 89.1 % (6/4); argmax agreement
 99.6 % (12/12), 100 % (16/16). Default P = G = 12: e_i fits 24 bits and the comparators ~60 bits (int64 golden path);
-16/16 pushes them beyond 64 bits. Hardware (HLS, cppsim): the row's
-codes are buffered; pass 1 reads the row (and finds ``h_min`` when the alignment is not exact), pass 2 sums ``e_i``
-(merged into pass 1 when exact), the row thresholds ``theta_k`` are computed with one multiplier (one per cycle),
-pass 3 compares ``e_i`` with them (PE x K comparators) and emits the codes.
+16/16 pushes them beyond 64 bits.
+
+Hardware. RTL (custom_ops/rtl/minifloat_softmax.v): rows overlap in three stages; A reads a row into one of three
+row buffer slots (and finds ``h_min``; when the alignment is not exact a second pass over the slot sums ``e_i``,
+merged into the read when exact), T computes the row thresholds ``theta_k`` with ``thresholdUnits`` = KU
+multipliers in ``ceil(K / KU)`` cycles, C compares ``e_i`` with them (PE x K comparators) and emits the codes. A row
+costs ``max(passes * N / PE, ceil(K / KU) + 1)`` cycles in steady state (custom_ops/softmax_schedule.py). HLS
+(cppsim): the same passes one after the other per row, the thresholds with KU multipliers a cycle. The folding
+space is every (PE | N, KU) pair with KU up to the multipliers that stop bounding the row at that PE.
 """
 
 import math
@@ -49,7 +54,10 @@ import numpy as np
 from compiler.errors import UnsupportedNodeError
 from compiler.numerics import as_fraction, tie_rounds_up
 from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
+from custom_ops.capabilities import divisors
 from custom_ops.channel_stream import ChannelStreamOp
+from custom_ops.layernorm_cost import lutram_luts
+from custom_ops.softmax_schedule import rtl_schedule, useful_units
 from custom_ops.threshold_cost import VAR_COMPARE_LUT_PER_BIT
 
 
@@ -105,6 +113,15 @@ def softmax_thresholds(out_name, out_scale):
     return tuple(nums), tuple(b for _, b in kept), d, offset
 
 
+#: Yosys 0.23 ``synth_xilinx`` (xc7, DSPs inferred) of the RTL core for the flagship ViT's first softmax (E3M2,
+#: N = 16, 64 rows, K = 31, P = G = 12, PE = 4): (thresholdUnits, LUT, FF, DSP). Each multiplier adds ~40 LUTs (its
+#: rounding adder, numerator ROM and write enables), no FFs (the products are not registered) and 4 DSP48E1 (the
+#: estimate counts 6: 35 x 29 bits as 17 x 24 tiles)
+YOSYS_UNITS = ((1, 3680, 2012, 4), (8, 3935, 2012, 32), (31, 4916, 2012, 124))
+#: LUTs per multiplier and bit of (cmp_bits + num_bits), fitted to the differences in ``YOSYS_UNITS``
+UNIT_LUT_PER_BIT = 0.4
+
+
 class MinifloatSoftmax(ChannelStreamOp):
     REQUANTIZER = "thresholds"  # per-row thresholds computed from the row sum (contract step 4)
 
@@ -115,6 +132,8 @@ class MinifloatSoftmax(ChannelStreamOp):
             "out_scale": ("f", True, 1.0),
             "mantissaBits": ("i", False, 12),
             "alignBits": ("i", False, 12),
+            # KU multipliers forming the row thresholds theta_k (ceil(K / KU) cycles a row)
+            "thresholdUnits": ("i", False, 1),
         }
 
     # --- formats and tables --------------------------------------------------------------------------------------
@@ -199,7 +218,7 @@ class MinifloatSoftmax(ChannelStreamOp):
                 "OB": self.output_format().bits, "EB": self.e_bits(), "HB": self.shift_bits(),
                 "EXACT": "true" if self.exact_alignment() else "false", "SB": self.sum_bits(), "NB": self.num_bits(),
                 "CW": self.cmp_bits(), "TW": self.theta_bits(), "D": d, "K": k, "KA": max(k, 1), "OFFSET": offset,
-                "NV": len(self.output_format().values()), "CB": max(1, k.bit_length())}
+                "NV": len(self.output_format().values()), "CB": max(1, k.bit_length()), "KU": self.threshold_units()}
 
     # --- golden model ------------------------------------------------------------------------------------------
     def execute_python(self, x):
@@ -253,29 +272,65 @@ class MinifloatSoftmax(ChannelStreamOp):
     def rows(self):
         return int(np.prod(self.get_nodeattr("numInputVectors")))
 
+    def threshold_units(self):
+        ku = int(self.get_nodeattr("thresholdUnits"))
+        if ku < 1:
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: thresholdUnits={ku}, must be >= 1")
+        return ku
+
+    def passes(self):
+        """Passes of stage A over a row: 1 (read and sum) when the alignment is exact, else 2 (read, sum)."""
+        return 1 if self.exact_alignment() else 2
+
+    def frame_cycles(self, folds, units):
+        """Cycles of one frame at ``folds`` words a row and ``units`` threshold multipliers."""
+        return rtl_schedule(self.rows(), folds, self.passes(), len(self.row_thresholds()[0]), units)["cycles"]
+
     def get_exp_cycles(self):
-        """Per row: N/PE read (+ sum when the alignment is exact), N/PE sum (otherwise), K threshold products, N/PE
-        output; rows are not overlapped (the HLS loop nest)."""
-        passes = 2 if self.exact_alignment() else 3
-        return self.rows() * (passes * self.folds() + len(self.row_thresholds()[0]))
+        """The RTL's cycles for one frame at full-rate streams: the row recurrence of
+        ``softmax_schedule.rtl_schedule`` (about max(passes * N / PE, ceil(K / KU) + 1) per row plus the fill)."""
+        return self.frame_cycles(self.folds(), self.threshold_units())
+
+    def max_units(self, folds):
+        """The KU beyond which more multipliers no longer shorten a row (``softmax_schedule.useful_units``)."""
+        return useful_units(folds, self.passes(), len(self.row_thresholds()[0]))
+
+    def folding_space(self):
+        """Every (PE | N, KU) pair worth having: per PE, the KU from 1 up to the multipliers that stop bounding the
+        row (``useful_units``), each kept only when it makes the frame faster than the smaller KU before it."""
+        n = self.get_nodeattr("NumChannels")
+        space = []
+        for pe in divisors(n):
+            fastest = None
+            for ku in range(1, self.max_units(n // pe) + 1):
+                cycles = self.frame_cycles(n // pe, ku)
+                if fastest is None or cycles < fastest:
+                    space.append({"PE": pe, "thresholdUnits": ku})
+                    fastest = cycles
+        return space
 
     def lut_estimation(self, fpgapart=None):
         """Analytic: per lane an exp ROM (2^bits x (P + shift bits), 64 bits per LUT), a barrel shifter
-        (~(P+G) x log2(shift range) LUTs), an adder tree into S, K comparators of theta_bits against register values
-        (1 LUT per bit, as measured for the threshold stages: ``custom_ops/threshold_cost.py``) and the count -> code
-        mux; with exact alignment the ROM holds e_c (P + G bits) and there is no shifter. The threshold multiplier
-        is in DSPs. Yosys: 5,454 LUTs vs 4,612 estimated for the ViT's first softmax (16 scores, PE 4, K 31)."""
-        pe, k = self.get_nodeattr("PE"), len(self.row_thresholds()[0])
+        (~(P+G) x log2(shift range) LUTs; two with stage A's sum pass), an adder tree into S, K comparators of
+        theta_bits against register values (1 LUT per bit, as measured for the threshold stages:
+        ``custom_ops/threshold_cost.py``) and the count -> code mux; with exact alignment the ROM holds e_c (P + G
+        bits) and there is no shifter. Per threshold multiplier (in DSPs) its rounding adder, numerator ROM and
+        theta write enables (``UNIT_LUT_PER_BIT``, fitted to ``YOSYS_UNITS``); the row buffer's three slots in
+        LUTRAM. Yosys: 5,454 LUTs vs 4,612 estimated for the ViT's first
+        softmax (16 scores, PE 4, K 31, one multiplier, rows in series)."""
+        pe, k, ku = self.get_nodeattr("PE"), len(self.row_thresholds()[0]), self.threshold_units()
         entries = 2 ** self.input_format().bits
         if self.exact_alignment():  # the ROM holds e_c = M_c 2^(G - h_c) itself: no shifter
             rom, shifter = pe * self.e_bits() * max(1, entries // 64), 0
         else:
             rom = pe * (self.precision()[0] + self.shift_bits()) * max(1, entries // 64)
-            shifter = pe * self.e_bits() * self.shift_bits()
+            shifter = 2 * pe * self.e_bits() * self.shift_bits()
         adder = pe * self.sum_bits()
         cmp = pe * k * self.theta_bits() * VAR_COMPARE_LUT_PER_BIT  # against the row's computed thresholds
         mux = pe * self.output_format().bits * max(1, (k + 1) // 4)
-        return int(rom + shifter + adder + cmp + mux + 64)
+        units = ku * UNIT_LUT_PER_BIT * (self.cmp_bits() + self.num_bits())
+        ram = lutram_luts(3 * self.folds(), pe * self.input_format().bits)
+        return int(rom + shifter + adder + cmp + mux + units + ram + 64)
 
     def bram_estimation(self, fpgapart=None):
         """Row buffer of N codes (+ the K row thresholds, in registers): BRAM only beyond 1 kbit."""
@@ -283,12 +338,16 @@ class MinifloatSoftmax(ChannelStreamOp):
         return 0 if bits <= 1024 else int(math.ceil(bits / 18432))
 
     def dsp_estimation(self, fpgapart=None):
-        """One num_k x S multiplier per row threshold cycle (DSP48E1: 25 x 18 signed)."""
-        return int(math.ceil(self.num_bits() / 17) * math.ceil((self.sum_bits() + 1) / 24))
+        """``thresholdUnits`` num_k x S multipliers (DSP48E1: 25 x 18 signed each)."""
+        per_unit = math.ceil(self.num_bits() / 17) * math.ceil((self.sum_bits() + 1) / 24)
+        return int(self.threshold_units() * per_unit)
 
     def ff_estimation(self, fpgapart=None):
+        """T's and C's threshold registers, the row sums of A, T (and the hand-over), the output register and the
+        stages' control."""
         k = len(self.row_thresholds()[0])
-        return int(k * self.theta_bits() + self.cmp_bits() + self.sum_bits() + self.get_outstream_width() + 32)
+        return int(2 * k * self.theta_bits() + 3 * self.sum_bits() + 3 * self.shift_bits()
+                   + self.get_outstream_width() + 3 * 32 + 16)
 
     def node_res_estimation(self, fpgapart):
         return {"BRAM_18K": self.bram_estimation(), "BRAM_efficiency": 1.0, "LUT": self.lut_estimation(),

@@ -28,22 +28,25 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import qonnx_make_model
 
 import custom_ops  # noqa: F401  (registers the ops)
-from compiler.errors import UnmappableSoftmaxError
+from compiler.errors import UnmappableSoftmaxError, UnsupportedNodeError
 from compiler.numerics import IntFormat, MinifloatFormat
-from custom_ops.minifloat_softmax import reference_rational
+from custom_ops.capabilities import divisors
+from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
+from custom_ops.minifloat_softmax import YOSYS_UNITS, reference_rational
+from custom_ops.softmax_schedule import rtl_schedule, useful_units
 
 needs_sim = pytest.mark.skipif(shutil.which("g++") is None or shutil.which("iverilog") is None,
                                reason="needs g++ and iverilog")
 F = MinifloatFormat
 
 
-def softmax_model(fi, fo, n, rows, s_in, s_out, p=12, g=12, pe=1, impl=""):
+def softmax_model(fi, fo, n, rows, s_in, s_out, p=12, g=12, pe=1, impl="", ku=1):
     suffix = f"_{impl}" if impl else ""
     node = helper.make_node(
         "MinifloatSoftmax" + suffix, ["x"], ["y"], domain="finn.custom_op.fpgadataflow" + (f".{impl}" if impl else ""),
         backend="fpgadataflow", name="sm", NumChannels=n, PE=pe, inputDataType=fi.qonnx_name,
         outputDataType=fo.qonnx_name, in_scale=float(s_in), out_scale=float(s_out), mantissaBits=p, alignBits=g,
-        numInputVectors=[rows])
+        numInputVectors=[rows], thresholdUnits=ku)
     graph = helper.make_graph([node], "softmax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, n])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])])
     return ModelWrapper(qonnx_make_model(graph))
@@ -160,13 +163,125 @@ def test_cycles_and_estimates():
     exact = getCustomOp(softmax_model(F(3, 2), F(3, 2), 16, 12, 0.054, 0.0194, 12, 12, 4).graph.node[0])
     trunc = getCustomOp(softmax_model(F(3, 2), F(3, 2), 16, 12, 0.2, 0.0194, 8, 2, 4).graph.node[0])
     k = len(exact.row_thresholds()[0])
-    assert exact.get_exp_cycles() == 12 * (2 * 4 + k)
-    assert trunc.get_exp_cycles() == 12 * (3 * 4 + len(trunc.row_thresholds()[0]))
+    # one multiplier: T's K cycles and the hand-over bound every row; the first row also pays A's pass (after the
+    # reset cycle), the last C's words (and the testbench's count)
+    assert exact.get_exp_cycles() == 1 + 4 + 12 * (k + 1) + 4 + 1
+    assert trunc.passes() == 2 and exact.passes() == 1
     for op in (exact, trunc):
         res = op.node_res_estimation("xc7z020clg400-1")
         assert res["LUT"] > 0 and res["DSP"] >= 1 and res["BRAM_18K"] == 0
     wide = getCustomOp(softmax_model(F(3, 2), F(3, 2), 16, 12, 0.054, 0.0194, 12, 12, 8).graph.node[0])
     assert wide.lut_estimation() > exact.lut_estimation()  # PE lanes cost comparators
+
+
+def _flagship_softmax(pe=16, ku=1):
+    """The flagship ViT's first softmax: 16 scores a row, 64 rows a frame (4 heads x 16 tokens), E3M2, K = 31."""
+    return getCustomOp(softmax_model(F(3, 2), F(3, 2), 16, 64, 0.5001742243766785, 0.035672690719366074, 12, 12, pe,
+                                     ku=ku).graph.node[0])
+
+
+def test_threshold_units_shorten_rows_and_cost_their_multipliers():
+    op = _flagship_softmax()
+    k = len(op.row_thresholds()[0])
+    assert k == 31 and not op.exact_alignment()
+    per_unit = op.dsp_estimation()
+    cycles, luts, ffs = {}, {}, {}
+    for ku in (1, 2, 4, 8, 16, 31):
+        op.set_nodeattr("thresholdUnits", ku)
+        cycles[ku], luts[ku], ffs[ku] = op.get_exp_cycles(), op.lut_estimation(), op.ff_estimation()
+        assert op.dsp_estimation() == ku * per_unit
+        assert cycles[ku] == rtl_schedule(64, 1, 2, k, ku)["cycles"]
+        assert cycles[ku] <= 64 * max(2, -(-k // ku) + 1) + 8  # max(passes * N / PE, ceil(K / KU) + 1) a row
+    assert all(cycles[a] > cycles[b] and luts[a] < luts[b] for a, b in zip(cycles, list(cycles)[1:]))
+    assert cycles[31] <= 140 < 2176 // 15  # the rows-in-series core took 64 * (3 + 31) = 2,176
+    op.set_nodeattr("thresholdUnits", 0)
+    with pytest.raises(UnsupportedNodeError, match="thresholdUnits=0"):
+        op.get_exp_cycles()
+
+
+def test_threshold_unit_costs_follow_the_yosys_runs_of_the_core():
+    """LUTs added per multiplier within 10 % of Yosys' (``YOSYS_UNITS``), FFs within 5 %, DSPs at least Yosys'."""
+    op = _flagship_softmax(pe=4)
+    est = {}
+    for ku, lut, ff, dsp in YOSYS_UNITS:
+        op.set_nodeattr("thresholdUnits", ku)
+        est[ku] = op.lut_estimation()
+        assert abs(op.ff_estimation() - ff) <= 0.05 * ff and dsp <= op.dsp_estimation() <= 1.5 * dsp
+    (k0, l0, _, _), *rest = YOSYS_UNITS
+    for ku, lut, _, _ in rest:
+        assert abs((est[ku] - est[k0]) - (lut - l0)) <= 0.1 * (lut - l0), (ku, est[ku] - est[k0], lut - l0)
+
+
+def test_folding_space_pairs_pe_with_the_useful_units():
+    from passes.resource_folding import folding_space
+
+    op = _flagship_softmax(pe=1)
+    space = op.folding_space()
+    assert folding_space(op.onnx_node, op) == space  # the folding pass chooses both
+    assert sorted({f["PE"] for f in space}) == divisors(16)
+    k = len(op.row_thresholds()[0])
+    for pe in divisors(16):
+        kus = [f["thresholdUnits"] for f in space if f["PE"] == pe]
+        assert kus[0] == 1 and kus == sorted(kus) and kus[-1] == useful_units(16 // pe, 2, k)
+        cycles = {}
+        for ku in range(1, kus[-1] + 3):
+            op.set_nodeattr("PE", pe)
+            op.set_nodeattr("thresholdUnits", ku)
+            cycles[ku] = op.get_exp_cycles()
+        assert all(cycles[a] > cycles[b] for a, b in zip(kus, kus[1:]))  # every listed KU is faster
+        # beyond the last, more multipliers only shorten the last row's thresholds (the frame's tail), not a row
+        assert cycles[kus[-1]] - min(cycles.values()) <= -(-k // kus[-1])
+    assert [f["thresholdUnits"] for f in space if f["PE"] == 1] == [1]  # A's 2 x 16 cycles a row: K + 1 keeps up
+    assert [f["thresholdUnits"] for f in space if f["PE"] == 16][-1] == 31  # A's 2 cycles: one cycle of products
+    hls = MinifloatSoftmax_hls(op.onnx_node)
+    assert [f["thresholdUnits"] for f in hls.folding_space() if f["PE"] == 16][-1] == k  # the serial loop: up to K
+
+
+RTL_UNIT_CASES = [  # CASES index, thresholdUnits, rows (back to back, full rate for the cycle count)
+    (0, 4, 12), (0, 31, 12), (1, 3, 16), (5, 100, 9), (6, 5, 20),
+]
+SLOW_RTL_UNIT_CASES = [(3, 2, 10), (3, 16, 10), (2, 7, 8), (4, 9, 6), (7, 2, 8), (1, 31, 16)]
+
+
+def _unit_id(c):
+    return f"{_id(CASES[c[0]])}_ku{c[1]}_r{c[2]}"
+
+
+@needs_sim
+@pytest.mark.parametrize("case", RTL_UNIT_CASES, ids=_unit_id)
+def test_rtlsim_threshold_units_bit_exact_and_cycles_as_modelled(case):
+    _check_units(case)
+
+
+@needs_sim
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW_RTL_UNIT_CASES, ids=_unit_id)
+def test_rtlsim_threshold_units_grid(case):
+    _check_units(case)
+
+
+def _check_units(case):
+    """KU multipliers and overlapped rows: rtlsim == golden with random stalls and at full rate, where the
+    measured cycles equal ``softmax_schedule.rtl_schedule``; cppsim with the same KU == golden."""
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+
+    index, ku, rows = case
+    fi, fo, n, _, s_in, s_out, p, g, pe = CASES[index]
+    x = random_codes(fi, rows, n, seed=rows + ku)
+    want = execute_onnx(softmax_model(fi, fo, n, rows, s_in, s_out, p, g, pe), {"x": x})["y"]
+    rtl = softmax_model(fi, fo, n, rows, s_in, s_out, p, g, pe, impl="rtl", ku=ku)
+    rtl = rtl.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
+    op = getCustomOp(rtl.graph.node[0])
+    assert np.array_equal(op.run_rtlsim({"x": x}, gaps=True), want), "rtlsim with stalls"
+    assert np.array_equal(op.run_rtlsim({"x": x}, gaps=False), want), "rtlsim at full rate"
+    assert op.get_nodeattr("cycles_rtlsim") == op.get_exp_cycles()
+    hls = softmax_model(fi, fo, n, rows, s_in, s_out, p, g, pe, impl="hls", ku=ku)
+    hls = hls.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+    assert np.array_equal(execute_onnx(hls, {"x": x})["y"], want), "cppsim"
 
 
 def test_finn_passes_accept_the_op():

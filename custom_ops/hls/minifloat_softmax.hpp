@@ -3,7 +3,7 @@
 // the LSBs), with the per-code ROMs etab (EB bits) and shift (HB bits):
 //   pass 1  read the row into buf; unless EXACT, h_min = min shift[c]           (EXACT: h_min = 0, S summed here)
 //   pass 2  (not EXACT) S = sum_i e_i,  e_i = etab[c_i] >> (shift[c_i] - h_min)  (0 when the shift is >= EB)
-//   thresholds  theta[k] = (nums[k] * S + bias[k] + 2^D - 1) >> D, one product per cycle (K cycles)
+//   thresholds  theta[k] = (nums[k] * S + bias[k] + 2^D - 1) >> D, KU products per cycle (ceil(K / KU) cycles)
 //   pass 3  out code = codes[OFFSET + #{k : e_i >= theta[k]}]
 // EXACT (alignBits >= the table's shift range): the ROM holds e_c itself and every shift is 0.
 #ifndef MINIFINN_MINIFLOAT_SOFTMAX_HPP
@@ -21,7 +21,8 @@ ap_uint<EB> softmax_e(ap_uint<IB> c, ap_uint<HB> h_min, const ap_uint<EB> etab[1
 }
 
 template <unsigned N, unsigned PE, unsigned IB, unsigned OB, unsigned EB, unsigned HB, bool EXACT, unsigned SB,
-          unsigned NB, unsigned CW, unsigned TW, unsigned D, unsigned K, unsigned KA, unsigned OFFSET, unsigned NV, unsigned CB>
+          unsigned NB, unsigned CW, unsigned TW, unsigned D, unsigned K, unsigned KA, unsigned OFFSET, unsigned NV, unsigned CB,
+          unsigned KU>
 void minifloat_softmax(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE * OB> > &out,
                        const ap_uint<EB> etab[1 << IB], const ap_uint<HB> shift[1 << IB], const ap_uint<NB> nums[KA],
                        const ap_uint<1> bias[KA], const ap_uint<OB> codes[NV], unsigned rows) {
@@ -58,10 +59,16 @@ void minifloat_softmax(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<P
                 }
             }
         }
-        for (unsigned k = 0; k < K; k++) {
+        for (unsigned j = 0; j < (K + KU - 1) / KU; j++) {
 #pragma HLS PIPELINE II = 1
-            ap_uint<CW> prod = ap_uint<CW>(nums[k]) * ap_uint<CW>(sum) + ap_uint<CW>(bias[k]) + round_up;
-            theta[k] = ap_uint<TW>(prod >> D);
+            for (unsigned u = 0; u < KU; u++) {
+#pragma HLS UNROLL
+                const unsigned k = j * KU + u;
+                if (k < K) {
+                    ap_uint<CW> prod = ap_uint<CW>(nums[k]) * ap_uint<CW>(sum) + ap_uint<CW>(bias[k]) + round_up;
+                    theta[k] = ap_uint<TW>(prod >> D);
+                }
+            }
         }
         for (unsigned f = 0; f < NF; f++) {
 #pragma HLS PIPELINE II = 1

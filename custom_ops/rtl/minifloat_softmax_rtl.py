@@ -1,5 +1,6 @@
-"""MinifloatSoftmax_rtl: Verilog backend (custom_ops/rtl/minifloat_softmax.v: row buffer, exp ROMs, one threshold
-multiplier, PE x K comparators); the ROMs are memory files (etab.hex, shift.hex, nums.hex, bias.hex, codes.hex)."""
+"""MinifloatSoftmax_rtl: Verilog backend (custom_ops/rtl/minifloat_softmax.v: rows overlapped in three stages, a
+three-slot row buffer, exp ROMs, ``thresholdUnits`` threshold multipliers, PE x K comparators); the ROMs are memory
+files (etab.hex, shift.hex, nums.hex, bias.hex, codes.hex)."""
 
 from custom_ops.codegen import codes_of, write_hex
 from custom_ops.minifloat_softmax import MinifloatSoftmax

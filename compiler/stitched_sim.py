@@ -178,7 +178,17 @@ def _write_top(model, sim_dir, capacity):
     return edges
 
 
-def _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, words_per_frame_out, gaps):
+def _watchdog_add(model, n_frames):
+    """The simulations' watchdog allowance beyond 200 cycles per stream word: 200,000 cycles plus four times the
+    cycles the estimates expect for ``n_frames`` frames (the first frame through every node, then one frame interval
+    of the slowest node per further frame; four times for random stalls), so a slowly folded partition is not called
+    deadlocked while it still works."""
+    cycles = [getCustomOp(n).get_exp_cycles() for n in model.graph.node]
+    return 200000 + 4 * int(sum(cycles) + max(n_frames - 1, 0) * max(cycles, default=0))
+
+
+def _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, words_per_frame_out, gaps,
+                     watchdog_add=200000):
     """``stitched_tb.v`` (Icarus): clock and reset, ``stitched_top`` at the FIFO depths ``depths``, the input words
     of ``in.hex`` with random valid gaps, random output backpressure (``gaps``), the output words, each frame's end
     cycle and the FIFOs' high-water marks to ``out.txt``; the Verilator harness (custom_ops/rtl/
@@ -189,6 +199,7 @@ def _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, w
     (sim_dir / "stitched_tb.v").write_text(f"""`timescale 1ns/1ps
 module stitched_tb;
     parameter NIN = {n_in}, NOUT = {n_out}, FRAME_OUT = {words_per_frame_out}, GAPS = {int(bool(gaps))};
+    parameter WATCHDOG_ADD = {watchdog_add};
     reg clk = 0, rst_n = 0;
     always #5 clk = ~clk;
     reg [{in_width - 1}:0] in_mem [0:NIN-1];
@@ -228,7 +239,7 @@ module stitched_tb;
             idata <= in_mem[sent];
         end
         oready <= !GAPS || ($random(seed) & 3) != 0;
-        if (cycles > 200 * (NIN + NOUT) + 200000) begin
+        if (cycles > 200 * (NIN + NOUT) + WATCHDOG_ADD) begin
             $fdisplay(fd, "deadlock sent %0d got %0d", sent, got);
             report_fifos;
             $fclose(fd);
@@ -258,7 +269,8 @@ def _node_sources(model):
 def _run_icarus(model, sim_dir, edges, depths, in_width, out_width, n_in, n_out, per_frame, gaps):
     if shutil.which("iverilog") is None:
         raise StitchedSimError("stitched rtlsim needs Icarus Verilog: apt-get install iverilog")
-    _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, per_frame, gaps)
+    _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, per_frame, gaps,
+                     _watchdog_add(model, n_out // per_frame))
     start = time.perf_counter()
     cmd = ["iverilog", "-g2005", "-s", "stitched_tb", "-o", "stitched.vvp"] + [f for _, f in _node_sources(model)]
     run = subprocess.run(cmd + [str(INFRA), "stitched_top.v", "stitched_tb.v"], cwd=sim_dir, capture_output=True,
@@ -290,7 +302,8 @@ def _run_verilator(model, sim_dir, edges, depths, out_width, n_in, n_out, per_fr
     start = time.perf_counter()
     verilator_build.run_binary(binary, sim_dir, dict(
         nin0=n_in, in0="in.hex", nout=n_out, frame_out=per_frame, out_bits=out_width, gaps=int(bool(gaps)), seed=7,
-        reset_cycles=3, watchdog_mul=200, watchdog_add=200000, stitched=1, fifo_depths="fifo_depths.txt",
+        reset_cycles=3, watchdog_mul=200, watchdog_add=_watchdog_add(model, n_out // per_frame), stitched=1,
+        fifo_depths="fifo_depths.txt",
         out="out.txt"), "stitched rtlsim")
     return compile_seconds, time.perf_counter() - start
 

@@ -34,6 +34,8 @@ def test_committed_model_meets_targets():
     assert all(v >= 0 for v in model["lut_coefficients"].values())
 
 
+# a fresh Yosys run of the MVAU; the threshold and requantizer models are checked against Yosys in the default suite
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
 def test_model_predicts_a_fresh_synthesis(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIFINN_SYNTH_CACHE", str(tmp_path))

@@ -139,6 +139,7 @@ def test_layer_alternatives_are_the_best_int_and_minifloat_at_neighbouring_width
         layer_alternatives(rows, "fp:e4m3")
 
 
+@pytest.mark.slow  # many probe points; the quick DSE end to end stays in the default suite
 def test_mixed_precision_search_respects_the_budget(tmp_path, capsys):
     out = tmp_path / "dse"
     # two processes: the single-layer probes run ahead in parallel (prefetch), the search then reads them in order

@@ -92,11 +92,13 @@ def _simulate(hw, style):
     return hw
 
 
+# the whole networks' HLS (cppsim) runs are slow (every node compiled with g++); each op's cppsim is in the default
+# suite in its own test module, the whole networks there in RTL
 @pytest.mark.parametrize("model_name,spec,style", [
-    ("mlp", "fp:e3m2", "hls"), ("mlp", "fp:e3m2", "rtl"),
-    ("cnn", "w=fp:e2m1,a=fp:e3m2", "hls"), ("cnn", "w=fp:e2m1,a=fp:e3m2", "rtl"),
+    pytest.param("mlp", "fp:e3m2", "hls", marks=pytest.mark.slow), ("mlp", "fp:e3m2", "rtl"),
+    pytest.param("cnn", "w=fp:e2m1,a=fp:e3m2", "hls", marks=pytest.mark.slow), ("cnn", "w=fp:e2m1,a=fp:e3m2", "rtl"),
     # E6M1: ~130-bit accumulators, thresholds beyond int64 (stored as decimal strings, ap_int string constants)
-    ("mlp", "fp:e6m1", "hls"), ("mlp", "fp:e6m1", "rtl"),
+    pytest.param("mlp", "fp:e6m1", "hls", marks=pytest.mark.slow), ("mlp", "fp:e6m1", "rtl"),
 ])
 def test_whole_network_cppsim_and_rtlsim_bit_exact(model_name, spec, style, tmp_path):
     from custom_ops.general.common import threshold_ints

@@ -310,7 +310,9 @@ def test_hls_cpp_dotp_pe_matches_python(case, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
-@pytest.mark.parametrize("fa,fw,pe,saves", [(E4M3, E4M3, 4, True), (E2M1, E2M1, 4, False), (INT8, INT8, 2, True)],
+@pytest.mark.parametrize("fa,fw,pe,saves", [(E4M3, E4M3, 4, True),
+                                            pytest.param(E2M1, E2M1, 4, False, marks=pytest.mark.slow),
+                                            pytest.param(INT8, INT8, 2, True, marks=pytest.mark.slow)],
                          ids=["e4m3_pe4", "e2m1_pe4", "int8_pe2"])
 def test_yosys_maps_the_packed_products_to_dsp48(fa, fw, pe, saves, tmp_path):
     """USE_DSP = 1: Yosys synth_xilinx (DSP inference on) maps exactly the plan's DSP48E1s. Fewer LUTs remain than in

@@ -163,6 +163,7 @@ def test_equal_designs_are_one_design_file_contents_decide(mlp_build, tmp_path):
     assert node_design(inst)[1] != digest
 
 
+@pytest.mark.slow  # Yosys on every CNN node; the MLP's rows test covers the step
 @needs_yosys
 def test_cnn_every_node_synthesizes(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))

@@ -52,6 +52,7 @@ def test_quick_flow_compiles_the_whole_vit_into_one_partition(tmp_path, capsys):
     assert perf["estimated_throughput_fps"] > 0
 
 
+@pytest.mark.slow  # every ViT node compiled with g++; the RTL partition is verified by the quick flow test
 @pytest.mark.skipif(not DATA.is_file(), reason="apt-get install dataset-fashion-mnist")
 def test_whole_vit_partition_in_hls_equals_python_node_by_node_on_16_images(tmp_path):
     """--impl hls: every node of the ViT partition is an HLS node; each one's g++ cppsim equals its Python model

@@ -18,6 +18,7 @@ from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
 from custom_ops.hls.minifloat_reorder_hls import MinifloatReorder_hls
 from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
 from custom_ops.hls.minifloat_thresholding_hls import MinifloatThresholding_hls
+from custom_ops.hls.minifloat_vvau_hls import MinifloatVVAU_hls
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
 from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool
@@ -55,7 +56,7 @@ HW_OPS = (
     MinifloatReorder, MinifloatReorder_hls, MinifloatReorder_rtl,
     MinifloatSoftmax, MinifloatSoftmax_hls, MinifloatSoftmax_rtl,
     MinifloatThresholding, MinifloatThresholding_hls, MinifloatThresholding_rtl,
-    MinifloatVVAU, MinifloatVVAU_rtl,
+    MinifloatVVAU, MinifloatVVAU_hls, MinifloatVVAU_rtl,
 )
 
 

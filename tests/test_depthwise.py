@@ -27,6 +27,8 @@ from compiler.runner import run_build
 from compiler.zoo.spec import QuantSites
 from custom_ops.examples import _thresholds
 from custom_ops.general.common import exact_matmul
+from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
 from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
 from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
@@ -35,8 +37,9 @@ from passes.convert_to_hw import ConvertToHardware
 from passes.lowering.matrix import block_diagonal
 from tests.lowering_cases import assert_refused, lower_and_check_golden, ops
 
-needs_sim = pytest.mark.skipif(shutil.which("iverilog") is None and shutil.which("verilator") is None,
-                               reason="needs Verilator or Icarus Verilog")
+needs_sim = pytest.mark.skipif(shutil.which("g++") is None or (shutil.which("iverilog") is None and
+                                                                shutil.which("verilator") is None),
+                               reason="needs g++ and Verilator or Icarus Verilog")
 
 
 class DepthwiseNet(nn.Module):
@@ -205,15 +208,19 @@ def test_vvau_python_matches_block_diagonal_reference(case):
 
 @needs_sim
 @pytest.mark.parametrize("case", CASES, ids=_id)
-def test_vvau_rtlsim_bit_exact(case, tmp_path):
+def test_vvau_cppsim_and_rtlsim_bit_exact(case, tmp_path):
     fa, fw, fo, k, c, pe, simd, no_act = case
-    model, x = random_vvau_model(fa, fw, fo, k, c, pe, simd, no_act, domain_suffix=".rtl")
-    model.graph.node[0].op_type = "MinifloatVVAU_rtl"
-    want = execute_onnx(model, {"x": x})["y"]
-    sim = model.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
+    model, x = random_vvau_model(fa, fw, fo, k, c, pe, simd, no_act)
+    want = np.asarray(execute_onnx(model, {"x": x})["y"], dtype=np.float64)
+    cpp, _ = random_vvau_model(fa, fw, fo, k, c, pe, simd, no_act, domain_suffix=".hls")
+    cpp.graph.node[0].op_type = "MinifloatVVAU_hls"
+    cpp = cpp.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+    assert np.array_equal(np.asarray(execute_onnx(cpp, {"x": x})["y"], dtype=np.float64), want)
+    sim, _ = random_vvau_model(fa, fw, fo, k, c, pe, simd, no_act, domain_suffix=".rtl")
+    sim.graph.node[0].op_type = "MinifloatVVAU_rtl"
+    sim = sim.transform(PrepareIP("xc7z020clg400-1", 10.0)).transform(PrepareRTLSim())
     sim = sim.transform(SetExecMode("rtlsim"))
-    got = execute_onnx(sim, {"x": x})["y"]
-    assert np.array_equal(np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64))
+    assert np.array_equal(np.asarray(execute_onnx(sim, {"x": x})["y"], dtype=np.float64), want)
     inst = getCustomOp(sim.graph.node[0])
     context = {"x": x}
     inst.run_rtlsim(context, gaps=False)
@@ -240,15 +247,22 @@ def test_vvau_folding_space_and_bad_folding():
 
 
 # --- the build -----------------------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_depthwise_cnn_builds_and_verifies(tmp_path):
+    """Stem conv, depthwise conv, global pooling, head: one partition, every node and the stitched simulation
+    verified; the VVAU folded to a whole window per cycle (PE = C, SIMD = K) behind a 2-code sliding window."""
     model = _qonnx(tmp_path, "fp:e3m2", in_shape=(1, 1, 6, 6), channels=4, head=True)
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(2, 1, 6, 6)).astype(np.float32))
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"MinifloatVVAU_rtl_0": {"PE": 4, "SIMD": 9},
+                                   "MinifloatConvInpGen_rtl_1": {"SIMD": 2}}))
     cfg = BuildConfig(output_dir=str(tmp_path / "build"), verify_input_npy=str(tmp_path / "x.npy"),
-                      stop_step="step_verify")
+                      stop_step="step_verify", folding_config_file=str(folding))
     built = run_build(model, cfg, progress=False)
-    assert "MinifloatVVAU_rtl" in ops(built) and "MinifloatConvInpGen_rtl" in ops(built)
-    ver = json.loads((tmp_path / "build" / "report" / "verification.json").read_text())
-    assert ver["passed"]
-    assert all(v["failed"] == 0 for v in ver["nodes"].values())
-    assert any(name.startswith("MinifloatVVAU") for name in ver["nodes"])
+    assert "MinifloatVVAU_rtl" in ops(built) and "MinifloatMVAU_rtl" in ops(built)
+    report = tmp_path / "build" / "report"
+    ver = json.loads((report / "verification.json").read_text())
+    assert ver["passed"] and ver["stitched_rtlsim"]["passed"] == 2
+    assert ver["lowered_vs_hardware"]["differing_codes"] == 0
+    assert all(v["failed"] == 0 and v["mode"] == "rtlsim" for v in ver["nodes"].values())
+    assert ver["nodes"]["MinifloatVVAU_rtl_0"]["passed"] == 2
+    assert json.loads((report / "estimate_layer_cycles.json").read_text())["MinifloatVVAU_rtl_0"] == 36

@@ -18,6 +18,7 @@ from custom_ops.hls.minifloat_mvau_hls import MinifloatMVAU_hls
 from custom_ops.hls.minifloat_reorder_hls import MinifloatReorder_hls
 from custom_ops.hls.minifloat_softmax_hls import MinifloatSoftmax_hls
 from custom_ops.hls.minifloat_thresholding_hls import MinifloatThresholding_hls
+from custom_ops.hls.minifloat_vvau_hls import MinifloatVVAU_hls
 from custom_ops.minifloat_add import MinifloatAdd
 from custom_ops.minifloat_conv_inp_gen import MinifloatConvInpGen
 from custom_ops.minifloat_global_acc_pool import MinifloatGlobalAccPool
@@ -28,6 +29,7 @@ from custom_ops.minifloat_mvau import MinifloatMVAU
 from custom_ops.minifloat_reorder import MinifloatReorder
 from custom_ops.minifloat_softmax import MinifloatSoftmax
 from custom_ops.minifloat_thresholding import MinifloatThresholding
+from custom_ops.minifloat_vvau import MinifloatVVAU
 from custom_ops.rtl.minifloat_add_rtl import MinifloatAdd_rtl
 from custom_ops.rtl.minifloat_conv_inp_gen_rtl import MinifloatConvInpGen_rtl
 from custom_ops.rtl.minifloat_global_acc_pool_rtl import MinifloatGlobalAccPool_rtl
@@ -38,6 +40,7 @@ from custom_ops.rtl.minifloat_mvau_rtl import MinifloatMVAU_rtl
 from custom_ops.rtl.minifloat_reorder_rtl import MinifloatReorder_rtl
 from custom_ops.rtl.minifloat_softmax_rtl import MinifloatSoftmax_rtl
 from custom_ops.rtl.minifloat_thresholding_rtl import MinifloatThresholding_rtl
+from custom_ops.rtl.minifloat_vvau_rtl import MinifloatVVAU_rtl
 from finn.custom_op.fpgadataflow.hlsbackend import HLSBackend
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
@@ -53,6 +56,7 @@ HW_OPS = (
     MinifloatReorder, MinifloatReorder_hls, MinifloatReorder_rtl,
     MinifloatSoftmax, MinifloatSoftmax_hls, MinifloatSoftmax_rtl,
     MinifloatThresholding, MinifloatThresholding_hls, MinifloatThresholding_rtl,
+    MinifloatVVAU, MinifloatVVAU_hls, MinifloatVVAU_rtl,
 )
 
 

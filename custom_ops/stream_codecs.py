@@ -93,6 +93,18 @@ class MVAUCodec(StreamCodec):
         return self.output_format().decode(unpack_words(words, ob, pe).astype(np.int64))
 
 
+class VVAUCodec(MVAUCodec):
+    """in0: the sliding windows, SIMD*PE codes per word (``MinifloatVVAU``); out: as the MVAU's."""
+
+    def n_input_streams(self):
+        return 1
+
+    def input_words(self, context):
+        lanes = self.get_nodeattr("SIMD") * self.get_nodeattr("PE")
+        x = context[self.onnx_node.input[0]]
+        return [(encode_stream(x, self.input_format(), lanes), self.get_instream_width(0))]
+
+
 class PixelCodec(StreamCodec):
     """Feature maps (sliding window, pooling): ``lanes()`` codes per word in and out (accumulators as two's
     complement); the output goes into the shape the graph declares (``output_tensor``)."""

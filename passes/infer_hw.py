@@ -19,6 +19,10 @@ matrix per group of ``x.shape[-2]`` vectors; their accumulator width is the wors
 to minimize it from); a threshold with negative channel signs is not fused (the streamed matrix cannot be negated)
 and stays for ``InferMinifloatThresholding``. The default converts constant weights only.
 ``numInputVectors`` is the input's shape without the last axis (FINN's convention, batch included).
+
+A depthwise convolution (``ExactMatMul`` fed by an ``Im2Col`` with ``depthwise = 1`` and a block-diagonal (K*C, C)
+weight, passes/lowering/matrix.py) becomes ``MinifloatVVAU`` the same way (thresholds, negated channels), with the
+(K, C) per-channel weights only: ``MW`` = K, ``MH`` = C.
 """
 
 import numpy as np
@@ -45,6 +49,8 @@ class InferMinifloatMVAU(Transformation):
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
     UNMAPPED = {
         "ExactMatMul": "matrix product whose second operand is neither constant nor a (..., MW, MH) matrix per group",
+        "Conv": ("convolution the lowering left in float (a float island): only group=1 and depthwise (group = "
+                 "channels, depth multiplier 1) convolutions of quantized inputs and weights lower exactly"),
     }
 
     #: which following requantizers fuse into the MVAU: "always" (any on the last axis), "shared" (only one threshold
@@ -77,6 +83,11 @@ class InferMinifloatMVAU(Transformation):
             elif w.ndim != 2:
                 continue
             else:
+                mw, mh = w.shape
+            op_type = "MinifloatMVAU"
+            per_channel = None if dynamic else depthwise_weights(model, node, w)
+            if per_channel is not None:
+                op_type, w = "MinifloatVVAU", per_channel
                 mw, mh = w.shape
             inst = getCustomOp(node)
             fx, fw = inst.formats()
@@ -117,8 +128,7 @@ class InferMinifloatMVAU(Transformation):
                 model.set_initializer(t_name, threshold_initializer(thresholds))
                 inputs.append(t_name)
             mvau = helper.make_node(
-                "MinifloatMVAU", inputs, [output], domain=FPGADATAFLOW, backend="fpgadataflow",
-                name=f"MinifloatMVAU_{node.name}",
+                op_type, inputs, [output], domain=FPGADATAFLOW, backend="fpgadataflow", name=f"{op_type}_{node.name}",
                 MW=int(mw), MH=int(mh), PE=1, SIMD=1, inputDataType=fx.qonnx_name, weightDataType=fw.qonnx_name,
                 accDataType=acc_dt.name, outputDataType=out_fmt, noActivation=no_act, dynamic_input=int(dynamic),
                 numInputVectors=[int(d) for d in in_shape[:-1]],
@@ -150,6 +160,22 @@ class InferMinifloatMVAU(Transformation):
                     )
                 w[:, c] = col
         return w
+
+
+def depthwise_weights(model, node, w):
+    """The (K, C) per-channel weights of a depthwise ``ExactMatMul`` (its input from an ``Im2Col`` with
+    ``depthwise = 1``, its weight block-diagonal: W[k*C + c, c] = w[k, c], zero elsewhere), else None."""
+    producer = model.find_producer(node.input[0])
+    if producer is None or producer.op_type != "Im2Col" or not getCustomOp(producer).get_nodeattr("depthwise"):
+        return None
+    rows, c = w.shape
+    if rows % c:
+        return None
+    blocks = np.asarray(w).reshape(rows // c, c, c)
+    diagonal = blocks[:, np.arange(c), np.arange(c)]
+    off = blocks.copy()
+    off[:, np.arange(c), np.arange(c)] = 0
+    return np.ascontiguousarray(diagonal) if not np.any(off) else None
 
 
 def mvau_nodes(model):

@@ -1,7 +1,8 @@
 """Hardware conversion of the lowered CNN's data movers (after ``ConvertToNHWC``):
 
-* ``InferMinifloatConvInpGen``: qonnx ``Im2Col`` (channels-last, zero padding, not depthwise) on a code tensor ->
-  ``MinifloatConvInpGen`` (the sliding window; FINN's ConvolutionInputGenerator refuses minifloat datatypes);
+* ``InferMinifloatConvInpGen``: qonnx ``Im2Col`` (channels-last, zero padding) on a code tensor ->
+  ``MinifloatConvInpGen`` (the sliding window; FINN's ConvolutionInputGenerator refuses minifloat datatypes); a
+  depthwise ``Im2Col`` maps the same way: its (kh, kw, c) window order is what ``MinifloatVVAU`` consumes;
 * ``InferMinifloatMaxPool``: qonnx ``MaxPoolNHWC`` with kernel = stride and no padding -> ``MinifloatMaxPool``;
   overlapping or padded windows (the ResNet stem's 3x3, stride 2, pad 1) -> ``MinifloatConvInpGen`` padding with the
   format's lowest value (ONNX pads with -inf; every window holds an input pixel, so the maximum is the same) +
@@ -55,8 +56,8 @@ class InferMinifloatConvInpGen(Transformation):
 
     #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
     UNMAPPED = {
-        "Im2Col": ("convolution input generator: only non-depthwise, zero-padded sliding windows on <= 8-bit code "
-                   "tensors in channels-last layout map to MinifloatConvInpGen"),
+        "Im2Col": ("convolution input generator: only zero-padded sliding windows on <= 8-bit code tensors in "
+                   "channels-last layout map to MinifloatConvInpGen"),
     }
 
     def apply(self, model):
@@ -65,7 +66,7 @@ class InferMinifloatConvInpGen(Transformation):
             if node.op_type != "Im2Col" or not _is_code_tensor(model, node.input[0]):
                 continue
             inst = getCustomOp(node)
-            if inst.get_nodeattr("depthwise") or inst.get_nodeattr("pad_value") != 0:
+            if inst.get_nodeattr("pad_value") != 0:
                 continue
             shape = model.get_tensor_shape(node.input[0])
             if shape is None or len(shape) != 4 or shape[0] != 1:

@@ -102,7 +102,7 @@ def test_conv_is_im2col_and_exact_matmul_in_nhwc(kernel, pads, im2col):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(group=2), "group=2; only group=1"),
+    (dict(group=2), r"group=2 with weight shape .*: only group=1 or depthwise"),
     (dict(dynamic_bias=True), "bias b is not a constant"),  # refused before the Transpose / Im2Col are emitted
 ])
 def test_conv_refuses_groups_and_a_dynamic_bias(kwargs, message):

@@ -21,7 +21,7 @@ COST_PART = "xc7z020clg400-1"
 #: cheapest folding that meets the target, resources weighed by their share of a large board
 COST_BUDGET_SCALE = 1000
 #: op types whose LUTs make ``LUT_mvau``: the MAC arrays and the requantizers (fused or standalone)
-MAC_AND_REQUANT_OPS = ("MinifloatMVAU", "MinifloatThresholding")
+MAC_AND_REQUANT_OPS = ("MinifloatMVAU", "MinifloatVVAU", "MinifloatThresholding")
 
 
 def hardware_graph(lowered):
@@ -69,10 +69,8 @@ def hardware_cost(specialized, target_cycles):
         total["layers"] += 1
     total["LUT_mvau"] = sum(total["by_op"].get(op, 0) for op in MAC_AND_REQUANT_OPS)
     for node in specialized.graph.node:
-        if node.op_type.startswith("MinifloatMVAU"):
-            inst = getCustomOp(node)
-            if not inst.get_nodeattr("dynamic_input"):
-                total["weight_bits"] += inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * inst.weight_format().bits
+        if node.op_type.startswith(("MinifloatMVAU", "MinifloatVVAU")):
+            total["weight_bits"] += getCustomOp(node).weight_memory_bits()  # 0 for a streamed (dynamic) matrix
     total = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in total.items()}
     total["by_op"] = {k: round(v) for k, v in sorted(total["by_op"].items())}
     return total

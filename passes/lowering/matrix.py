@@ -6,7 +6,12 @@ a per-tensor scaled activation) becomes ``ExactMatMul(x, W) -> acc`` with
 ``Gemm`` with ``transB`` multiplies by a transposed copy of the weight. ``Conv`` (group 1, explicit pads) runs as
 qonnx' ``LowerConvsToMatMul`` lays it out: Transpose to NHWC, qonnx ``Im2Col`` (unless 1x1, stride 1, no pad), an
 ``ExactMatMul`` with the weight reshaped to (kh * kw * ifm, ofm), and a Transpose back to NCHW kept pending on the
-accumulator, so the requantizer works on NHWC channels.
+accumulator, so the requantizer works on NHWC channels. A depthwise ``Conv`` (group = input channels = output
+channels C, depth multiplier 1) lowers the same way with an ``Im2Col`` marked ``depthwise = 1`` (always emitted, so
+the hardware conversion finds the pair) and the block-diagonal weight ``W[k * C + c, c] = w[c, 0, kh, kw]``
+(k = kh * kw_dim + kw): the product is exact and equal to the per-channel dot products, because the off-diagonal
+zeros add nothing. ``InferMinifloatVVAU`` turns the pair into ``MinifloatVVAU``, which stores and multiplies only
+the (K, C) per-channel weights. Other group counts are refused.
 
 A ``MatMul`` / ``Gemm`` input may also be the exact sum of a pooling (``ExactSumPool``: average pooling, then
 perhaps flatten, with no quantizer before the linear layer): the sum of quantized values is an integer of the
@@ -15,9 +20,6 @@ average (``s 2^lsb / N``), folded into the next thresholds like any input scale.
 accumulator to a values tensor (float32 container, exact up to 24 bits) through ``Dequantize`` with scale 1 and
 offset 0, a cast that the hardware conversion removes (``passes.infer_stream_ops.RemoveIntegerCasts``).
 """
-
-#: widest pooled sum taken as integer values: float32 holds integers up to 2^24 exactly
-MAX_POOLED_BITS = 24
 
 from fractions import Fraction
 
@@ -30,6 +32,9 @@ from compiler.qonnx_formats import format_from_datatype
 from custom_ops.general import DOMAIN
 from passes.lowering.handler import Refused, node_attrs
 from passes.lowering.state import Aff, Vals, fractions, is_scalar, scalar_of
+
+#: widest pooled sum taken as integer values: float32 holds integers up to 2^24 exactly
+MAX_POOLED_BITS = 24
 
 
 def weight_columns(scale, shape):
@@ -130,11 +135,20 @@ def gemm(walker, node):
     _emit_matmul(walker, x, w_name, w.fmt, node.output[0], cols, bias, attrs.get("alpha", 1.0))
 
 
+def block_diagonal(w):
+    """The (K * C, C) matrix of a depthwise weight w (C, 1, KH, KW): entry [k * C + c, c] = w[c, 0, k // KW, k % KW]
+    (Im2Col's (kh, kw, c) order), zero elsewhere."""
+    c, _, kh, kw = w.shape
+    per_channel = w.reshape(c, kh * kw).T  # (K, C)
+    out = np.zeros((kh * kw, c, c), dtype=w.dtype)
+    out[:, np.arange(c), np.arange(c)] = per_channel
+    return out.reshape(kh * kw * c, c)
+
+
 def conv(walker, node):
     x, w = walker.get(node.input[0]), walker.get(node.input[1])
     attrs = node_attrs(node)
-    if attrs.get("group", 1) != 1:
-        raise Refused(node, f"group={attrs['group']}; only group=1 lowers to a matrix product")
+    group = int(attrs.get("group", 1))
     if not (isinstance(x, Vals) and isinstance(w, Vals) and w.const):
         raise Refused(node, "needs quantized input values and a quantized constant weight")
     _check_input(node, x)
@@ -144,6 +158,10 @@ def conv(walker, node):
     if wv.ndim != 4:
         raise Refused(node, f"weight of rank {wv.ndim}; only 2D convolutions (rank-4 weights) are supported")
     ofm, ifm, kh, kw = wv.shape
+    depthwise = group != 1
+    if depthwise and not (ifm == 1 and ofm == group and walker.shape(node.input[0])[1] == group):
+        raise Refused(node, f"group={group} with weight shape {list(wv.shape)}: only group=1 or depthwise "
+                            "(group = input channels = output channels) convolutions are supported")
     wscale = np.broadcast_to(w.scale, wv.shape)
     cols = wscale[:, :1, :1, :1]
     if not np.all(wscale == cols):
@@ -161,14 +179,19 @@ def conv(walker, node):
     dil = list(attrs.get("dilations", [1, 1]))
     nhwc = walker.name(node.output[0] + "_nhwc_in")
     walker.emit("Transpose", [x.name], [nhwc], perm=[0, 2, 3, 1])
-    walker.annotate(nhwc, [n, ih, iw, ifm], x.fmt.datatype)
+    cin = group if depthwise else ifm
+    walker.annotate(nhwc, [n, ih, iw, cin], x.fmt.datatype)
     mm_in = nhwc
-    if any(pads) or kh != 1 or kw != 1 or any(s != 1 for s in strides):
+    if depthwise or any(pads) or kh != 1 or kw != 1 or any(s != 1 for s in strides):
         mm_in = walker.name(node.output[0] + "_im2col")
         walker.emit("Im2Col", [nhwc], [mm_in], domain="qonnx.custom_op.general", stride=strides,
-                    kernel_size=[kh, kw], pad_amount=pads, input_shape=f"(1,{ih},{iw},{ifm})", dilations=dil)
-        walker.annotate(mm_in, [n, oh, ow, kh * kw * ifm], x.fmt.datatype)
-    w_mm = wv.transpose(0, 2, 3, 1).reshape(ofm, -1).T  # qonnx LowerConvsToMatMul's (kh, kw, ifm) order
+                    kernel_size=[kh, kw], pad_amount=pads, input_shape=f"(1,{ih},{iw},{cin})", dilations=dil,
+                    depthwise=int(depthwise))
+        walker.annotate(mm_in, [n, oh, ow, kh * kw * cin], x.fmt.datatype)
+    if depthwise:
+        w_mm = block_diagonal(wv)
+    else:
+        w_mm = wv.transpose(0, 2, 3, 1).reshape(ofm, -1).T  # qonnx LowerConvsToMatMul's (kh, kw, ifm) order
     w_name = walker.const(w.name + "_matmul", np.ascontiguousarray(w_mm))
     walker.model.set_tensor_datatype(w_name, w.fmt.datatype)
     acc = walker.name(node.output[0] + "_acc")

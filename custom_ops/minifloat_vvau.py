@@ -45,6 +45,10 @@ class MinifloatVVAU(MinifloatMVAU):
         space = [{"PE": pe, "SIMD": 1} for pe in divisors(c)]
         return space + [{"PE": c, "SIMD": simd} for simd in divisors(k) if simd > 1]
 
+    def dsp_capable(self):
+        """The VVAU's cores multiply in LUTs only (no DSP48 packing), so ``use_dsp`` stays 0."""
+        return False
+
     def weight_memory_bits(self):
         return self._weight_bits_total()
 

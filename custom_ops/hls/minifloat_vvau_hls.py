@@ -14,6 +14,11 @@ from custom_ops.stream_codecs import VVAUCodec
 class MinifloatVVAU_hls(VVAUCodec, MinifloatMVAU_hls, MinifloatVVAU):
     HEADERS = ("mf_mac.hpp", "minifloat_vvau.hpp")
 
+    def _template_args(self):
+        """The MVAU's template arguments up to the output width: the VVAU core has the LUT datapath only (no DSP48
+        packing arguments)."""
+        return MinifloatMVAU_hls._template_args(self)[:15]
+
     def template_call(self):
         args = ", ".join(str(a) for a in self._template_args())
         reps = int(np.prod(self.get_nodeattr("numInputVectors")))

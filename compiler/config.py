@@ -98,7 +98,7 @@ def _steps(name, value):
     return list(value), None
 
 
-#: field -> check(name, value) -> (normalized value, problem or None); fields without a rule are checked in validate
+#: field -> check(name, value) -> (normalized value, problem or None), one rule per field (tests/test_bad_inputs.py)
 FIELD_RULES = {
     "output_dir": _text(),
     "board": _text(),

@@ -8,6 +8,7 @@ process. One good build of a tiny MLP (random verification inputs) serves every 
 """
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from build_flows import mlp, vit_tiny
 from compiler.cli import main as cli_main
+from compiler.config import FIELD_RULES, BuildConfig
 from compiler.errors import FormatError
 from compiler.finn_env import finn_build_dir_at
 from compiler.numerics import IntFormat, MinifloatFormat
@@ -252,6 +254,11 @@ CONFIGS = {
     "several": ("target_fps: fast\nfifo_sizing: deep\nboard: NoSuchBoard\n",
                 ["3 problems", "target_fps", "fifo_sizing 'deep'", "NoSuchBoard"]),
 }
+
+
+def test_every_config_field_has_a_type_and_range_rule():
+    """A new BuildConfig field without a rule in FIELD_RULES would pass unchecked into the build."""
+    assert {f.name for f in dataclasses.fields(BuildConfig)} == set(FIELD_RULES)
 
 
 @pytest.mark.parametrize("case", list(CONFIGS))

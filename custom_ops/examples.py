@@ -18,6 +18,22 @@ def _thresholds(acc_sample, n, rng):
     return np.sort(np.rint(lo + (hi - lo) * rng.random(n)))
 
 
+def weighted_node_model(op_type, inputs, inits, fa, fw, x_shape, y_shape, domain_suffix="", **attrs):
+    """One hardware node ``op_type`` (domain finn.custom_op.fpgadataflow + ``domain_suffix``) from input "x" (values
+    of ``fa``, shape ``x_shape``) and the initializers ``inits`` (weight "W" of ``fw``, thresholds "T") to output "y"
+    (``y_shape``), with the operand datatypes as attributes and in the tensor annotations; unique node names."""
+    node = helper.make_node(op_type, inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix,
+                            backend="fpgadataflow", inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name, **attrs)
+    graph = helper.make_graph([node], op_type, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for name, value in inits.items():
+        model.set_initializer(name, value)
+    model.set_tensor_datatype("x", fa.datatype)
+    model.set_tensor_datatype("W", fw.datatype)
+    return model.transform(GiveUniqueNodeNames())
+
+
 def random_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, domain_suffix=""):
     """One-node graph; returns (model, x). Weights random codes of fw; thresholds from a sample of accumulators."""
     rng = np.random.default_rng(seed)
@@ -33,19 +49,10 @@ def random_mvau_model(fa, fw, fo, mw, mh, pe, simd, no_act, n_vec=3, seed=0, dom
         n = len(fo.values()) - 1
         inits["T"] = np.stack([_thresholds(a_sample[:, h], n, rng) for h in range(mh)]).astype(np.float32)
         inputs.append("T")
-    node = helper.make_node(
-        "MinifloatMVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix, backend="fpgadataflow",
-        MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
-        accDataType=f"INT{acc_bits}", outputDataType=odt, noActivation=int(no_act), numInputVectors=[n_vec],
-    )
-    graph = helper.make_graph([node], "mvau", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n_vec, mw])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n_vec, mh])])
-    model = ModelWrapper(qonnx_make_model(graph))
-    for name, value in inits.items():
-        model.set_initializer(name, value)
-    model.set_tensor_datatype("x", fa.datatype)
-    model.set_tensor_datatype("W", fw.datatype)
-    return model.transform(GiveUniqueNodeNames()), x
+    model = weighted_node_model("MinifloatMVAU", inputs, inits, fa, fw, [n_vec, mw], [n_vec, mh], domain_suffix,
+                                MW=mw, MH=mh, PE=pe, SIMD=simd, accDataType=f"INT{acc_bits}", outputDataType=odt,
+                                noActivation=int(no_act), numInputVectors=[n_vec])
+    return model, x
 
 
 def random_dynamic_mvau_model(fa, fw, fo, groups, vecs, mw, mh, pe, simd, no_act, seed=0):

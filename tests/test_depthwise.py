@@ -9,12 +9,8 @@ import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
-from onnx import TensorProto, helper
-from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
-from qonnx.transformation.general import GiveUniqueNodeNames
-from qonnx.util.basic import qonnx_make_model
 from torch import nn
 
 import compiler.steps  # noqa: F401  (registers the steps)
@@ -25,7 +21,7 @@ from compiler.numerics import IntFormat, MinifloatFormat
 from compiler.ptq import quantize_ptq
 from compiler.runner import run_build
 from compiler.zoo.spec import QuantSites
-from custom_ops.examples import _thresholds
+from custom_ops.examples import _thresholds, weighted_node_model
 from custom_ops.general.common import exact_matmul
 from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
 from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
@@ -152,20 +148,11 @@ def random_vvau_model(fa, fw, fo, k, c, pe, simd, no_act, n_vec=5, seed=0, domai
         inits["T"] = np.stack([_thresholds(sample[:, h], len(fo.values()) - 1, rng) for h in range(c)]
                               ).astype(np.float32)
         inputs.append("T")
-    node = helper.make_node(
-        "MinifloatVVAU", inputs, ["y"], domain="finn.custom_op.fpgadataflow" + domain_suffix, backend="fpgadataflow",
-        MW=k, MH=c, PE=pe, SIMD=simd, inputDataType=fa.qonnx_name, weightDataType=fw.qonnx_name,
-        accDataType=f"INT{acc_bits}", outputDataType=f"INT{acc_bits}" if no_act else fo.qonnx_name,
-        noActivation=int(no_act), numInputVectors=[n_vec],
-    )
-    graph = helper.make_graph([node], "vvau", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n_vec, k * c])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n_vec, c])])
-    model = ModelWrapper(qonnx_make_model(graph))
-    for name, value in inits.items():
-        model.set_initializer(name, value)
-    model.set_tensor_datatype("x", fa.datatype)
-    model.set_tensor_datatype("W", fw.datatype)
-    return model.transform(GiveUniqueNodeNames()), x
+    model = weighted_node_model("MinifloatVVAU", inputs, inits, fa, fw, [n_vec, k * c], [n_vec, c], domain_suffix,
+                                MW=k, MH=c, PE=pe, SIMD=simd, accDataType=f"INT{acc_bits}",
+                                outputDataType=f"INT{acc_bits}" if no_act else fo.qonnx_name,
+                                noActivation=int(no_act), numInputVectors=[n_vec])
+    return model, x
 
 
 def reference(fa, fw, fo, model, x, no_act):

@@ -69,14 +69,9 @@ def _to_signed(hex_text, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-@needs_iverilog
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_verilog_dotp_and_mac_match_python(case, tmp_path):
-    fa, fb, simd = case
-    nvec = 64
-    acc_bits = accumulator_bits(fa, fb, nvec * simd)
-    codes_a, codes_b, clear = _vectors(fa, fb, simd, nvec, seed=simd * 31 + fa.bits)
-    (ab, ae, asg), (bb, be, bsg) = operand_params(fa), operand_params(fb)
+def _write_stimulus(path, codes_a, codes_b, clear, ab, bb):
+    """One hex word per vector for the dot-product testbenches: the A codes in the LSBs (element 0 lowest), then the
+    B codes, then the clear bit."""
     lines = []
     for ra, rb, c in zip(codes_a, codes_b, clear):
         word = int(c)
@@ -85,14 +80,31 @@ def test_verilog_dotp_and_mac_match_python(case, tmp_path):
         for code in ra[::-1]:
             word = (word << ab) | int(code)
         lines.append(f"{word:x}")
-    (tmp_path / "codes.hex").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _run_testbench(tmp_path, tb, params):
+    """Icarus: the MAC library and tests/hdl/``tb`` with the parameters ``params`` of module ``tb``, run in
+    ``tmp_path``; returns the rows of out.txt (whitespace-separated fields)."""
+    cmd = ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
+    subprocess.run(cmd + [str(p) for p in verilog_sources()] + [str(HDL / tb)], cwd=tmp_path, check=True,
+                   capture_output=True, text=True)
+    subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    return [line.split() for line in (tmp_path / "out.txt").read_text().split("\n") if line.strip()]
+
+
+@needs_iverilog
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_verilog_dotp_and_mac_match_python(case, tmp_path):
+    fa, fb, simd = case
+    nvec = 64
+    acc_bits = accumulator_bits(fa, fb, nvec * simd)
+    codes_a, codes_b, clear = _vectors(fa, fb, simd, nvec, seed=simd * 31 + fa.bits)
+    (ab, ae, asg), (bb, be, bsg) = operand_params(fa), operand_params(fb)
+    _write_stimulus(tmp_path / "codes.hex", codes_a, codes_b, clear, ab, bb)
     params = dict(SIMD=simd, A_BITS=ab, A_E=ae, A_SIGNED=asg, B_BITS=bb, B_E=be, B_SIGNED=bsg, ACC_BITS=acc_bits,
                   NVEC=nvec)
-    cmd = ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
-    subprocess.run(cmd + [str(p) for p in verilog_sources()] + [str(HDL / "tb_mf_dotp.v")], cwd=tmp_path,
-                   check=True, capture_output=True, text=True)
-    subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True)
-    rows = [line.split() for line in (tmp_path / "out.txt").read_text().split("\n") if line.strip()]
+    rows = _run_testbench(tmp_path, "tb_mf_dotp.v", params)
     got = [_to_signed(r[0], acc_bits) for r in rows]
     got_mac = [_to_signed(r[1], acc_bits) for r in rows]
     want, want_mac = _expected(fa, fb, codes_a, codes_b, clear)
@@ -129,11 +141,7 @@ def test_verilog_threshold_counts(tmp_path):
     (tmp_path / "thr.hex").write_text("\n".join(f"{int(t) & mask:x}" for t in thr) + "\n")
     (tmp_path / "acc.hex").write_text("\n".join(f"{int(a) & mask:x}" for a in acc) + "\n")
     params = dict(ACC_BITS=acc_bits, N=n, OUT_BITS=4, NVEC=len(acc))
-    cmd = ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
-    subprocess.run(cmd + [str(p) for p in verilog_sources()] + [str(HDL / "tb_mf_threshold.v")], cwd=tmp_path,
-                   check=True, capture_output=True, text=True)
-    subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True)
-    got = [int(v) for v in (tmp_path / "out.txt").read_text().split()]
+    got = [int(r[0]) for r in _run_testbench(tmp_path, "tb_mf_threshold.v", params)]
     assert got == [int(np.sum(a >= thr)) for a in acc]
 
 
@@ -272,22 +280,10 @@ def test_verilog_dotp_pe_matches_python(case, tmp_path):
     codes_a, codes_b, clear = _dotp_pe_vectors(fa, fb, pe, simd, nvec, seed=pe * 13 + simd)
     want = _dotp_pe_expected(fa, fb, pe, simd, codes_a, codes_b, clear)
     ab, bb = fa.bits, fb.bits
-    lines = []
-    for ra, rb, c in zip(codes_a, codes_b, clear):
-        word = int(c)
-        for code in rb[::-1]:
-            word = (word << bb) | int(code)
-        for code in ra[::-1]:
-            word = (word << ab) | int(code)
-        lines.append(f"{word:x}")
-    (tmp_path / "codes.hex").write_text("\n".join(lines) + "\n")
+    _write_stimulus(tmp_path / "codes.hex", codes_a, codes_b, clear, ab, bb)
     for use_dsp in (1, 0):
         params = dict(_dotp_pe_params(fa, fb, pe, simd, cap, use_dsp, nvec), NVEC=nvec)
-        cmd = ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb"] + [f"-Ptb.{k}={v}" for k, v in params.items()]
-        subprocess.run(cmd + [str(p) for p in verilog_sources()] + [str(HDL / "tb_mf_dotp_pe.v")], cwd=tmp_path,
-                       check=True, capture_output=True, text=True)
-        subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True)
-        rows = [line.split() for line in (tmp_path / "out.txt").read_text().split("\n") if line.strip()]
+        rows = _run_testbench(tmp_path, "tb_mf_dotp_pe.v", params)
         assert [[_to_signed(v, params["ACC_BITS"]) for v in r] for r in rows] == want, f"use_dsp={use_dsp}"
 
 

@@ -23,7 +23,7 @@ import custom_ops  # noqa: F401  (registers the ops into FINN's registries)
 from compiler.config import RTLSIM_BACKENDS, BuildConfig
 from compiler.errors import ConfigError
 from compiler.numerics import IntFormat, MinifloatFormat
-from compiler.steps import _golden_contexts, _partition_batch, _partition_inputs
+from compiler.steps import _golden_contexts, _partition_batch
 from compiler.stitched_sim import run_stitched
 from custom_ops.examples import random_dynamic_mvau_model, random_mvau_model
 from custom_ops.rtl import simulators, verilator_build
@@ -197,9 +197,10 @@ def test_stitched_cnn_on_verilator_equals_icarus_and_python(tmp_path):
     assert sizing["simulator"] == "verilator"
     model = ModelWrapper(str(build / "intermediate_models" / "step_verify.onnx"))
     cfg = BuildConfig(output_dir=str(build), verify_input_npy=str(tmp_path / "x.npy"))
-    frames = _partition_inputs(cfg, np.load(tmp_path / "x.npy"))
+    batch = _partition_batch(cfg, np.load(tmp_path / "x.npy"))
+    frames = [batch[i:i + 1] for i in range(len(batch))]
     out_name = model.graph.output[0].name
-    golden = [ctx[out_name] for _, ctx in _golden_contexts(model, _partition_batch(cfg, np.load(tmp_path / "x.npy")))]
+    golden = [ctx[out_name] for _, ctx in _golden_contexts(model, batch)]
     sims = {b: run_stitched(model, frames, tmp_path / b, fifo_depths=sizing["depths"], gaps=True, simulator=b)
             for b in ("verilator", "icarus")}
     for backend, sim in sims.items():

@@ -3,8 +3,8 @@
 Field names follow FINN's ``DataflowBuildConfig`` where the meaning is the same (output_dir, board, fpga_part,
 shell_flow_type, synth_clk_period_ns, target_fps, folding_config_file, specialize_layers_config_file, steps,
 start_step, stop_step, verify_input_npy, save_intermediate_models), plus minifinn's FIFO sizing (fifo_sizing,
-fifo_sizing_frames) and RTL simulator (rtlsim_backend). Every field is read by a step or the runner; number formats
-come from the QONNX model.
+fifo_sizing_frames), RTL simulator (rtlsim_backend) and weights off chip (weights_off_chip). Every field is read
+by a step or the runner; number formats come from the QONNX model.
 
 Every field is checked for its type and range when a config is made or validated (``field_problems``); all problems
 are reported in one ``ConfigError``. In a config file a number may also be written as a string (YAML reads ``1e6``
@@ -30,6 +30,7 @@ FIFO_SIZING = ("rtlsim", "none")
 REQUANT_STYLES = ("auto", "parallel", "bsearch", "convert")
 RTLSIM_BACKENDS = ("verilator", "icarus")  # custom_ops/rtl/simulators.py RTL_SIMULATORS
 MAC_DSP = ("auto", "lut", "dsp")  # MinifloatMVAU mac_dsp: the folding may use DSP48 products / LUTs only / DSPs
+WEIGHTS_OFF_CHIP = ("auto", "never", "always")  # passes/external_weights.py SetWeightsOffChip modes
 
 
 def _number(value, integer=False):
@@ -121,6 +122,7 @@ FIELD_RULES = {
     "synth_check_dsp": _flag,
     "rtlsim_backend": _text(choices=RTLSIM_BACKENDS),
     "mac_dsp": _text(choices=MAC_DSP),
+    "weights_off_chip": _text(choices=WEIGHTS_OFF_CHIP),
 }
 
 
@@ -157,6 +159,9 @@ class BuildConfig:
     # MAC significand products: "auto" = the folding picks LUTs or DSP48s per node by cost, "lut" LUTs only (the
     # paper's comparison basis), "dsp" DSP48s wherever the operands fit
     mac_dsp: str = "auto"
+    # weight matrices in external memory (DDR/HBM, streamed every frame; MinifloatMVAU mem_mode "external"): "auto" =
+    # only as many as needed for the rest to fit the board's block memory (largest first), "never", "always"
+    weights_off_chip: str = "auto"
 
     def __post_init__(self):
         self.validate()

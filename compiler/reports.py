@@ -10,7 +10,10 @@
 * ``estimate_network_performance.json`` -- finn's ``dataflow_performance`` after ``AnnotateCycles``
   (``critical_path_cycles``, ``max_cycles``, ``max_cycles_node_name``) plus ``estimated_throughput_fps =
   1e9 / clk_ns / max_cycles`` and ``estimated_latency_ns = critical_path_cycles * clk_ns``, exactly FINN's
-  ``step_generate_estimate_reports``;
+  ``step_generate_estimate_reports``; with external weights (passes/external_weights.py) also ``external_weights``
+  (``memory_bound``: bits and bytes per frame, bandwidth, memory cycles per frame, per-node shares), the FPS is that
+  of ``max(max_cycles, memory cycles)`` and ``bottleneck`` names the memory when it is the bound (else the slowest
+  node);
 * ``op_and_param_counts.json`` -- finn's ``op_and_param_counts`` (each op's ``get_op_and_param_counts``, e.g.
   ``op_mac_e3m2_e3m2``, ``param_weight_e3m2``, plus ``"total"``);
 * ``summary.md`` -- per layer: node, op, input/weight/output formats, PE, SIMD, cycles, LUT/FF/BRAM_18K/URAM/DSP and
@@ -44,6 +47,7 @@ from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, 
 from finn.analysis.fpgadataflow.res_estimation import res_estimation, res_estimation_complete
 from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
 from finn.util.fpgadataflow import is_hls_node, is_rtl_node
+from passes.external_weights import memory_bound
 from passes.resource_folding import folding_record
 
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
@@ -80,10 +84,11 @@ def _check_model(model):
         raise ReportError("hardware nodes need unique names; run qonnx GiveUniqueNodeNames first")
 
 
-def estimate_reports(model, clk_ns=10.0, fpgapart=None):
+def estimate_reports(model, clk_ns=10.0, fpgapart=None, memory_GBps=None, memory=""):
     """Compute FINN's estimate reports; returns ``(model with cycles_estimate annotated, {report name: data})``
     with report names ``estimate_layer_resources``, ``estimate_layer_config_alternatives``,
-    ``estimate_layer_cycles``, ``estimate_network_performance``, ``op_and_param_counts``."""
+    ``estimate_layer_cycles``, ``estimate_network_performance``, ``op_and_param_counts``. ``memory_GBps`` /
+    ``memory``: the board's external memory, for nodes with external weights."""
     ensure_finn_offline()
     if not clk_ns or clk_ns <= 0:
         raise ReportError(f"clk_ns must be > 0, got {clk_ns}")
@@ -96,8 +101,13 @@ def estimate_reports(model, clk_ns=10.0, fpgapart=None):
     data["estimate_layer_config_alternatives"] = model.analysis(partial(res_estimation_complete, fpgapart=fpgapart))
     model = model.transform(AnnotateCycles())
     perf = dict(model.analysis(dataflow_performance))
-    perf["estimated_throughput_fps"] = (10**9) / clk_ns / perf["max_cycles"]
+    mem = memory_bound(model, memory_GBps, clk_ns, memory)
+    mem_cycles = mem["cycles_per_frame"] if mem else 0
+    perf["estimated_throughput_fps"] = (10**9) / clk_ns / max(perf["max_cycles"], mem_cycles)
     perf["estimated_latency_ns"] = perf["critical_path_cycles"] * clk_ns
+    if mem:
+        perf["external_weights"] = mem
+        perf["bottleneck"] = mem["describe"] if mem_cycles >= perf["max_cycles"] else perf["max_cycles_node_name"]
     data["estimate_network_performance"] = perf
     return model, data
 
@@ -188,9 +198,12 @@ def summary_markdown(model, data, board, clk_ns, utilization=None, title=None):
     ops = data["op_and_param_counts"].get("total", {})
     macs = sum(v for k, v in ops.items() if k.startswith("op_mac"))
     params = sum(v for k, v in ops.items() if k.startswith("param_weight"))
+    mem = perf.get("external_weights")
+    bound = (f"bound by the {mem['describe']}: {mem['cycles_per_frame']:,} cycles per frame; "
+             if mem and mem["cycles_per_frame"] >= perf["max_cycles"] else "")
     lines += [
         "",
-        f"- estimated throughput: **{perf['estimated_throughput_fps']:,.1f} FPS** (slowest layer "
+        f"- estimated throughput: **{perf['estimated_throughput_fps']:,.1f} FPS** ({bound}slowest layer "
         f"{perf['max_cycles_node_name']}: {perf['max_cycles']:,} cycles per frame)",
         f"- estimated latency: {perf['estimated_latency_ns'] / 1000:,.2f} us (critical path "
         f"{perf['critical_path_cycles']:,} cycles, FINN's pessimistic sum along the path)",
@@ -198,6 +211,12 @@ def summary_markdown(model, data, board, clk_ns, utilization=None, title=None):
         f"- fits {board.name}: **{'yes' if fits_board else 'NO'}**; within the {utilization:.0%} utilization "
         f"limit: {'yes' if fits_limit else 'no'}",
     ]
+    if mem:
+        lines.append(f"- weights off chip: {len(mem['nodes'])} layer(s) stream {mem['bytes_per_frame'] / 1e6:,.2f} MB "
+                     f"per frame from external memory ({mem['bandwidth_GBps']:g} GB/s peak"
+                     f"{', ' + mem['memory'] if mem['memory'] else ''}: {mem['bits_per_cycle']:,.0f} bits per cycle, "
+                     f"{mem['cycles_per_frame']:,} cycles per frame, at most {mem['fps']:,.1f} FPS); no weight memory "
+                     "on chip for them")
     if record and record.get("not_folded"):
         lines.append(f"- kept the folding they had (not folded by the pass): {', '.join(record['not_folded'])}")
     skipped = [f"{n.name or '?'} ({n.op_type})" for n in model.graph.node
@@ -234,9 +253,15 @@ def plot_resources(model, data, board, path, clk_ns=10.0):
         ax2.axhline(record["target_cycles"], color="k", ls="--", lw=1,
                     label=f"target {record['target_fps']:,.0f} FPS")
         ax2.legend(fontsize=8)
-    fps = data["estimate_network_performance"]["estimated_throughput_fps"]
+    perf = data["estimate_network_performance"]
+    fps, mem = perf["estimated_throughput_fps"], perf.get("external_weights")
     ax2.set_ylabel("cycles per frame")
-    ax2.set_title(f"pipeline balance: the slowest layer sets {fps:,.0f} FPS at {clk_ns:g} ns")
+    if mem and mem["cycles_per_frame"] >= perf["max_cycles"]:
+        ax2.axhline(mem["cycles_per_frame"], color="tab:purple", ls=":", lw=1.5, label=mem["describe"])
+        ax2.legend(fontsize=8)
+        ax2.set_title(f"the external memory sets {fps:,.0f} FPS at {clk_ns:g} ns")
+    else:
+        ax2.set_title(f"pipeline balance: the slowest layer sets {fps:,.0f} FPS at {clk_ns:g} ns")
     ax2.set_xticks(x)
     ax2.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     fig.tight_layout()
@@ -253,7 +278,7 @@ def write_estimate_reports(model, output_dir, board, clk_ns=10.0, fpgapart=None,
     without specialized hardware nodes.
     """
     board = _board(board)
-    model, data = estimate_reports(model, clk_ns, fpgapart or board.part)
+    model, data = estimate_reports(model, clk_ns, fpgapart or board.part, board.memory_GBps, board.memory)
     report = Path(output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     paths = {}

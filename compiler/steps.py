@@ -34,6 +34,7 @@ from finn.util.fpgadataflow import is_hls_node, is_rtl_node
 from passes import lower_qonnx
 from passes.compare import compare_lowered
 from passes.convert_to_hw import ConvertToHardware
+from passes.external_weights import SetWeightsOffChip
 from passes.resource_folding import folding_step
 
 #: the default build, in order (names of functions of this module and of compiler/vendor.py)
@@ -151,10 +152,13 @@ def _apply_config_file(model, path, field):
 def step_folding(model, cfg):
     """Resource-aware folding for the board (passes/resource_folding.py ``SetFoldingResourceAware``):
     ``target_fps`` when given, else the fastest folding that fits 80 % of the board. Large weight memories go to
-    UltraRAM where the board has it (``_large_weights_to_uram``). A ``folding_config_file``
+    UltraRAM where the board has it (``_large_weights_to_uram``), then ``weights_off_chip`` decides which weight
+    matrices stream from external memory (passes/external_weights.py ``SetWeightsOffChip``; "auto": only when the
+    embedded weights would not fit the board's block RAM / UltraRAM). A ``folding_config_file``
     (FINN's JSON: node name -> {"PE": .., "SIMD": ..}) is applied on top, as FINN's step_apply_folding_config
     does; the estimate reports then show whether the result fits."""
     _large_weights_to_uram(model, cfg)
+    model = model.transform(SetWeightsOffChip(get_board(cfg.board), cfg.weights_off_chip))
     _restrict_requant_styles(model, cfg)
     _restrict_mac_dsp(model, cfg)
     model = folding_step(model, cfg)

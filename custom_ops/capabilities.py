@@ -14,11 +14,17 @@ is folded, specialized and reported by what its class says.
   (requantization by conversion: scale, round, encode), "table" (a 2^bits lookup), or "none" (data movement, or
   the accumulator itself);
   ``threshold_input()`` the index of its threshold initializer among the node's inputs (None: none).
-* ``weight_memory_bits()``: bits of embedded weight memory (the UltraRAM rule of the folding step asks it).
+* ``weight_memory_bits()``: bits of embedded weight memory (the UltraRAM rule of the folding step asks it),
+  ``min_weight_blocks()`` the fewest BRAM_18K / URAM blocks they take at any legal folding;
+  ``external_weights_capable()``: whether its weights can stay off chip (DDR/HBM), streamed in every frame
+  (``set_external_weights(True)``, FINN's MVAU ``mem_mode = "external"``), ``external_reads_per_frame()`` how often a
+  frame reads them then, and ``external_weight_bits()`` the bits it reads from external memory per frame (0: none);
+  asked by ``passes/external_weights.py``.
 """
 
 import finn.custom_op.fpgadataflow.hls as hls_registry
 import finn.custom_op.fpgadataflow.rtl as rtl_registry
+from compiler.errors import UnsupportedNodeError
 
 BACKEND_REGISTRIES = (("hls", hls_registry.custom_op), ("rtl", rtl_registry.custom_op))
 REQUANTIZER_STYLES = ("thresholds", "bsearch", "convert", "table", "none")
@@ -56,6 +62,28 @@ class HWOpCapabilities:
     def weight_memory_bits(self):
         """Bits of embedded weight memory (0: none)."""
         return 0
+
+    def min_weight_blocks(self):
+        """The fewest BRAM_18K / URAM blocks its embedded weights take at any legal folding."""
+        return {"BRAM_18K": 0, "URAM": 0}
+
+    def external_weights_capable(self):
+        """Whether the op can read its weights from external memory instead of embedding them."""
+        return False
+
+    def set_external_weights(self, external):
+        """Weights off chip (True) or embedded (False); only ops that are ``external_weights_capable``."""
+        if external:
+            raise UnsupportedNodeError(f"{self.onnx_node.name} ({self.onnx_node.op_type}) cannot read its weights "
+                                       "from external memory")
+
+    def external_weight_bits(self):
+        """Bits read from external memory per frame (0: none)."""
+        return 0
+
+    def external_reads_per_frame(self):
+        """How often per frame the weights are read when they are off chip (the traffic per on-chip bit saved)."""
+        return 1
 
     @classmethod
     def base_op_type(cls):

@@ -22,6 +22,15 @@ MW rows in order and each row as NF words, word (k, nf) = W[k, nf*PE : (nf+1)*PE
 (SIMD banks of NF*SF words, no weight ROM) and process the V vectors after it has arrived: a group takes MW*NF
 cycles to load plus V*NF*SF to compute (``get_exp_cycles``).
 
+``mem_mode`` (FINN's MVAU attribute; W an initializer): "internal_embedded" keeps W in an on-chip ROM
+(``ram_style``); "external" keeps it off chip (DDR/HBM): W arrives on stream ``in1`` in FINN's external weight
+stream order, one word per (nf, sf) step, the step's PE*SIMD codes (``get_instream_width(1) = PE * SIMD * weight
+bits``, word nf*SF + sf packs W[sf*SIMD+i, nf*PE+p] at lane p*SIMD+i, lane 0 in the LSBs, the ROM word layout,
+``matrix_words``), the whole matrix again for every input vector (folded shape ``(numInputVectors product, NF*SF,
+PE*SIMD)``, as FINN's ``mem_mode="external"``). No weight memory on chip; the cycles are the embedded ones, each
+step waiting for its weight word; ``external_weight_bits()`` is the memory traffic per frame. The Python model
+reads W from the initializer either way.
+
 ``use_dsp`` chooses the significand multipliers, the bits unchanged: 0 LUTs (the comparison basis), 1 DSP48E1s, the
 PE channels of one SIMD lane (which share the activation) packed several to a DSP48 where the widths allow
 (``dsp_pack`` caps it; plan and field arithmetic in custom_ops/mac/packing.py). The folding chooses use_dsp next
@@ -63,11 +72,11 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         each with the ``use_dsp`` values ``mac_dsp`` allows (under "auto" use_dsp=1 only where the DSP48 datapath
         maps a product at that PE: ``dsp_plan``; otherwise it is the LUT datapath again), and while an embedded
         weight ROM's ``ram_style`` is "auto", both places for it, LUTs ("distributed") or block RAM ("block"), so the
-        folding trades LUTs for DSPs and BRAM by the estimates (a set style stays)."""
+        folding trades LUTs for DSPs and BRAM by the estimates (a set style stays; external weights have no ROM)."""
         choices = MAC_DSP_CHOICES[self.get_nodeattr("mac_dsp")]
         if not self.dsp_capable():
             choices = (0,)
-        auto = not self.get_nodeattr("dynamic_input") and self.get_nodeattr("ram_style") == "auto"
+        auto = self.weight_source() == "embedded" and self.get_nodeattr("ram_style") == "auto"
         styles = [{"ram_style": "distributed"}, {"ram_style": "block"}] if auto else [{}]
         space = []
         for pe in divisors(self.get_nodeattr("MH")):
@@ -80,8 +89,64 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         return 2 if len(self.onnx_node.input) > 2 and not self.get_nodeattr("noActivation") else None
 
     def weight_memory_bits(self):
-        """Bits of the embedded weight ROM (0 for dynamic_input: its matrix arrives on a stream)."""
-        return 0 if self.get_nodeattr("dynamic_input") else self._weight_bits_total()
+        """Bits of the embedded weight ROM (0 for dynamic_input and external weights: they arrive on a stream)."""
+        return self._weight_bits_total() if self.weight_source() == "embedded" else 0
+
+    def min_weight_blocks(self):
+        """The fewest BRAM_18K / URAM blocks the embedded weights take over the folding space, where ``ram_style``
+        puts them ("ultra": UltraRAM, otherwise block RAM; the op's own ``bram_estimation`` / ``uram_estimation``):
+        {"BRAM_18K": n, "URAM": m}, zeros when nothing is embedded."""
+        blocks = {"BRAM_18K": 0, "URAM": 0}
+        if not self.weight_memory_bits():
+            return blocks
+        kind, style = ("URAM", "ultra") if self.get_nodeattr("ram_style") == "ultra" else ("BRAM_18K", "block")
+        saved = {k: self.get_nodeattr(k) for k in ("PE", "SIMD", "ram_style")}
+        counts = []
+        try:
+            for pe, simd in sorted({(f["PE"], f.get("SIMD", saved["SIMD"])) for f in self.folding_space()}):
+                self.set_nodeattr("PE", pe)
+                self.set_nodeattr("SIMD", simd)
+                self.set_nodeattr("ram_style", style)
+                counts.append(self.uram_estimation() if kind == "URAM" else self.bram_estimation())
+        finally:
+            for k, v in saved.items():
+                self.set_nodeattr(k, v)
+        blocks[kind] = min(counts)
+        return blocks
+
+    def external_weights_capable(self):
+        """Static weights (an initializer) can stay off chip (``mem_mode = "external"``); a dynamic matrix cannot."""
+        return not self.get_nodeattr("dynamic_input")
+
+    def set_external_weights(self, external):
+        if external and not self.external_weights_capable():
+            self._refuse_external()
+        self.set_nodeattr("mem_mode", "external" if external else "internal_embedded")
+
+    def _refuse_external(self):
+        raise UnsupportedNodeError(
+            f"{self.onnx_node.name} ({self.onnx_node.op_type}): mem_mode 'external' needs static weights on a "
+            "MinifloatMVAU (not dynamic_input, not a MinifloatVVAU); use mem_mode 'internal_embedded'")
+
+    def external_reads_per_frame(self):
+        """External weights are read once per input vector."""
+        return int(np.prod(self.get_nodeattr("numInputVectors")))
+
+    def external_weight_bits(self):
+        """Bits streamed from external memory per frame: the matrix once per input vector (``mem_mode``)."""
+        if self.weight_source() != "external":
+            return 0
+        return self.external_reads_per_frame() * self._weight_bits_total()
+
+    def weight_source(self):
+        """Where W comes from: "embedded" (on-chip ROM), "external" (in1, mem_mode "external") or "dynamic" (in1, a
+        matrix per group, dynamic_input)."""
+        external = self.get_nodeattr("mem_mode") == "external"
+        if external and not self.external_weights_capable():
+            self._refuse_external()
+        if self.get_nodeattr("dynamic_input"):
+            return "dynamic"
+        return "external" if external else "embedded"
 
     def get_nodeattr_types(self):
         attrs = {
@@ -95,6 +160,8 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
             "outputDataType": ("s", True, ""),
             "noActivation": ("i", False, 0, {0, 1}),
             "dynamic_input": ("i", False, 0, {0, 1}),
+            # where a static W lives: on-chip ROM, or off chip streamed on in1 (module docstring; FINN's names)
+            "mem_mode": ("s", False, "internal_embedded", {"internal_embedded", "external"}),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
             "numInputVectors": ("ints", False, [1]),
             # 1: every output channel has the same threshold row (passes.shared_thresholds; estimates only)
@@ -172,8 +239,11 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         vecs = list(self.get_nodeattr("numInputVectors"))
         if ind == 0:
             return tuple(vecs + [sf, self.get_nodeattr("SIMD")])
-        if ind == 1 and self.get_nodeattr("dynamic_input"):  # FINN's MVAU mem_mode "dynamic"
+        source = self.weight_source()
+        if ind == 1 and source == "dynamic":  # FINN's MVAU mem_mode "dynamic"
             return tuple(vecs[:-1] + [self.get_nodeattr("MW"), nf, self.get_nodeattr("PE")])
+        if ind == 1 and source == "external":  # FINN's MVAU mem_mode "external": the matrix per input vector
+            return (int(np.prod(vecs)), sf * nf, self.get_nodeattr("SIMD") * self.get_nodeattr("PE"))
         if ind == 1:  # embedded weights: the ROM words (FINN's internal_decoupled weight-stream shape)
             return (1, sf * nf, self.get_nodeattr("SIMD") * self.get_nodeattr("PE"))
         raise UnsupportedNodeError(f"{self.onnx_node.name}: input {ind} (thresholds) is embedded, not streamed")
@@ -183,13 +253,16 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         return tuple(list(self.get_nodeattr("numInputVectors")) + [nf, self.get_nodeattr("PE")])
 
     def get_instream_width(self, ind=0):
-        """Bits per word of input stream ``ind``: in0 SIMD activation codes; in1 (dynamic_input) PE weight codes, as
-        FINN's MVAU in mem_mode "dynamic"; embedded weights and thresholds have no stream (0, as FINN's
-        internal_embedded)."""
+        """Bits per word of input stream ``ind``: in0 SIMD activation codes; in1 PE weight codes (dynamic_input, as
+        FINN's MVAU in mem_mode "dynamic") or PE*SIMD weight codes (mem_mode "external", as FINN's); embedded weights
+        and thresholds have no stream (0, as FINN's internal_embedded)."""
         if ind == 0:
             return self.get_nodeattr("SIMD") * self.input_format().bits
-        if ind == 1 and self.get_nodeattr("dynamic_input"):
+        source = self.weight_source()
+        if ind == 1 and source == "dynamic":
             return self.get_nodeattr("PE") * self.weight_format().bits
+        if ind == 1 and source == "external":
+            return self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.weight_format().bits
         return 0
 
     def get_number_input_values(self, ind=0):
@@ -197,16 +270,19 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
         nf, sf = self.folds()
         if ind == 0:
             return int(np.prod(self.get_nodeattr("numInputVectors"))) * sf
-        if ind == 1 and self.get_nodeattr("dynamic_input"):
+        source = self.weight_source()
+        if ind == 1 and source == "dynamic":
             return self.dynamic_groups()[0] * self.get_nodeattr("MW") * nf
+        if ind == 1 and source == "external":
+            return int(np.prod(self.get_nodeattr("numInputVectors"))) * nf * sf
         return 0
 
     def get_verilog_top_module_intf_names(self):
-        """AXI-stream interfaces of the generated top: in0 (+ in1, the matrix stream, for dynamic_input) and out0;
-        weights and thresholds are embedded, not streamed."""
+        """AXI-stream interfaces of the generated top: in0 (+ in1, the matrix stream of dynamic_input or the weight
+        stream of mem_mode "external") and out0; embedded weights and thresholds are not streamed."""
         intf = super().get_verilog_top_module_intf_names()
         streams = [("in0_V", self.get_instream_width_padded(0))]
-        if self.get_nodeattr("dynamic_input"):
+        if self.weight_source() != "embedded":
             streams.append(("in1_V", self.get_instream_width_padded(1)))
         intf["s_axis"] = streams
         return intf
@@ -312,6 +388,10 @@ class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
                 block = w_codes[s * simd:(s + 1) * simd, n * pe:(n + 1) * pe]  # (SIMD, PE)
                 words.append(pack_words(block.T.reshape(1, -1), fw.bits)[0])
         return words
+
+    def external_weight_words(self, w_values, vectors):
+        """The in1 words of mem_mode "external" for ``vectors`` input vectors: the matrix words once per vector."""
+        return list(self.matrix_words(w_values)) * int(vectors)
 
     def dynamic_matrix_words(self, w_values):
         """All in1 words of a dynamic_input node (module docstring): W (numInputVectors[:-1] + [MW, MH]) reshaped to

@@ -52,6 +52,10 @@ class MinifloatVVAU(MinifloatMVAU):
     def weight_memory_bits(self):
         return self._weight_bits_total()
 
+    def external_weights_capable(self):
+        """The depthwise weights stay in the op's ROM (they are small: K x C)."""
+        return False
+
     def folds(self):
         nf, sf = super().folds()
         if nf > 1 and self.get_nodeattr("SIMD") > 1:

@@ -124,7 +124,8 @@ class MVAUEstimates:
 
     # --- memories -----------------------------------------------------------------------------------------------------
     def _weight_bits_total(self):
-        """Bits of weight memory: the weight ROM, or for dynamic_input the buffer for one matrix (same size)."""
+        """Bits of one weight matrix: the weight ROM, or for dynamic_input the buffer for one matrix (same size);
+        external weights keep none on chip (``_weight_storage``)."""
         return self.get_nodeattr("MW") * self.get_nodeattr("MH") * self.weight_format().bits
 
     def _weight_memories(self):
@@ -137,6 +138,10 @@ class MVAUEstimates:
         return 1, nf * sf, pe * simd * bits
 
     def _weight_storage(self):
+        """Where the weight memory lives: "lutram", "bram", "uram", or "none" (mem_mode "external": no weight memory
+        on chip, the words arrive on in1)."""
+        if self.weight_source() == "external":
+            return "none"
         style = self.get_nodeattr("ram_style")
         if style == "distributed" or (style == "auto" and self._weight_bits_total() <= 32 * 1024):
             return "lutram"

@@ -72,18 +72,23 @@ class AddCodec(CodesCodec):
 
 
 class MVAUCodec(StreamCodec):
-    """in0: the vectors, SIMD codes per word; in1 (``dynamic_input``): the matrix words; out: PE accumulators (two's
-    complement, ``noActivation = 1``) or PE output codes."""
+    """in0: the vectors, SIMD codes per word; in1: the matrix words (``dynamic_input``), or the weight words once per
+    input vector in the context (``mem_mode = "external"``, W from its initializer, as the DMA streams it); out: PE
+    accumulators (two's complement, ``noActivation = 1``) or PE output codes."""
 
     def n_input_streams(self):
-        return 2 if self.get_nodeattr("dynamic_input") else 1
+        return 1 if self.weight_source() == "embedded" else 2
 
     def input_words(self, context):
         node = self.onnx_node
-        streams = [(encode_stream(context[node.input[0]], self.input_format(), self.get_nodeattr("SIMD")),
-                    self.get_instream_width(0))]
-        if self.get_nodeattr("dynamic_input"):
+        x = context[node.input[0]]
+        streams = [(encode_stream(x, self.input_format(), self.get_nodeattr("SIMD")), self.get_instream_width(0))]
+        source = self.weight_source()
+        if source == "dynamic":
             streams.append((self.dynamic_matrix_words(context[node.input[1]]), self.get_instream_width(1)))
+        elif source == "external":
+            vectors = np.asarray(x).size // self.get_nodeattr("MW")
+            streams.append((self.external_weight_words(context[node.input[1]], vectors), self.get_instream_width(1)))
         return streams
 
     def decode_output(self, words):

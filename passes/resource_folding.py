@@ -42,12 +42,20 @@ takes; a resource the board lacks but the folding needs costs infinity). Modes:
   search). If even the cheapest folding of every layer (normally fully folded, PE = SIMD = 1) does not fit,
   ``FoldingBudgetError`` says by how much.
 
+External weights (``mem_mode = "external"``, passes/external_weights.py): every frame streams the weights of those
+nodes through the board's external memory, which bounds a frame to at least ``memory cycles`` (``memory_bound``)
+whatever the folding. No layer is folded faster than that (the fastest-fit scan starts there), a ``target_fps``
+beyond it is ``FoldingTargetUnreachableError`` naming the memory, and the estimated FPS is that of
+``max(slowest layer, memory cycles)``.
+
 ``utilization`` defaults to 0.8 (FINN's default resource target leaves room for FIFOs, data-width converters and
 the shell). Estimates FINN's ops do not provide (e.g. FINN's MVAU has no FF estimate) count as 0.
 
 Result: the chosen foldings are set on the nodes, ``cycles_estimate`` is annotated (FINN's ``AnnotateCycles``), and
 ``self.result`` (also JSON in ``model.metadata_props["minifinn_folding"]``) records mode, target, clock, estimated
-FPS, max cycles and bottleneck node, per-layer folding/cycles/resources, totals, budget, limit and utilization.
+FPS, max cycles and bottleneck node, the external memory's bound (``memory``, None without external weights) and
+``frame_cycles`` / ``bottleneck`` (the memory's description when it is the bound), per-layer folding/cycles/resources,
+totals, budget, limit and utilization.
 """
 
 import json
@@ -63,6 +71,7 @@ from custom_ops.capabilities import HWOpCapabilities, divisors
 from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
 from finn.transformation.fpgadataflow.set_folding import ELEMENTWISE_BINARY_OPS
 from finn.util.basic import MAX_ALLOWED_AP_INT_W
+from passes.external_weights import memory_bound
 
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
 FOLDING_METADATA_KEY = "minifinn_folding"
@@ -177,7 +186,8 @@ class SetFoldingResourceAware(Transformation):
     missing keys count as 0 available), ``clk_ns`` clock period, ``target_fps`` (None: the fastest folding that
     fits), ``utilization`` fraction of the budget the design may use (default 0.8), ``fpgapart`` passed to the ops'
     estimates, ``board_name`` for messages, ``mvau_wwidth_max`` FINN's MVAU weight-stream limit, ``max_reweights``
-    iterations of the cost reweighting in target mode.
+    iterations of the cost reweighting in target mode, ``memory_GBps`` / ``memory`` the board's external memory
+    (bandwidth, description) for nodes with external weights.
 
     ``apply`` returns ``(model, False)`` with the folding set, or raises ``FoldingTargetUnreachableError`` /
     ``FoldingBudgetError`` (both ``MinifinnError``) naming what does not fit and by how much. ``self.result`` holds
@@ -185,8 +195,9 @@ class SetFoldingResourceAware(Transformation):
     """
 
     def __init__(self, budget, clk_ns=10.0, target_fps=None, utilization=0.8, fpgapart=None, board_name="board",
-                 mvau_wwidth_max=36, max_reweights=30):
+                 mvau_wwidth_max=36, max_reweights=30, memory_GBps=None, memory=""):
         super().__init__()
+        self.memory_GBps, self.memory = memory_GBps, memory
         self.budget = {k: float(budget.get(k, 0) or 0) for k in RESOURCES}
         self.clk_ns = float(clk_ns)
         self.target_fps = None if target_fps is None else float(target_fps)
@@ -265,8 +276,9 @@ class SetFoldingResourceAware(Transformation):
                 weights[k] *= 2.0 * (need / have if have > 0 else 1e6)
         return None, best[1]
 
-    def _fastest_fit(self, layers):
-        """Smallest bottleneck cycle count whose per-layer cheapest picks fit (module docstring)."""
+    def _fastest_fit(self, layers, mem_cycles=0):
+        """Smallest bottleneck cycle count (at least the memory's ``mem_cycles``) whose per-layer cheapest picks fit
+        (module docstring)."""
         slowest = max(o.cycles for layer in layers for o in layer.options)
         picks, over = self._picks_for(layers, slowest)
         if over:
@@ -275,14 +287,21 @@ class SetFoldingResourceAware(Transformation):
                 f"{self._describe(over)}. Pick a larger board, narrower weight/activation formats or smaller "
                 "layers, or raise the utilization limit",
                 {k: v[0] for k, v in over.items()}, {k: v[1] for k, v in over.items()})
-        floor = max(min(o.cycles for o in layer.options) for layer in layers)
-        for cycles in sorted({o.cycles for layer in layers for o in layer.options if o.cycles >= floor}):
+        floor = max([min(o.cycles for o in layer.options) for layer in layers] + [mem_cycles])
+        for cycles in sorted({o.cycles for layer in layers for o in layer.options if o.cycles >= floor} | {floor}):
             found, _ = self._picks_for(layers, cycles)
             if found is not None:
                 return found
         return picks
 
-    def _unreachable(self, layers, target_cycles):
+    def _unreachable(self, layers, target_cycles, mem=None):
+        if mem and mem["cycles_per_frame"] > target_cycles:
+            raise FoldingTargetUnreachableError(
+                f"target_fps {self.target_fps:g} needs <= {target_cycles:.1f} cycles per frame at {self.clk_ns:g} ns, "
+                f"but the {mem['describe']} take {mem['cycles_per_frame']:,} cycles per frame "
+                f"({mem['bits_per_cycle']:g} bits per cycle), at most {mem['fps']:.1f} FPS. Lower target_fps, keep "
+                "more weights on chip (weights_off_chip) or pick a board with more memory bandwidth",
+                fastest_cycles=mem["cycles_per_frame"])
         fastest = [(layer, min(o.cycles for o in layer.options)) for layer in layers]
         missed = [(layer, c) for layer, c in fastest if c > target_cycles]
         if missed:
@@ -295,16 +314,16 @@ class SetFoldingResourceAware(Transformation):
                 f"reaches {self.fps(best):.1f} FPS (before resources). Lower target_fps or shorten clk_ns",
                 fastest_cycles=best)
 
-    def _meet_target(self, layers, target_cycles):
+    def _meet_target(self, layers, target_cycles, mem=None):
         """Cheapest per-layer picks meeting target_cycles; raises when unreachable or when nothing fits."""
-        self._unreachable(layers, target_cycles)
+        self._unreachable(layers, target_cycles, mem)
         picks, over = self._picks_for(layers, target_cycles)
         if picks is not None:
             return picks
         try:
-            fit = self._fastest_fit(layers)
-            hint = (f"the fastest folding that fits reaches {self.fps(max(p.cycles for p in fit.values())):.1f} "
-                    "FPS")
+            fit = self._fastest_fit(layers, mem["cycles_per_frame"] if mem else 0)
+            cycles = max([p.cycles for p in fit.values()] + [mem["cycles_per_frame"] if mem else 0])
+            hint = f"the fastest folding that fits reaches {self.fps(cycles):.1f} FPS"
         except FoldingBudgetError as err:
             hint = f"and {err}"
         raise FoldingBudgetError(
@@ -324,12 +343,14 @@ class SetFoldingResourceAware(Transformation):
         if len(set(names)) != len(names) or not all(names):
             raise ResourceFoldingError("hardware nodes need unique names; run qonnx GiveUniqueNodeNames first")
         layers = [_Layer(n, self.fpgapart, self.mvau_wwidth_max) for n in nodes]
+        mem = memory_bound(model, self.memory_GBps, self.clk_ns, self.memory)
+        mem_cycles = mem["cycles_per_frame"] if mem else 0
         if self.target_fps is None:
             target_cycles = None
-            picks = self._fastest_fit(layers)
+            picks = self._fastest_fit(layers, mem_cycles)
         else:
             target_cycles = 1e9 / (self.clk_ns * self.target_fps)
-            picks = self._meet_target(layers, target_cycles)
+            picks = self._meet_target(layers, target_cycles, mem)
         for layer in layers:
             layer.set(picks[layer.name].attrs)
         model = model.transform(AnnotateCycles())
@@ -341,9 +362,12 @@ class SetFoldingResourceAware(Transformation):
             "target_fps": self.target_fps,
             "target_cycles": target_cycles,
             "clk_ns": self.clk_ns,
-            "estimated_fps": self.fps(max_cycles),
+            "estimated_fps": self.fps(max(max_cycles, mem_cycles)),
             "max_cycles": max_cycles,
             "max_cycles_node_name": slow.name,
+            "memory": mem,
+            "frame_cycles": max(max_cycles, mem_cycles),
+            "bottleneck": mem["describe"] if mem_cycles >= max_cycles else slow.name,
             "board": self.board_name,
             "budget": self.budget,
             "utilization_limit": self.utilization,
@@ -371,7 +395,9 @@ def folding_record(model):
 def folding_step(model, cfg):
     """Build step ``model, cfg -> model`` (name it ``"passes.resource_folding.folding_step"`` in a config's
     ``steps``): ``SetFoldingResourceAware`` for ``cfg.board``'s budget, ``cfg.synth_clk_period_ns`` and
-    ``cfg.target_fps`` (None: the fastest folding that fits), part ``cfg.fpga_part`` or the board's."""
+    ``cfg.target_fps`` (None: the fastest folding that fits), part ``cfg.fpga_part`` or the board's, and the board's
+    external memory for nodes with external weights."""
     board = get_board(cfg.board)
     return model.transform(SetFoldingResourceAware(board.resources, cfg.synth_clk_period_ns, cfg.target_fps,
-                                                   fpgapart=cfg.fpga_part or board.part, board_name=board.name))
+                                                   fpgapart=cfg.fpga_part or board.part, board_name=board.name,
+                                                   memory_GBps=board.memory_GBps, memory=board.memory))

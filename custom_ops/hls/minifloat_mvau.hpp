@@ -10,6 +10,8 @@
 //                       written into the caller's SIMD banks wbuf (bank k % SIMD, address nf*SF + k / SIMD; the top
 //                       function partitions dim 1 and binds the storage per ram_style), then the group's `vecs`
 //                       input vectors run on the buffered matrix.
+//   minifloat_mvau_ext  mem_mode "external": the word of step (nf, sf), laid out as the ROM word, arrives on `win`
+//                       (from external memory), one per step, the whole matrix again for every input vector.
 #ifndef MINIFINN_MINIFLOAT_MVAU_HPP
 #define MINIFINN_MINIFLOAT_MVAU_HPP
 
@@ -74,6 +76,36 @@ void minifloat_mvau(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE
                 mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB, USE_DSP, GROUPS,
                   FIELD, PACK_BITS>(
                     a, weights[nf * SF + sf], nf, sf, acc, thresholds, codes, out);
+            }
+        }
+    }
+}
+
+template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD,
+          unsigned AB, unsigned AE, bool AS, unsigned WB, unsigned WE, bool WS,
+          unsigned ACC, bool NO_ACT, unsigned NT, unsigned CB, unsigned OB,
+          bool USE_DSP, unsigned GROUPS, unsigned FIELD, unsigned PACK_BITS>
+void minifloat_mvau_ext(hls::stream<ap_uint<SIMD * AB> > &in, hls::stream<ap_uint<PE * SIMD * WB> > &win,
+                        hls::stream<ap_uint<PE * OB> > &out, const ap_int<ACC> thresholds[MH][NT],
+                        const ap_uint<OB> codes[NT + 1], unsigned reps) {
+    const unsigned NF = MH / PE, SF = MW / SIMD;
+    ap_uint<SIMD * AB> ibuf[SF];
+    ap_int<ACC> acc[PE];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+    for (unsigned r = 0; r < reps; r++) {
+        for (unsigned nf = 0; nf < NF; nf++) {
+            for (unsigned sf = 0; sf < SF; sf++) {
+#pragma HLS PIPELINE II = 1
+                ap_uint<SIMD * AB> a;
+                if (nf == 0) {
+                    a = in.read();
+                    ibuf[sf] = a;
+                } else {
+                    a = ibuf[sf];
+                }
+                mvau_step<MH, PE, SIMD, MW / SIMD, AB, AE, AS, WB, WE, WS, ACC, NO_ACT, NT, CB, OB, USE_DSP, GROUPS,
+                  FIELD, PACK_BITS>(
+                    a, win.read(), nf, sf, acc, thresholds, codes, out);
             }
         }
     }

@@ -3,7 +3,9 @@ HLSStreamBackend.
 
 Embedded weights: ``minifloat_mvau`` reads a ROM of ``PE * SIMD`` weight codes per word. ``dynamic_input = 1``: the
 top function has a second stream ``in1_V`` (FINN's MVAU mem_mode "dynamic" word order, see ``MinifloatMVAU``) and
-``minifloat_mvau_dyn`` buffers one matrix per group in ``wbuf``; there are no weight constants.
+``minifloat_mvau_dyn`` buffers one matrix per group in ``wbuf``; there are no weight constants. ``mem_mode =
+"external"``: ``minifloat_mvau_ext`` reads each step's ``PE * SIMD`` weight codes from ``in1_V`` (the ROM word, from
+external memory); no weight constants, no buffer.
 """
 
 import numpy as np
@@ -29,7 +31,7 @@ class MinifloatMVAU_hls(MVAUCodec, HLSStreamBackend, MinifloatMVAU):
                 *self.mac_plan_params().values()]
 
     def extra_pragmas(self):
-        if self.get_nodeattr("dynamic_input"):
+        if self.weight_source() != "embedded":
             return []
         impl = {"distributed": "lutram", "ultra": "uram"}.get(self.get_nodeattr("ram_style"), "auto")
         return [f"#pragma HLS BIND_STORAGE variable=weights type=rom_2p impl={impl}"]
@@ -52,6 +54,8 @@ class MinifloatMVAU_hls(MVAUCodec, HLSStreamBackend, MinifloatMVAU):
             groups, vecs = self.dynamic_groups()
             return f"minifloat_mvau_dyn<{args}>(in0_V, in1_V, out0_V, wbuf, thresholds, codes, {groups}, {vecs})"
         reps = int(np.prod(self.get_nodeattr("numInputVectors")))
+        if self.weight_source() == "external":
+            return f"minifloat_mvau_ext<{args}>(in0_V, in1_V, out0_V, thresholds, codes, {reps})"
         return f"minifloat_mvau<{args}>(in0_V, out0_V, weights, thresholds, codes, {reps})"
 
     def param_lines(self, model):
@@ -59,7 +63,7 @@ class MinifloatMVAU_hls(MVAUCodec, HLSStreamBackend, MinifloatMVAU):
         nf, sf = self.folds()
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         lines = []
-        if not self.get_nodeattr("dynamic_input"):
+        if self.weight_source() == "embedded":
             ww = pe * simd * self.weight_format().bits
             lines = [f"static const ap_uint<{ww}> weights[{nf * sf}] = {{"]
             lines += [f"    {ap_const('ap_uint', ww, w)}," for w in self.weight_rom_words(model)] + ["};"]

@@ -14,7 +14,10 @@
 // DYN = 1 (dynamic_input): no weight ROM; before every group of VECS input vectors the matrix arrives on in1 in FINN's
 // MVAU mem_mode "dynamic" order: rows k = 0..MW-1, each as NF words of PE codes W[k][nf*PE+p] (p = 0 in the LSBs).
 // Word (k, nf) is written into bank k % SIMD at address nf*SF + k/SIMD (SIMD banks of NF*SF x PE*W_BITS, one matrix);
-// the compute steps read all banks at nf*SF + sf, which is the ROM word. in1 is unused (tied off) when DYN = 0.
+// the compute steps read all banks at nf*SF + sf, which is the ROM word.
+// EXT = 1 (mem_mode "external"): no weight memory; the word of step (nf, sf), laid out as the ROM word (PE*SIMD
+// codes), arrives on in1 (from external memory), one per step, the matrix again for every input vector: a step
+// waits for its weight word as it waits for its activation word. in1 is unused (tied off) when DYN = EXT = 0.
 module minifloat_mvau #(
     parameter MW = 8, parameter MH = 4, parameter PE = 2, parameter SIMD = 2,
     parameter A_BITS = 6, parameter A_E = 3, parameter A_SIGNED = 1,
@@ -30,7 +33,8 @@ module minifloat_mvau #(
     parameter VECS = 1,                   // input vectors per matrix (DYN = 1)
     parameter USE_DSP = 0,                // 1: significand products in DSP48s, packed (custom_ops/mac/packing.py)
     parameter GROUPS = 1, parameter FIELD = 8, parameter PACK_BITS = 16,  // the packing plan (USE_DSP = 1)
-    parameter W_BLOCK = 0                 // weight ROM in block RAM (DYN = 0)
+    parameter W_BLOCK = 0,                // weight ROM in block RAM (DYN = 0, EXT = 0)
+    parameter EXT = 0                     // weights streamed on in1, one PE*SIMD word per step
 ) (
     input  wire                     ap_clk,
     input  wire                     ap_rst_n,
@@ -40,7 +44,7 @@ module minifloat_mvau #(
     output reg  [PE*O_BITS-1:0]     out0_V_TDATA,
     output reg                      out0_V_TVALID,
     input  wire                     out0_V_TREADY,
-    input  wire [PE*W_BITS-1:0]     in1_V_TDATA,
+    input  wire [(EXT ? PE*SIMD : PE)*W_BITS-1:0] in1_V_TDATA,
     input  wire                     in1_V_TVALID,
     output wire                     in1_V_TREADY
 );
@@ -73,12 +77,13 @@ module minifloat_mvau #(
     reg [VW-1:0] vcnt;            // vectors done in the current group
     wire load = DYN && loading && in1_V_TVALID;
     wire load_last = (lnf == NF - 1) && (li == SIMD - 1) && (lsf == SF - 1);
-    assign in1_V_TREADY = DYN && loading;
     wire out_free = !out0_V_TVALID || out0_V_TREADY;
     wire stall = (pending && !out_free) || loading;
     wire need_in = (nf == 0);
-    wire step = !stall && (!need_in || in0_V_TVALID);
-    assign in0_V_TREADY = need_in && !stall;
+    wire w_ok = !EXT || in1_V_TVALID;           // EXT: the step's weight word is there
+    wire step = !stall && (!need_in || in0_V_TVALID) && w_ok;
+    assign in0_V_TREADY = need_in && !stall && w_ok;
+    assign in1_V_TREADY = EXT ? (!stall && (!need_in || in0_V_TVALID)) : (DYN && loading);
     wire [SIMD*A_BITS-1:0] act = need_in ? in0_V_TDATA : ibuf[sf];
     wire [PE*SIMD*W_BITS-1:0] wword;
     wire last_sf = (sf == SF - 1);
@@ -93,6 +98,8 @@ module minifloat_mvau #(
                     assign wword[(q*SIMD + i)*W_BITS +: W_BITS] = bword[q*W_BITS +: W_BITS];
                 end
             end
+        end else if (EXT) begin : g_ext
+            assign wword = in1_V_TDATA;
         end else if (!W_BLOCK) begin : g_rom
             reg [PE*SIMD*W_BITS-1:0] wmem [0:NF*SF-1];
             initial $readmemh(WEIGHT_FILE, wmem);

@@ -1,8 +1,9 @@
 """MinifloatMVAU_rtl: Verilog backend of MinifloatMVAU (custom_ops/rtl/minifloat_mvau.v + the MAC library).
 
-The weights (unless ``dynamic_input``), thresholds and the output code table are memory files. With
-``dynamic_input = 1`` the top has a second AXI stream ``in1_V`` (the matrices, FINN's MVAU mem_mode "dynamic" word
-order); otherwise the core's in1 is tied off.
+The weights (when embedded), thresholds and the output code table are memory files. With ``dynamic_input = 1`` the
+top has a second AXI stream ``in1_V`` (the matrices, FINN's MVAU mem_mode "dynamic" word order); with ``mem_mode =
+"external"`` ``in1_V`` carries each step's weight word (``EXT = 1``, PE*SIMD codes, FINN's external weight stream);
+otherwise the core's in1 is tied off.
 """
 
 import numpy as np
@@ -16,7 +17,8 @@ from custom_ops.stream_codecs import MVAUCodec
 
 
 class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
-    """Verilog MinifloatMVAU: embedded weights, or (dynamic_input = 1) a matrix stream in1."""
+    """Verilog MinifloatMVAU: embedded weights, a matrix stream in1 (dynamic_input = 1) or a weight stream in1
+    (mem_mode "external")."""
 
     CORE = "minifloat_mvau"
 
@@ -26,8 +28,9 @@ class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
     def hdl_params(self, model, code_dir):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         fa, fw = self.input_format(), self.weight_format()
-        dyn = self.get_nodeattr("dynamic_input")
-        if not dyn:
+        source = self.weight_source()
+        dyn = int(source == "dynamic")
+        if source == "embedded":
             write_hex(code_dir / "weights.hex", self.weight_rom_words(model), pe * simd * fw.bits)
         acc_bits = self.acc_bits()
         n_thr = self.n_thresholds()
@@ -46,15 +49,15 @@ class MinifloatMVAU_rtl(MVAUCodec, RTLStreamBackend, MinifloatMVAU):
         params = dict(MW=self.get_nodeattr("MW"), MH=self.get_nodeattr("MH"), PE=pe, SIMD=simd, A_BITS=ab, A_E=ae,
                       A_SIGNED=asg, W_BITS=wb, W_E=we, W_SIGNED=wsg, ACC_BITS=acc_bits,
                       NO_ACT=self.get_nodeattr("noActivation"), N_THRES=max(n_thr, 1),
-                      O_BITS=self.get_output_datatype().bitwidth(), DYN=dyn,
+                      O_BITS=self.get_output_datatype().bitwidth(), DYN=dyn, EXT=int(source == "external"),
                       VECS=self.dynamic_groups()[1] if dyn else 1, USE_DSP=self.get_nodeattr("use_dsp"),
-                      W_BLOCK=int(not dyn and self._weight_storage() == "bram"), **self.mac_plan_params())
+                      W_BLOCK=int(source == "embedded" and self._weight_storage() == "bram"), **self.mac_plan_params())
         for key, name in (("WEIGHT_FILE", "weights.hex"), ("THRESH_FILE", "thresholds.hex"),
                           ("CODE_FILE", "codes.hex")):
             params[key] = verilog_path(code_dir / name)
         return params
 
     def hdl_in1(self, model, code_dir):
-        if self.get_nodeattr("dynamic_input"):
+        if self.weight_source() != "embedded":
             return self.in1_stream()
         return self.in1_tied(self.get_nodeattr("PE") * self.weight_format().bits)

@@ -20,8 +20,9 @@ from compiler.batched_exec import DEFAULT_BATCH_SIZE, BatchedGraph
 from compiler.boards import get_board
 from compiler.build_dir import save_model_atomic
 from compiler.errors import ConfigError, MinifinnError, UnmappableNodesError
+from compiler.fifo_sizing import size_fifos
 from compiler.reports import estimate_reports_step
-from compiler.stitched_sim import run_stitched, size_fifos, stitchable
+from compiler.stitched_sim import run_stitched, stitchable
 from custom_ops.capabilities import HWOpCapabilities
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
@@ -206,7 +207,7 @@ def _partition_inputs(cfg, x):
 
 
 def step_fifo_sizing(model, cfg):
-    """FIFO depths from a stitched RTL simulation (``rtlsim_backend``) of the whole partition (compiler/stitched_sim.py
+    """FIFO depths from a stitched RTL simulation (``rtlsim_backend``) of the whole partition (compiler/fifo_sizing.py
     ``size_fifos``: high-water marks on ``fifo_sizing_frames`` verification inputs, shallow FIFOs where that keeps
     outputs and frame interval) become the consumers' ``inFIFODepths`` (FINN's InsertFIFO uses them in the vendor
     build); report/fifo_sizing.json. Skipped, with the reason in the

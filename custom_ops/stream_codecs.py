@@ -20,6 +20,14 @@ class StreamCodec:
     def n_input_streams(self):
         return 1
 
+    def stream_inputs(self):
+        """The node inputs that arrive on its streams in0, in1, ... (its first ``n_input_streams()`` inputs)."""
+        return [t for t in self.onnx_node.input[:self.n_input_streams()] if t]
+
+    def memory_streams(self, model):
+        """{input tensor: (words of one pass, word width)} of the streams fed from external memory (none here)."""
+        return {}
+
     def input_words(self, context):
         raise NotImplementedError(f"{type(self).__name__} must pack its inputs (a stream codec)")
 
@@ -90,6 +98,13 @@ class MVAUCodec(StreamCodec):
             vectors = np.asarray(x).size // self.get_nodeattr("MW")
             streams.append((self.external_weight_words(context[node.input[1]], vectors), self.get_instream_width(1)))
         return streams
+
+    def memory_streams(self, model):
+        """mem_mode "external": in1 comes from external memory, the matrix words over and over."""
+        if self.weight_source() != "external":
+            return {}
+        w = self.onnx_node.input[1]
+        return {w: (self.matrix_words(model.get_initializer(w)), self.get_instream_width(1))}
 
     def decode_output(self, words):
         ob, pe = self.get_output_datatype().bitwidth(), self.get_nodeattr("PE")

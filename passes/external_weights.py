@@ -24,8 +24,10 @@ memory when it is the bound (compiler/reports.py).
   aspect ratios included, in the memory its ``ram_style`` names); while a block resource overflows, the next capable
   node holding weights in it streams them, in the order of the least memory traffic per on-chip bit saved (a
   node's traffic is its matrix times its reads per frame, ``external_reads_per_frame``, so fewest reads first) and,
-  among equals, the largest matrix first. A design whose weights fit is left as it is (nodes already set to
-  external stay external). The UltraRAM placement (compiler/steps.py ``_large_weights_to_uram``) comes first.
+  among equals, the largest matrix first; then, last moved first, a streamed node whose blocks fit again after all
+  (a later, larger move made room) goes back on chip. A design whose weights fit is left as it is (nodes already
+  set to external stay external). The UltraRAM placement (compiler/steps.py ``_large_weights_to_uram``) comes
+  first.
 
 The choice is recorded in the model (``metadata_props["minifinn_weights_off_chip"]``, ``weights_off_chip_record``).
 """
@@ -153,6 +155,7 @@ class SetWeightsOffChip(Transformation):
             need = dict(need_before)
             order = sorted((inst for _, inst in ops if inst.onnx_node.name in blocks),
                            key=lambda i: (i.external_reads_per_frame(), -i.weight_memory_bits(), i.onnx_node.name))
+            moved = []
             for inst in order:
                 over = [k for k in BLOCK_RESOURCES if need[k] > limit[k]]
                 if not over:
@@ -160,7 +163,13 @@ class SetWeightsOffChip(Transformation):
                 held = blocks[inst.onnx_node.name]
                 if any(held[k] for k in over):
                     inst.set_external_weights(True)
+                    moved.append(inst)
                     need = {k: need[k] - held[k] for k in BLOCK_RESOURCES}
+            for inst in reversed(moved):  # back on chip what fits after all (a later, larger move made room)
+                held = blocks[inst.onnx_node.name]
+                if all(need[k] + held[k] <= limit[k] for k in BLOCK_RESOURCES):
+                    inst.set_external_weights(False)
+                    need = {k: need[k] + held[k] for k in BLOCK_RESOURCES}
         traffic = external_weight_traffic(model)
         if traffic and not self.board.memory_GBps:
             raise ExternalMemoryError(

@@ -148,3 +148,176 @@ def test_external_rtlsim_cycles_are_the_embedded_ones():
     top = hls.top_text(hls_model, "ipgen")
     assert "minifloat_mvau_ext<" in top and f"hls::stream<ap_uint<{2 * 3 * F(2, 1).bits}> > &in1_V" in top
     assert "weights[" not in top and "BIND_STORAGE" not in top
+
+
+# --- the compiler: which weights go off chip, the memory's bound --------------------------------------------------
+def _specialized(*layers, board_part=PART):
+    """A chain of rtl MinifloatMVAUs ((MW, MH, input vectors) each, E4M3 weights, accumulator outputs) from "x"."""
+    from onnx import TensorProto
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.util.basic import qonnx_make_model
+
+    f, rng = F(4, 3), np.random.default_rng(0)
+    nodes, vis, prev = [], [], "x"
+    for i, (mw, mh, vecs) in enumerate(layers):
+        out = "y" if i == len(layers) - 1 else f"t{i}"
+        nodes.append(helper.make_node(
+            "MinifloatMVAU_rtl", [prev, f"W{i}"], [out], domain="finn.custom_op.fpgadataflow.rtl",
+            backend="fpgadataflow", MW=mw, MH=mh, PE=1, SIMD=1, inputDataType=f.qonnx_name,
+            weightDataType=f.qonnx_name,
+            accDataType="INT40", outputDataType="INT40", noActivation=1, numInputVectors=[vecs]))
+        vis.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, [vecs, mh]))
+        prev = out
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                              [layers[0][2], layers[0][0]])],
+                              [vis[-1]], value_info=vis[:-1])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for i, (mw, mh, _) in enumerate(layers):
+        model.set_initializer(f"W{i}", f.values()[rng.integers(0, len(f.values()), size=(mw, mh))].astype(np.float32))
+    return model.transform(GiveUniqueNodeNames())
+
+
+def _fold(model, board, **kw):
+    from passes.resource_folding import SetFoldingResourceAware
+
+    fold = SetFoldingResourceAware(board.resources, 10.0, fpgapart=board.part, board_name=board.name,
+                                   memory_GBps=board.memory_GBps, memory=board.memory, **kw)
+    return model.transform(fold), fold.result
+
+
+def test_big_matrix_goes_off_chip_with_a_memory_bound_estimate(tmp_path):
+    """A 2048 x 2048 E4M3 matrix (33.5 Mbit) does not fit the Pynq-Z2's 280 BRAM_18K: under "auto" it streams from
+    the DDR3 (2.1 GB/s = 168 bits per 10 ns cycle), so a frame takes ceil(33,554,432 / 168) = 199,729 cycles:
+    500.7 FPS, named as the bottleneck in the folding record and the reports; a 64 x 64 matrix stays on chip."""
+    import json
+
+    from compiler.boards import get_board
+    from compiler.reports import write_estimate_reports
+    from passes.external_weights import SetWeightsOffChip, weights_off_chip_record
+
+    board = get_board("Pynq-Z2")
+    assert board.memory_GBps == 2.1
+    model = _specialized((2048, 2048, 1)).transform(SetWeightsOffChip(board, "auto"))
+    inst = getCustomOp(model.graph.node[0])
+    assert inst.get_nodeattr("mem_mode") == "external"
+    assert weights_off_chip_record(model)["external"] == {inst.onnx_node.name: 2048 * 2048 * 8}
+    model, result = _fold(model, board)
+    cycles = -(-2048 * 2048 * 8 // 168)
+    assert cycles == 199729 and result["frame_cycles"] == cycles
+    assert result["max_cycles"] <= cycles < 2 * result["max_cycles"]  # folded no faster than the memory needs
+    assert result["estimated_fps"] == pytest.approx(1e9 / (10 * 199729)) == pytest.approx(500.68, abs=0.01)
+    assert result["bottleneck"] == "external weights: 4.19 MB/frame at 2.1 GB/s (DDR3-1050 x16)"
+    assert result["total"]["BRAM_18K"] == 0
+    model, paths = write_estimate_reports(model, tmp_path, board, 10.0, plot=False)
+    perf = json.loads(paths["estimate_network_performance.json"].read_text())
+    assert perf["estimated_throughput_fps"] == pytest.approx(500.68, abs=0.01)
+    assert perf["bottleneck"] == result["bottleneck"] and perf["external_weights"]["cycles_per_frame"] == cycles
+    summary = paths["summary.md"].read_text()
+    assert "500.7 FPS** (bound by the external weights: 4.19 MB/frame at 2.1 GB/s" in summary
+
+    small = _specialized((64, 64, 1)).transform(SetWeightsOffChip(board, "auto"))
+    assert getCustomOp(small.graph.node[0]).get_nodeattr("mem_mode") == "internal_embedded"
+    small, result = _fold(small, board)
+    assert result["memory"] is None and result["bottleneck"] == small.graph.node[0].name
+
+
+def test_nodes_share_the_bandwidth_and_auto_streams_the_cheapest_traffic_first():
+    """Two streaming nodes share the memory: the bound is their summed bits per frame; "auto" streams the matrix
+    read fewest times per frame first (1 vector before 16), among equals the largest; "always" / "never"."""
+    from compiler.boards import get_board
+    from passes.external_weights import SetWeightsOffChip, memory_bound
+
+    board = get_board("Pynq-Z2")
+    layers = ((1024, 1024, 16), (1024, 1024, 1), (1024, 512, 1), (512, 64, 1))
+    model = _specialized(*layers).transform(SetWeightsOffChip(board, "auto"))
+    modes = [getCustomOp(n).get_nodeattr("mem_mode") for n in model.graph.node]
+    # 224 usable BRAM_18K: 1024x1024 alone needs 456 at best, 1024x512 228, 512x64 (at 2K x 9) 16
+    assert modes == ["external", "external", "external", "internal_embedded"]
+    mem = memory_bound(model, 2.1, 10.0)
+    bits = 8 * (16 * 1024 * 1024 + 1024 * 1024 + 1024 * 512)
+    assert mem["bits_per_frame"] == bits and mem["cycles_per_frame"] == -(-bits // 168)
+    assert mem["nodes"][model.graph.node[0].name]["share"] == pytest.approx(16 / 17.5)
+    always = _specialized(*layers).transform(SetWeightsOffChip(board, "always"))
+    assert all(getCustomOp(n).get_nodeattr("mem_mode") == "external" for n in always.graph.node)
+    never = always.transform(SetWeightsOffChip(board, "never"))
+    assert all(getCustomOp(n).get_nodeattr("mem_mode") == "internal_embedded" for n in never.graph.node)
+    assert memory_bound(never, 2.1, 10.0) is None
+
+
+def test_memory_bound_refusals():
+    """A target beyond the memory's frame rate, a board without a bandwidth figure and a bad mode or config value
+    are clear errors."""
+    from compiler.boards import get_board
+    from compiler.config import BuildConfig
+    from compiler.errors import ConfigError
+    from passes.external_weights import ExternalMemoryError, SetWeightsOffChip
+    from passes.resource_folding import FoldingTargetUnreachableError
+
+    board = get_board("Pynq-Z2")
+    model = _specialized((1024, 1024, 1)).transform(SetWeightsOffChip(board, "always"))
+    with pytest.raises(FoldingTargetUnreachableError, match=r"external weights: 1.05 MB/frame at 2.1 GB/s .* take "
+                                                            r"49,933 cycles per frame .* at most 2002.7 FPS"):
+        _fold(model, board, target_fps=3000)
+    with pytest.raises(ExternalMemoryError, match="ZCU102 has no external memory bandwidth figure"):
+        _specialized((64, 64, 1)).transform(SetWeightsOffChip(get_board("ZCU102"), "always"))
+    with pytest.raises(ExternalMemoryError, match="not one of"):
+        SetWeightsOffChip(board, "sometimes")
+    with pytest.raises(ConfigError, match=r"weights_off_chip 'sometimes' is not one of \('auto', 'never', 'always'\)"):
+        BuildConfig(weights_off_chip="sometimes")
+
+
+# --- stitched simulation: the weight stream fed from "external memory" ---------------------------------------------
+def _two_layer_model(vecs=3):
+    """x (E3M2) -> MVAU 1 (E2M1 weights, thresholds to E3M2, mem_mode "external") -> MVAU 2 (INT4 weights, embedded,
+    accumulators out), both rtl, 2 x 2 and 3 x 1 folded; returns (model, x)."""
+    from onnx import TensorProto
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    fa = F(3, 2)
+    first, x = random_mvau_model(fa, F(2, 1), fa, 8, 6, 2, 2, 0, n_vec=vecs, seed=4, domain_suffix=".rtl")
+    second, _ = random_mvau_model(fa, IntFormat(4), fa, 6, 3, 3, 1, 1, n_vec=vecs, seed=5, domain_suffix=".rtl")
+    n1, n2 = first.graph.node[0], second.graph.node[0]
+    n1.output[0], n1.name = "h", "first"
+    n2.input[0], n2.input[1], n2.name = "h", "W2", "second"
+    for n in (n1, n2):
+        n.op_type = "MinifloatMVAU_rtl"
+    graph = helper.make_graph([n1, n2], "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vecs, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vecs, 3])],
+                              value_info=[helper.make_tensor_value_info("h", TensorProto.FLOAT, [vecs, 6])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for name in ("W", "T"):
+        model.set_initializer(name, first.get_initializer(name))
+    model.set_initializer("W2", second.get_initializer("W"))
+    model.set_tensor_datatype("x", fa.datatype)
+    model.set_tensor_datatype("h", fa.datatype)
+    model.set_tensor_datatype("W", F(2, 1).datatype)
+    model.set_tensor_datatype("W2", IntFormat(4).datatype)
+    model.set_tensor_datatype("y", getCustomOp(model.graph.node[1]).get_output_datatype())
+    getCustomOp(model.graph.node[0]).set_nodeattr("mem_mode", "external")
+    return model, x
+
+
+@needs_sim
+def test_stitched_simulation_feeds_the_weight_stream_and_sizes_its_fifo(tmp_path):
+    """The stitched partition: the external node's in1 fed by a ROM source (FINN's wrap-mode weight DMA), the
+    matrix again for every vector of every frame; 3 frames == Python bit for bit, FIFO sizing gives the weight edge
+    a shallow FIFO (not a join) in the node's inFIFODepths[1]."""
+    from compiler.fifo_sizing import size_fifos
+    from compiler.stitched_sim import memory_sources, run_stitched
+
+    model, _ = _two_layer_model()
+    rng = np.random.default_rng(9)
+    vals = F(3, 2).values()
+    frames = [vals[rng.integers(0, len(vals), size=(3, 8))].astype(np.float32) for _ in range(3)]
+    want = [execute_onnx(model, {"x": f})["y"] for f in frames]
+    model = model.transform(PrepareIP(PART, 10.0))
+    assert list(memory_sources(model)) == ["W"] and len(memory_sources(model)["W"][0]) == 3 * 4
+    res = run_stitched(model, frames, tmp_path / "sim", gaps=True)
+    for got, ref in zip(res["outputs"], want):
+        assert np.array_equal(np.asarray(got).astype(object), np.asarray(ref).astype(object))
+    assert "W -> first.in1" in res["edges"].values()
+    model, record = size_fifos(model, frames, tmp_path / "fifo")
+    first = getCustomOp(model.graph.node[0])
+    assert record["method"] == "shallow except joins" and first.get_nodeattr("inFIFODepths") == [2, 2]

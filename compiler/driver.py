@@ -12,9 +12,13 @@
 
 ``io_shape_dict(model)`` follows finn-plus' ``get_driver_shapes``: one entry per accelerator input/output in the keys
 ``idt``/``odt`` (``"DataType['FLOAT<3,2,3>']"``), ``ishape_normal``, ``ishape_folded``, ``ishape_packed`` (and ``o*``),
-``idma_names``/``odma_names``, plus ``num_inputs``, ``num_outputs``, ``number_of_external_weights`` (0: weights live in
-the layers) and minifinn's ``input_scales``. It accepts either the dataflow model of the minifinn build (one node per
-layer; DMA names then are FINN's ``idma<i>``/``odma<i>``, the names ZynqBuild gives its IODMAs) or the partitioned
+``idma_names``/``odma_names``, plus ``num_inputs``, ``num_outputs``, ``number_of_external_weights`` and
+``external_weights_input_shapes`` (FINN's keys) and minifinn's ``input_scales`` and ``external_weights``: one entry per
+weight DMA of layers with weights off chip (``mem_mode = "external"``; compiler/weight_dma.py: DMA name, layer, buffer
+reads per frame, file, bytes); ``make_driver`` writes each buffer's bytes to ``runtime_weights/<dma>.npy`` (FINN's
+layout, ``to_external_tensor``), which the driver loads and streams in every frame. It accepts either the dataflow
+model of the minifinn build (one node per layer; DMA names then are FINN's ``idma<i>``/``odma<i>``, the names
+ZynqBuild gives its IODMAs: the weight DMAs first, so the input DMA is ``idma<k>`` for k weight DMAs) or the partitioned
 model that FINN's ZynqBuild / VitisBuild return (IODMA partitions; names read from their ``instance_name``). Packed
 shapes are those of ``finn.util.data_packing.finnpy_to_packed_bytearray`` on the format's codes as ``UINT<bits>``.
 """
@@ -33,6 +37,7 @@ from qonnx.custom_op.registry import getCustomOp
 import custom_ops  # noqa: F401  (registers minifinn's ops so getCustomOp resolves them)
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
+from compiler.weight_dma import external_weight_entries
 from finn.util.data_packing import finnpy_to_packed_bytearray
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -121,6 +126,8 @@ def _partitioned_io(model):
     for tensor in model.graph.input:
         sdp = model.find_consumer(tensor.name)
         dma_model = ModelWrapper(getCustomOp(sdp).get_nodeattr("model"))
+        if _is_weight_dma(dma_model):  # a weight buffer FINN's ExternalizeParams made a graph input
+            continue
         if dma_model.graph.node[0].op_type != "IODMA_hls":
             raise DriverError(f"input {tensor.name!r}: its partition {sdp.name} does not start with an IODMA")
         succ = model.find_direct_successors(sdp)[0]
@@ -147,10 +154,17 @@ def _partitioned_io(model):
     return ins, outs
 
 
-def io_shape_dict(model, input_scales=None):
+def _is_weight_dma(dma_model):
+    first = dma_model.graph.node[0]
+    return first.op_type == "IODMA_hls" and getCustomOp(first).get_nodeattr("burstMode") == "wrap"
+
+
+def io_shape_dict(model, input_scales=None, weights=None):
     """FINN-style I/O description of a dataflow model (see module docstring). ``input_scales``: one host quantizer
-    scale (float or None) per input, used by the driver's ``input_kind="float"``."""
+    scale (float or None) per input, used by the driver's ``input_kind="float"``; ``weights``: the model's
+    ``external_weight_entries`` when already computed."""
     ins, outs = _partitioned_io(model) if _is_partitioned(model) else _dataflow_io(model)
+    weights = external_weight_entries(model) if weights is None else weights
     if not ins or not outs:
         raise DriverError(f"the model has {len(ins)} streamed input(s) and {len(outs)} output(s); a driver needs at "
                           "least one of each")
@@ -162,11 +176,13 @@ def io_shape_dict(model, input_scales=None):
         "ishape_normal": [e["normal"] for e in ins], "oshape_normal": [e["normal"] for e in outs],
         "ishape_folded": [e["folded"] for e in ins], "oshape_folded": [e["folded"] for e in outs],
         "ishape_packed": [e["packed"] for e in ins], "oshape_packed": [e["packed"] for e in outs],
-        "idma_names": [e.get("dma", f"idma{i}") for i, e in enumerate(ins)],
+        "idma_names": [e.get("dma", f"idma{len(weights) + i}") for i, e in enumerate(ins)],
         "odma_names": [e.get("dma", f"odma{i}") for i, e in enumerate(outs)],
         "input_names": [e["name"] for e in ins], "output_names": [e["name"] for e in outs],
         "num_inputs": len(ins), "num_outputs": len(outs),
-        "number_of_external_weights": 0, "external_weights_input_shapes": {},
+        "number_of_external_weights": len(weights),
+        "external_weights_input_shapes": {w["dma"]: [w["bytes"]] for w in weights},
+        "external_weights": [{k: v for k, v in w.items() if k != "data"} for w in weights],
         "input_scales": [None if s is None else float(s) for s in scales],
     }
 
@@ -191,12 +207,19 @@ def host_input_scales(parent, dataflow_inputs):
 
 
 def make_driver(model, out_dir, platform, clk_period_ns=None, input_scales=None, model_name="model"):
-    """Write driver.py, minifinn_io.py and settings.json into ``out_dir`` (created); returns its Path."""
+    """Write driver.py, minifinn_io.py, settings.json and the external weights (``runtime_weights/``) into
+    ``out_dir`` (created); returns its Path."""
     if platform not in PLATFORMS:
         raise DriverError(f"driver platform must be one of {PLATFORMS}, got {platform!r}")
-    shapes = io_shape_dict(model, input_scales)
+    weights = external_weight_entries(model)
+    shapes = io_shape_dict(model, input_scales, weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "runtime_weights").is_dir():
+        shutil.rmtree(out / "runtime_weights")
+    for w in weights:
+        (out / w["file"]).parent.mkdir(exist_ok=True)
+        np.save(out / w["file"], w["data"])
     fclk = None if clk_period_ns is None else 1000.0 / float(clk_period_ns)
     text = DRIVER_TEMPLATE.read_text()
     for key, value in (("$IO_SHAPE_DICT$", json.dumps(shapes, indent=1)), ("$PLATFORM$", platform),
@@ -207,7 +230,7 @@ def make_driver(model, out_dir, platform, clk_period_ns=None, input_scales=None,
     (out / "driver.py").write_text(text)
     shutil.copyfile(IO_MODULE, out / "minifinn_io.py")
     settings = {"driver_information": {"driver_type": "MinifinnDMAOverlay", "io_shape_dict": shapes,
-                                       "platform": platform, "fclk_mhz": fclk, "external_weights": False,
+                                       "platform": platform, "fclk_mhz": fclk, "external_weights": bool(weights),
                                        "runtime_weights": False},
                 "experiment_information": {}}
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")

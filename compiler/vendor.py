@@ -20,7 +20,6 @@ missing tools and the command that continues the build on a machine that has the
 step's name, ``minifinn build`` prints it and exits 2 (no traceback; the traceback goes to build.log).
 """
 
-import copy
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
 from compiler.qonnx_formats import qonnx_datatype
 from compiler.steps import DEFAULT_STEPS
+from compiler.weight_dma import InsertExternalWeightDMA, expose_external_weight_streams
 from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
 from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
 from finn.transformation.fpgadataflow.create_stitched_ip import CreateStitchedIP
@@ -49,6 +49,7 @@ from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
 from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 from finn.transformation.fpgadataflow.replace_verilog_relpaths import ReplaceVerilogRelPaths
 from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from finn.util.basic import pynq_native_port_width
 from finn.util.fpgadataflow import is_hls_node
 from finn.util.settings import get_settings
 
@@ -176,7 +177,7 @@ def stitching_script_without_vivado(model, cfg):
     level = finn_log.level
     finn_log.setLevel(logging.ERROR)  # its advice to insert FIFOs is for the real run, not for this preview
     try:
-        CreateStitchedIP(_part(cfg), cfg.synth_clk_period_ns).apply(copy.deepcopy(model))
+        CreateStitchedIP(_part(cfg), cfg.synth_clk_period_ns).apply(expose_external_weight_streams(model))
     except FileNotFoundError as err:
         if "vivado" not in str(err):
             raise
@@ -325,11 +326,15 @@ def step_hw_ipgen(model, cfg):
 
 
 def step_create_stitched_ip(model, cfg):
-    """FINN's CreateStitchedIP (needs vivado); the Vivado project is copied to OUTPUT_DIR/stitched_ip."""
+    """FINN's CreateStitchedIP (needs vivado); the Vivado project is copied to OUTPUT_DIR/stitched_ip. The weight
+    streams of layers with weights off chip are top-level AXI streams of the stitched IP (``s_axis_1``, ...:
+    compiler/weight_dma.py ``expose_external_weight_streams``); the model itself keeps its weights."""
     ensure_finn_offline()
     _require(model, cfg, "step_create_stitched_ip")
 
-    model = model.transform(CreateStitchedIP(_part(cfg), cfg.synth_clk_period_ns))
+    stitched = expose_external_weight_streams(model).transform(CreateStitchedIP(_part(cfg), cfg.synth_clk_period_ns))
+    for prop in stitched.model.metadata_props:
+        model.set_metadata_prop(prop.key, prop.value)
     shutil.copytree(model.get_metadata_prop("vivado_stitch_proj"), Path(cfg.output_dir) / "stitched_ip",
                     dirs_exist_ok=True)
     return model
@@ -337,14 +342,19 @@ def step_create_stitched_ip(model, cfg):
 
 def step_synthesize_bitfile(model, cfg):
     """Bitfile through finn-plus' own build steps: Zynq boards ZynqBuild (IODMAs, block design, bitstream:
-    OUTPUT_DIR/bitfile/finn-accel.bit + .hwh), Alveo step_prepare_synthesis + VitisBuild (xclbin). Returns FINN's
-    partitioned model (IODMA partitions), from which step_make_driver reads the DMA names."""
+    OUTPUT_DIR/bitfile/finn-accel.bit + .hwh), Alveo step_prepare_synthesis + VitisBuild (xclbin). Layers with
+    weights off chip get their weight DMA first (``InsertExternalWeightDMA``, AXI-MM width as FINN's InsertIODMA).
+    Returns FINN's partitioned model (IODMA partitions), from which step_make_driver reads the DMA names and the
+    weight buffers."""
     ensure_finn_offline()
     _require(model, cfg, "step_synthesize_bitfile")
     # lazy: finn.builder's steps read FINN's settings on import, which exist only in a Vivado set-up
     from finn.builder import build_dataflow_steps as finn_steps
 
     fcfg = finn_build_config(cfg, ["BITFILE"])
+    # weights off chip: a wrap-mode IODMA per layer, as FINN's InsertIODMA for its own MVAU (compiler/weight_dma.py)
+    width = pynq_native_port_width[get_board(cfg.board).name] if _is_zynq(cfg) else fcfg.vitis_iodma_intf_max_width
+    model = model.transform(InsertExternalWeightDMA(width))
     if not _is_zynq(cfg):
         model = finn_steps.step_prepare_synthesis(model, fcfg)
     return finn_steps.step_synthesize_bitfile(model, fcfg)

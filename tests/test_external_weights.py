@@ -321,3 +321,96 @@ def test_stitched_simulation_feeds_the_weight_stream_and_sizes_its_fifo(tmp_path
     model, record = size_fifos(model, frames, tmp_path / "fifo")
     first = getCustomOp(model.graph.node[0])
     assert record["method"] == "shallow except joins" and first.get_nodeattr("inFIFODepths") == [2, 2]
+
+
+# --- vendor flow and driver: FINN's weight DMA, the stitched IP's weight stream, the deployed weight files ----------
+def _zynq_parent(model):
+    """FINN's ZynqBuild partitioning of ``model`` (its prep transformations, offline) with the instance names its
+    MakeZYNQProject gives: partitions without a producer idma0, idma1, ... in parent order, without consumers
+    odma0, ..."""
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from finn.transformation.fpgadataflow.floorplan import Floorplan
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+
+    for t in (InsertIODMA(64), InsertDWC(), SpecializeLayers(PART), Floorplan(), CreateDataflowPartition()):
+        model = model.transform(t).transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
+    n_in = n_out = 0
+    for sdp in model.graph.node:
+        if not sdp.input or model.find_producer(sdp.input[0]) is None:
+            getCustomOp(sdp).set_nodeattr("instance_name", f"idma{n_in}")
+            n_in += 1
+        elif not model.find_consumers(sdp.output[0]):
+            getCustomOp(sdp).set_nodeattr("instance_name", f"odma{n_out}")
+            n_out += 1
+    return model
+
+
+def test_weight_dma_is_finns_and_the_driver_deploys_the_weights(tmp_path):
+    """InsertExternalWeightDMA gives each external layer FINN's wrap-mode IODMA (its buffer: FINN's layout of the
+    in1 words); FINN's own partitioning (ExternalizeParams, CreateDataflowPartition) takes it, and the DMA names and
+    weight bytes the driver predicts from the dataflow model are those of the partitioned model; make_driver writes
+    runtime_weights/<dma>.npy and starts each DMA once per input vector."""
+    import json
+
+    from qonnx.core.datatype import DataType
+
+    from compiler.driver import io_shape_dict, make_driver
+    from compiler.weight_dma import InsertExternalWeightDMA, external_weight_entries
+    from finn.util.data_packing import to_external_tensor
+
+    model, _ = _two_layer_model()
+    getCustomOp(model.graph.node[1]).set_nodeattr("mem_mode", "external")  # both layers: the DMA order matters
+    plain = io_shape_dict(model)
+    assert plain["idma_names"] == ["idma2"] and plain["number_of_external_weights"] == 2
+    assert [(w["dma"], w["node"], w["reps_per_frame"]) for w in plain["external_weights"]] == \
+        [("idma1", "first", 3), ("idma0", "second", 3)]
+    with_dma = model.transform(InsertExternalWeightDMA(64))
+    dmas = [n for n in with_dma.graph.node if n.op_type == "IODMA_hls"]
+    first = getCustomOp(model.graph.node[0])
+    dma = getCustomOp(dmas[0])
+    assert [dma.get_nodeattr(a) for a in ("burstMode", "direction", "dataType", "NumChannels", "streamWidth")] == \
+        ["wrap", "in", "UINT8", 2, 16]
+    assert dma.get_nodeattr("numInputVectors") == [3 * 4]  # NF * SF words of PE x SIMD = 2 x 2 E2M1 codes
+    assert with_dma.get_initializer(dmas[0].input[0]).shape == (12, 2)
+    assert with_dma.find_consumer(dmas[0].output[0]).name == "first"
+    w = model.get_initializer("W")
+    words = first.matrix_words(w)
+    data = external_weight_entries(model)[0]["data"]
+    assert [int.from_bytes(bytes(r), "little") for r in data.reshape(12, 2)] == words
+    # 16-bit words: the bytes FINN's driver makes of FINN's own weight DMA memory (get_mem_init of the codes)
+    finn_mem = InsertIODMA.get_mem_init(None, codes_of(w, F(2, 1)).astype(np.float32), 2, 2)
+    assert np.array_equal(to_external_tensor(finn_mem, DataType["UINT4"]), data)
+    parent = _zynq_parent(with_dma)
+    assert io_shape_dict(parent)["idma_names"] == plain["idma_names"]
+    predicted = {e["dma"]: e for e in external_weight_entries(model)}
+    built = {e["dma"]: e for e in external_weight_entries(parent)}
+    assert predicted.keys() == built.keys() == {"idma0", "idma1"}
+    for name, entry in built.items():
+        renamed = {"first": "MinifloatMVAU_rtl_0", "second": "MinifloatMVAU_rtl_1"}  # ZynqBuild renames the nodes
+        assert entry["node"] == renamed[predicted[name]["node"]] and entry["reps_per_frame"] == 3
+        assert np.array_equal(entry["data"], predicted[name]["data"])
+    ddir = make_driver(model, tmp_path / "driver", "zynq-iodma", 10.0)
+    settings = json.loads((ddir / "settings.json").read_text())["driver_information"]
+    assert settings["external_weights"] is True
+    assert np.array_equal(np.load(ddir / "runtime_weights" / "idma1.npy"), data)
+    text = (ddir / "driver.py").read_text()
+    assert "dma.write(0x1C, batch_size * reps)" in text and "def load_external_weights" in text
+
+
+def test_stitched_ip_makes_the_weight_stream_a_top_level_stream(tmp_path):
+    """The Vivado stitching script FINN's CreateStitchedIP writes (generated here without Vivado) makes the
+    external layer's in1_V a top-level AXI stream, s_axis_1 next to the activations' s_axis_0."""
+    from compiler.config import BuildConfig
+    from compiler.vendor import stitching_script_without_vivado
+
+    if shutil.which("vivado"):
+        pytest.skip("with vivado on PATH the script is not generated offline")
+    model, _ = _two_layer_model()
+    model = model.transform(PrepareIP(PART, 10.0))
+    tcl = stitching_script_without_vivado(model, BuildConfig(output_dir=str(tmp_path / "out")))
+    text = tcl.read_text()
+    assert "make_bd_intf_pins_external [get_bd_intf_pins first/in1_V]" in text
+    assert "set_property name s_axis_1 [get_bd_intf_ports in1_V_0]" in text
+    assert "make_bd_intf_pins_external [get_bd_intf_pins second/in1_V]" not in text

@@ -12,6 +12,10 @@ QONNX model produced), real numbers ("float": quantized as quantize(x / scale), 
 codes ("codes"), and returns decoded output values (or codes). Class and method names follow finn-plus'
 ``FINNDMAOverlay``: fold_input, pack_input, copy_input_data_to_device, execute_on_buffers, wait_until_finished,
 copy_output_data_from_device, unpack_output, unfold_output, execute, throughput_test.
+
+Layers with weights off chip: their weight buffers (``runtime_weights/<dma>.npy``, FINN's layout) are loaded into
+device memory when the overlay opens (``load_external_weights``) and their DMAs ("wrap" mode) stream them with every
+batch, ``reps_per_frame`` times per frame (once per input vector of the layer).
 """
 
 import argparse
@@ -54,6 +58,7 @@ class MinifinnDMAOverlay(MinifinnIO, Overlay):
         self.idma = [getattr(self, name) for name in self.io_shape_dict["idma_names"]]
         self.odma = [getattr(self, name) for name in self.io_shape_dict["odma_names"]]
         self.odma_handle = [None] * len(self.odma)
+        self.external_weights = self.load_external_weights()
         if platform == "zynq-iodma" and fclk_mhz:
             from pynq.ps import Clocks  # lazy: pynq exists only on the board, and Clocks only on Zynq
 
@@ -77,6 +82,22 @@ class MinifinnDMAOverlay(MinifinnIO, Overlay):
                                             target=self.device) for o in range(self.num_outputs)]
         self.obuf_packed = [np.empty_like(b) for b in self.obuf_packed_device]
 
+    def load_external_weights(self):
+        """[(weight DMA, device buffer, buffer reads per frame)]: every ``external_weights`` entry's buffer, loaded
+        from the file next to this driver into device memory."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        loaded = []
+        for entry in self.io_shape_dict.get("external_weights", []):
+            data = np.load(os.path.join(here, entry["file"]))
+            buf = allocate(shape=data.shape, dtype=np.uint8, target=self.device)
+            buf[:] = data
+            if self.platform == "zynq-iodma":
+                buf.flush()
+            else:
+                buf.sync_to_device()
+            loaded.append((getattr(self, entry["dma"]), buf, int(entry["reps_per_frame"])))
+        return loaded
+
     def copy_input_data_to_device(self, data, ind=0):
         """Packed input (batch <= batch_size) -> the input DMA buffer."""
         self.ibuf_packed_device[ind][: len(data)] = data
@@ -96,12 +117,19 @@ class MinifinnDMAOverlay(MinifinnIO, Overlay):
             for o, dma in enumerate(self.odma):
                 if dma.read(0x00) & 0x4 == 0:
                     raise RuntimeError(f"output DMA {o} is not idle")
+            for dma, buf, reps in self.external_weights:  # the weight buffers, read reps times per frame
+                dma.write(0x10, buf.device_address & 0xFFFFFFFF)
+                dma.write(0x14, (buf.device_address >> 32) & 0xFFFFFFFF)
+                dma.write(0x1C, batch_size * reps)
+                dma.write(0x00, 1)
             for dma, buf in list(zip(self.odma, self.obuf_packed_device)) + list(zip(self.idma, self.ibuf_packed_device)):
                 dma.write(0x10, buf.device_address & 0xFFFFFFFF)
                 dma.write(0x14, (buf.device_address >> 32) & 0xFFFFFFFF)
                 dma.write(0x1C, batch_size)
                 dma.write(0x00, 1)
         else:
+            for dma, buf, reps in self.external_weights:
+                dma.start(buf, batch_size * reps)
             for i, dma in enumerate(self.idma):
                 self.ibuf_packed_device[i].sync_to_device()
                 dma.start(self.ibuf_packed_device[i], batch_size)

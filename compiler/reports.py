@@ -41,6 +41,7 @@ from compiler.boards import get_board
 from compiler.errors import MinifinnError
 from compiler.finn_env import ensure_finn_offline
 from compiler.qonnx_formats import format_from_datatype
+from custom_ops.capabilities import HWOpCapabilities
 from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
 from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
 from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys, op_and_param_counts
@@ -138,6 +139,8 @@ def layer_rows(model, data, board):
         weights = "—"
         if "MW" in attrs and "weightDataType" in attrs:
             weights = _fmt_name(inst.get_nodeattr("weightDataType"))
+            if isinstance(inst, HWOpCapabilities) and inst.external_weight_bits():
+                weights += " (off chip)"
         r = {k: float(res[node.name].get(k, 0) or 0) for k in RESOURCES}
         share = board.share(r)
         top = max(share, key=share.get)

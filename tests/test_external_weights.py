@@ -215,6 +215,7 @@ def test_big_matrix_goes_off_chip_with_a_memory_bound_estimate(tmp_path):
     assert perf["bottleneck"] == result["bottleneck"] and perf["external_weights"]["cycles_per_frame"] == cycles
     summary = paths["summary.md"].read_text()
     assert "500.7 FPS** (bound by the external weights: 4.19 MB/frame at 2.1 GB/s" in summary
+    assert "| e4m3 (off chip) |" in summary
 
     small = _specialized((64, 64, 1)).transform(SetWeightsOffChip(board, "auto"))
     assert getCustomOp(small.graph.node[0]).get_nodeattr("mem_mode") == "internal_embedded"

@@ -26,8 +26,8 @@ memory when it is the bound (compiler/reports.py).
   node's traffic is its matrix times its reads per frame, ``external_reads_per_frame``, so fewest reads first) and,
   among equals, the largest matrix first; then, last moved first, a streamed node whose blocks fit again after all
   (a later, larger move made room) goes back on chip. A design whose weights fit is left as it is (nodes already
-  set to external stay external). The UltraRAM placement (compiler/steps.py ``_large_weights_to_uram``) comes
-  first.
+  set to external stay external), and so is every design on a board without a bandwidth figure (the folding then
+  reports what does not fit). The UltraRAM placement (compiler/steps.py ``_large_weights_to_uram``) comes first.
 
 The choice is recorded in the model (``metadata_props["minifinn_weights_off_chip"]``, ``weights_off_chip_record``).
 """
@@ -105,15 +105,19 @@ def memory_bound(model, memory_GBps, clk_ns, memory=""):
 BLOCK_RESOURCES = ("BRAM_18K", "URAM")
 
 
-def _blocks(model):
-    """{node name: min_weight_blocks()} of every op with embedded weights."""
+def _blocks(model, known=None):
+    """{node name: min_weight_blocks()} of every op with embedded weights (``known``: those already asked)."""
     out = {}
     for node in model.graph.node:
         if node.domain.startswith("finn.custom_op.fpgadataflow"):
             inst = getCustomOp(node)
             if isinstance(inst, HWOpCapabilities) and inst.weight_memory_bits():
-                out[node.name] = inst.min_weight_blocks()
+                out[node.name] = (known or {}).get(node.name) or inst.min_weight_blocks()
     return out
+
+
+def _total(blocks):
+    return {k: sum(b[k] for b in blocks.values()) for k in BLOCK_RESOURCES}
 
 
 def embedded_weight_bits(model):
@@ -147,11 +151,11 @@ class SetWeightsOffChip(Transformation):
         before = embedded_weight_bits(model)
         limit = {k: self.utilization * self.board.resources.get(k, 0) for k in BLOCK_RESOURCES}
         blocks = _blocks(model)
-        need_before = {k: sum(b[k] for b in blocks.values()) for k in BLOCK_RESOURCES}
+        need_before = _total(blocks)
         if self.mode in ("never", "always"):
             for _, inst in ops:
                 inst.set_external_weights(self.mode == "always")
-        else:
+        elif self.board.memory_GBps:  # "auto" on a board without a bandwidth figure leaves the weights as they are
             need = dict(need_before)
             order = sorted((inst for _, inst in ops if inst.onnx_node.name in blocks),
                            key=lambda i: (i.external_reads_per_frame(), -i.weight_memory_bits(), i.onnx_node.name))
@@ -176,10 +180,8 @@ class SetWeightsOffChip(Transformation):
                 f"weights_off_chip = {self.mode!r}: {len(traffic)} node(s) would stream their weights from external "
                 f"memory, but {self.board.name} has no external memory bandwidth figure in compiler/boards.py; use "
                 "weights_off_chip = 'never' or a board with one (e.g. U250, Pynq-Z2)")
-        after = _blocks(model)
         self.record = {"mode": self.mode, "utilization": self.utilization, "limit_blocks": limit,
-                       "min_blocks_before": need_before,
-                       "min_blocks": {k: sum(b[k] for b in after.values()) for k in BLOCK_RESOURCES},
+                       "min_blocks_before": need_before, "min_blocks": _total(_blocks(model, blocks)),
                        "embedded_bits_before": before, "embedded_bits": embedded_weight_bits(model),
                        "external": traffic, "memory_GBps": self.board.memory_GBps, "memory": self.board.memory}
         model.set_metadata_prop(WEIGHTS_OFF_CHIP_KEY, json.dumps(self.record))

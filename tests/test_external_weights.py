@@ -262,6 +262,10 @@ def test_memory_bound_refusals():
         _fold(model, board, target_fps=3000)
     with pytest.raises(ExternalMemoryError, match="ZCU102 has no external memory bandwidth figure"):
         _specialized((64, 64, 1)).transform(SetWeightsOffChip(get_board("ZCU102"), "always"))
+    # "auto" on a board without a figure keeps even a matrix that does not fit (456 of 345 usable BRAM_18K) on chip,
+    # for the folding to report
+    ultra96 = _specialized((1024, 1024, 1)).transform(SetWeightsOffChip(get_board("Ultra96-V2"), "auto"))
+    assert getCustomOp(ultra96.graph.node[0]).get_nodeattr("mem_mode") == "internal_embedded"
     with pytest.raises(ExternalMemoryError, match="not one of"):
         SetWeightsOffChip(board, "sometimes")
     with pytest.raises(ConfigError, match=r"weights_off_chip 'sometimes' is not one of \('auto', 'never', 'always'\)"):

@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.minifinn-installed
 SYS_STAMP := $(VENV)/.minifinn-system-packages
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): one per core; the tests themselves run single-threaded (tests/conftest.py)
+TEST_WORKERS ?= auto
 
 .PHONY: run test test-slow bench dse setup clean-venv
 
@@ -25,10 +27,10 @@ run: setup
 
 # Default suite (everything not marked slow). pytest exit code 5 ("no tests collected") is not a failure.
 test: setup
-	@$(PY) -m pytest -m "not slow and not bench" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	@$(PY) -m pytest -m "not slow and not bench" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-slow: setup
-	@$(PY) -m pytest -m "slow" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	@$(PY) -m pytest -m "slow" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: setup
 	@$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no benchmarks collected"; exit 0; fi; exit $$rc

@@ -18,8 +18,7 @@ constant subgraphs (Shape/Gather/Concat chains, the ViT's Pad/Add of the class t
 static inputs, unique node names and readable tensor names. The cleaned graph is then put in the canonical form the
 lowering maps (``passes.lower.canonicalize``, exact rewrites): the batch leading every tensor (Brevitas'
 ``QuantMultiheadAttention`` works sequence-first), quantizers next to float islands and in front of a Concat with
-constants (torchvision's class token), packed q/k/v projections split per slice. So a torchvision ViT's export runs
-in batches like the zoo's.
+constants (torchvision's class token). So a torchvision ViT's export runs in batches like the zoo's.
 
 Formats are recorded (``compiler.qonnx_formats.record_formats``) after the renaming, so the recorded names are
 those of the returned model: ``{quantizer output tensor name: qonnx type name}`` ("FLOAT<3,2,3>", "INT4", "UINT8",

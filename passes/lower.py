@@ -3,11 +3,12 @@
 Pipeline (each step a qonnx Transformation, usable alone or as a build step):
 
 1. qonnx ``InferShapes``; every tensor must have a shape (``MissingShapesError`` names those without);
-   ``canonicalize``: the same computation in the form the lowering maps (exact rewrites, idempotent; the export and
-   ``step_lower`` apply it to the QONNX model itself, so the verification compares against it):
-   ``LeadBatchAxis`` (passes/batch_axis.py: the batch leading every tensor, e.g. in Brevitas' sequence-first
-   attention), ``HoistQuantizers`` (passes/hoist_quantizers.py: quantizers next to float islands and before a Concat
-   with constants), ``SplitSlicedLinear`` (passes/split_linear.py: a packed q/k/v projection split per slice);
+   ``canonicalize``: the same computation with the batch leading every tensor and the quantizers where the lowering
+   needs them (exact rewrites, idempotent; the export and ``step_lower`` apply it to the QONNX model itself, so the
+   verification runs the reference in batches and finds every quantizer the lowering records): ``LeadBatchAxis``
+   (passes/batch_axis.py, e.g. Brevitas' sequence-first attention), ``HoistQuantizers``
+   (passes/hoist_quantizers.py: quantizers next to float islands and in front of a Concat with constants); then
+   ``SplitSlicedLinear`` (passes/split_linear.py: a packed q/k/v projection split per slice);
 2. ``LegalizeFloatQuant`` (passes/legalize.py): check quantizers, split into format values + scale;
 3. ``FoldScalesIntoThresholds`` (passes/streamline.py): exact integer ops between quantizers, thresholds;
 4. cleanup: qonnx ``RemoveUnusedTensors``, ``InferShapes``, ``InferExactDatatypes`` (passes/datatypes.py),
@@ -83,10 +84,10 @@ def check_shapes(model):
 
 
 def canonicalize(model):
-    """A QONNX model (ModelWrapper, shapes inferred) in the form the lowering maps: the batch leading every tensor,
-    quantizers next to float islands and in front of a Concat with constants, packed projections split per slice
-    (module docstring). Every rewrite is exact; a graph already in this form is returned unchanged."""
-    for transformation in (LeadBatchAxis(), HoistQuantizers(), SplitSlicedLinear()):
+    """A QONNX model (ModelWrapper, shapes inferred) with the batch leading every tensor and its quantizers next to
+    float islands and in front of a Concat with constants (module docstring). Every rewrite is exact; a graph
+    already in this form is returned unchanged."""
+    for transformation in (LeadBatchAxis(), HoistQuantizers()):
         model = model.transform(transformation)
     return model
 
@@ -96,7 +97,7 @@ def lower_qonnx(model):
     model = load_model(model)
     model = ModelWrapper(model.model.__deepcopy__() if hasattr(model.model, "__deepcopy__") else model.model)
     model = model.transform(SortGraph())
-    model = canonicalize(check_shapes(model))
+    model = canonicalize(check_shapes(model)).transform(SplitSlicedLinear())
     model = model.transform(LegalizeFloatQuant())
     model = model.transform(InferShapes())
     model = model.transform(FoldScalesIntoThresholds())

@@ -1,18 +1,23 @@
-"""A torchvision ``VisionTransformer`` quantized with Brevitas and the zoo's quantizers, in the layout minifinn maps
-(what ``compiler.ptq.quantize_model`` must produce for it, docs in tests/test_torchvision_vit.py):
+"""A torchvision ``VisionTransformer`` quantized with Brevitas and the zoo's quantizers, in the layout minifinn maps:
+what ``compiler.ptq.quantize_model`` must produce for it (tests/test_torchvision_vit.py).
 
 * ``conv_proj``: ``QuantConv2d`` with an input quantizer (``first``), per-channel weights;
-* every ``nn.Linear``: ``QuantLinear`` with an input quantizer; the MLP's first linear also quantizes its output
-  (the GELU's input: an elementwise table needs quantized values on both sides);
-* ``nn.MultiheadAttention``: ``QuantMultiheadAttention`` with every activation quantizer set, including
-  ``softmax_input_quant`` (Brevitas' default leaves it ``None``) and ``out_proj_output_quant`` (the residual add's
-  operand), weights per channel, no bias quantizers (biases stay float, folded into the thresholds);
-* every add (class token + positional embedding, both residual adds): both operands and the sum quantized, the
-  positional embedding through a quantizer of its own (a constant operand of the add);
-* the head: ``QuantLinear`` with an input quantizer (``last``).
+* ``nn.MultiheadAttention``: ``QuantMultiheadAttention`` with ``in_proj_input_quant``, ``q_scaled_quant``,
+  ``k_transposed_quant``, ``v_quant``, ``softmax_input_quant`` (Brevitas' default leaves it ``None``: then the
+  softmax reads an accumulator and no ``MinifloatSoftmax`` maps), ``attn_output_weights_quant``,
+  ``out_proj_input_quant`` and ``out_proj_output_quant`` (the residual add's operand) set, per-channel weights, no
+  bias quantizers (``Int32Bias`` is refused; float biases fold into the thresholds exactly);
+* the MLP: both linears with input and output quantizers (the first one's output is the GELU's input: an
+  elementwise table needs quantized values on both sides; the second one's is the residual add's operand);
+* every add quantized on both operands and on its sum (the sum feeds the next LayerNorm and the next residual):
+  the class token + positional embedding add quantizes the tokens (after the class token is prepended), the
+  positional embedding through a quantizer of its own (a constant operand) and the sum; in the blocks the operands
+  are already quantized (the block input, the branch outputs above), so only the sums get quantizers;
+* the head: ``QuantLinear`` with an input quantizer (``last``), after the final LayerNorm and the class token's
+  read-out.
 
-The forward methods are torchvision's, with the quantizers inserted: an instance of each torchvision class keeps its
-submodules and gets the quantizers as new submodules (``_QuantEncoderBlock`` etc. replace ``forward`` only).
+The forward methods are torchvision's with the quantizers inserted: each torchvision module keeps its submodules and
+gets the quantizers as new submodules, its ``forward`` replaced on the instance.
 """
 
 import math

@@ -73,8 +73,8 @@ class LeadBatchAxis(Transformation):
                 return model, False
             shapes[t] = list(shape)
         lifted = {t for t, s in shapes.items() if not s or s[0] != 1}
-        if not lifted:
-            return model, False
+        if not lifted or any(o.name in lifted for o in graph.output):
+            return model, False  # nothing to lift, or the graph's interface itself is not batch-first
         plan = []
         for node in graph.node:
             ins = [t for t in node.input if t in active]
@@ -100,6 +100,8 @@ class LeadBatchAxis(Transformation):
     def _liftable(model, node, shapes):
         if node.op_type in BROADCASTING or node.op_type in ("Transpose", "Reshape", "Slice"):
             return True
+        if node.op_type in ("Softmax", "LogSoftmax") and get_by_name(node.attribute, "axis") is None:
+            return False  # the default axis depends on the opset (1 and a 2-D view before opset 13)
         return node.op_type in AXIS_ATTR
 
     def _inside(self, model, node, shapes):

@@ -298,6 +298,12 @@ class InferMinifloatReorder(Transformation):
     i.e. only reshapes). Chains at the graph's input or output side (host layout) and chains feeding non-hardware
     nodes stay."""
 
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Add": ("float add (a float island), or a constant added to values that does not only fill zero-padded "
+                "slots: only slot fills (a class token) map, into a MinifloatReorder"),
+    }
+
     def apply(self, model):
         modified = False
         outputs = {o.name for o in model.graph.output}

@@ -17,7 +17,9 @@ Brevitas' exports need the quantizer first:
   zero tensor ``c_0`` (a quantized constant, like a weight). Exact: every element of the sum has one zero term and
   ``Q(0) = 0``. Unlike a Concat with a batch-1 constant, the sum stays batch-agnostic (the constant broadcasts over
   the batch), and the lowering keeps it as values (passes/lowering/linear.py), which ``MinifloatReorder`` produces in
-  hardware (a zero slot filled with constant codes).
+  hardware (a zero slot filled with constant codes). A constant input may be computed from constants
+  (``quantize_model``'s class token: its own quantizer, then the ``Expand`` to the batch); its value is evaluated (as
+  QONNX computes it) and the subgraph that computed it is removed.
 
 The chain of data movement must feed only the quantizer (single consumers), so nothing else sees the change. The
 quantizer's output name moves to the end of the chain: consumers are unchanged.
@@ -26,13 +28,16 @@ quantizer's output name moves to the end of the chain: consumers are unchanged.
 import copy
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_shapes import InferShapes
-from qonnx.util.basic import get_by_name
+from qonnx.util.basic import get_by_name, qonnx_make_model
 
 from compiler.qonnx_formats import QUANT_OP_TYPES
+from passes.batch_axis import activation_tensors
 from passes.lowering.handlers import HANDLERS
 
 #: data movement a per-tensor quantizer commutes with
@@ -98,11 +103,15 @@ class HoistQuantizers(Transformation):
 
     @staticmethod
     def _through_concat(model, concat, q):
-        active = [i for i, t in enumerate(concat.input) if model.get_initializer(t) is None]
-        shapes = [model.get_tensor_shape(t) if i in active else list(np.shape(model.get_initializer(t)))
+        dynamic = activation_tensors(model)
+        active = [i for i, t in enumerate(concat.input) if t in dynamic]
+        if len(active) != 1:
+            return False
+        values = {i: constant_value(model, t) for i, t in enumerate(concat.input) if i not in active}
+        shapes = [model.get_tensor_shape(t) if i in active else list(np.shape(values[i]))
                   for i, t in enumerate(concat.input)]
         out_shape = model.get_tensor_shape(concat.output[0])
-        if len(active) != 1 or out_shape is None or any(s is None or len(s) != len(out_shape) for s in shapes):
+        if out_shape is None or any(s is None or len(s) != len(out_shape) for s in shapes):
             return False
         axis = get_by_name(concat.attribute, "axis").i % len(out_shape)
         offsets = np.cumsum([0] + [s[axis] for s in shapes])
@@ -111,7 +120,7 @@ class HoistQuantizers(Transformation):
             if i not in active:
                 index = [slice(None)] * len(out_shape)
                 index[axis] = slice(offsets[i], offsets[i + 1])
-                consts[tuple(index)] = np.broadcast_to(model.get_initializer(t), shapes[i])
+                consts[tuple(index)] = np.broadcast_to(values[i], shapes[i])
         x = concat.input[active[0]]
         pads = [0] * (2 * len(out_shape))
         pads[axis], pads[len(out_shape) + axis] = int(offsets[active[0]]), int(offsets[-1] - offsets[active[0] + 1])
@@ -132,4 +141,43 @@ class HoistQuantizers(Transformation):
         graph.node.remove(q)
         for vi in [v for v in graph.value_info if v.name in (concat.output[0], q.output[0])]:
             graph.value_info.remove(vi)
+        for i, t in enumerate(concat.input):
+            if i not in active:
+                _remove_unused_cone(model, t)
         return True
+
+
+def constant_value(model, tensor):
+    """The value of a tensor that depends on constants only: an initializer, or the output of the nodes computing
+    it from initializers, executed as QONNX executes them."""
+    value = model.get_initializer(tensor)
+    if value is not None:
+        return np.asarray(value)
+    cone, todo = [], [tensor]
+    while todo:
+        producer = model.find_producer(todo.pop())
+        if producer is None:
+            raise ValueError(f"{tensor} is not computed from constants")
+        if producer not in cone:
+            cone.append(producer)
+            todo.extend(t for t in producer.input if t and model.get_initializer(t) is None)
+    order = [n for n in model.graph.node if n in cone]
+    inits = {t for n in order for t in n.input if t and model.get_initializer(t) is not None}
+    graph = helper.make_graph(order, "constant", [], [helper.make_tensor_value_info(tensor, TensorProto.FLOAT,
+                                                                                    model.get_tensor_shape(tensor))])
+    sub = ModelWrapper(qonnx_make_model(graph, opset_imports=model.model.opset_import))
+    for t in inits:
+        sub.set_initializer(t, model.get_initializer(t))
+    return np.asarray(execute_onnx(sub.transform(InferShapes()), {})[tensor])
+
+
+def _remove_unused_cone(model, tensor):
+    """Remove the nodes that computed ``tensor`` when nothing reads it any more (recursively up)."""
+    todo = [tensor]
+    while todo:
+        t = todo.pop()
+        producer = model.find_producer(t)
+        if producer is None or model.find_consumers(t) or t in {o.name for o in model.graph.output}:
+            continue
+        model.graph.node.remove(producer)
+        todo.extend(i for i in producer.input if i and model.get_initializer(i) is None)

@@ -1,26 +1,23 @@
 """torchvision's ``VisionTransformer`` (ViT-B/32's architecture, reduced: 32x32 input, 16x16 patches, one block,
-two heads, width 32) quantized with Brevitas (``QuantMultiheadAttention``): its export lowers exactly and maps to
-hardware with no unmappable node; built, Python golden == rtlsim per node and stitched, bit for bit.
+two heads, width 32) quantized by ``compiler.ptq.quantize_model`` (``nn.MultiheadAttention`` -> Brevitas'
+``QuantMultiheadAttention``): its export lowers exactly and maps to hardware with no unmappable node; built, Python
+golden == rtlsim per node and stitched, bit for bit, and the hardware graph's logits equal the lowered graph's.
 
-The export form (per block): LayerNorm -> Transpose(1, 0, 2) (sequence first) -> in_proj input quantizer -> one packed
-MatMul (E x 3E) + bias Add -> three Slices (q, k, v) -> Reshape (L, H, d) -> Transpose (H, L, d) (K: (H, d, L)) ->
-Div(sqrt d) on q -> q/k/v quantizers -> MatMul(q, k^T) -> softmax input quantizer -> Softmax -> quantizer ->
+Brevitas' export form (per block): LayerNorm -> its quantizer -> Transpose(1, 0, 2) (sequence first: (L, 1, E)) ->
+one packed MatMul (E x 3E) + bias Add -> three Slices (q, k, v) -> Reshape (L, H, d) -> Transpose (H, L, d) (K: (H, d,
+L)) -> Div(sqrt d) on q -> q/k/v quantizers -> MatMul(q, k^T) -> softmax input quantizer -> Softmax -> quantizer ->
 MatMul(attn, v) -> Transpose / Reshape (L, 1, E) -> out_proj quantizer -> MatMul + bias Add -> quantizer ->
-Transpose back to (1, L, E); before the blocks Conv -> Reshape -> Transpose -> Concat(class token, tokens) ->
-quantizer -> Add(positional embedding); after them LayerNorm -> Gather(token 0) -> head quantizer -> Gemm.
+Transpose back to (1, L, E) -> residual Add -> quantizer. Before the blocks: Conv -> quantizer -> Reshape ->
+Transpose -> Concat(Expand(quantized class token), tokens) -> quantizer -> Add(quantized positional embedding) ->
+quantizer; after them LayerNorm -> quantizer -> Gather(token 0) -> Gemm (the head).
 
-What makes it map (passes/lower.py ``canonicalize``, applied by the export): ``LeadBatchAxis`` puts the batch in front
-of the sequence-first attention tensors ((1, L, 1, E) projections, (1, H, L, d) heads, as the zoo ViT),
-``HoistQuantizers`` moves the quantizers after a LayerNorm's transpose / token read-out up to the LayerNorm and turns
-the class-token Concat into ``Pad(Q(tokens)) + Q(class token in its slot)``; the lowering splits the packed in_proj
-into q/k/v products (``SplitSlicedLinear``) and keeps the slot fill as values, which ``MinifloatReorder`` produces
-with a constant slot.
-
-Quantization layout the mapping needs (``tests/torchvision_vit_quant.py``; what ``compiler.ptq.quantize_model`` must
-set): input quantizers on conv_proj, every linear and ``in_proj`` / ``out_proj``; ``q_scaled``, ``k_transposed``,
-``v``, ``softmax_input`` (Brevitas' default is None) and ``attn_output_weights`` quantizers; both operands and the sum
-of every add quantized (the positional embedding as a constant through a quantizer of its own; the sum feeds the
-LayerNorm); the MLP's first linear output (GELU input); no bias quantizers (biases fold into thresholds exactly).
+What makes it map: the export's canonical form (passes/lower.py ``canonicalize``) puts the batch in front of the
+sequence-first attention tensors (``LeadBatchAxis``: (1, L, 1, E) projections, (1, H, L, d) heads, as the zoo ViT) and
+turns the class-token Concat into ``Pad(Q(tokens)) + Q(class token in its slot)`` (``HoistQuantizers``); the lowering
+splits the packed in_proj into q/k/v products (``SplitSlicedLinear``) and keeps the slot fill as values, which
+``MinifloatReorder`` produces with a constant slot. The quantizers the mapping relies on, all set by
+``quantize_model``: Brevitas' q/k/v, softmax-input (its default is None) and attention-weight quantizers, the
+LayerNorm, GELU and add inputs and outputs, the positional embedding's own quantizer, no bias quantizers.
 """
 
 import json
@@ -32,7 +29,8 @@ from lowering_cases import Graph, lower_and_check_golden
 from onnx import helper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
-from torchvision_vit_quant import calibrated, quantize_torchvision_vit, reduced_vit
+from torch import nn
+from torchvision.models.vision_transformer import VisionTransformer
 
 import compiler.steps  # noqa: F401  (registers the steps)
 from compiler.config import BuildConfig
@@ -40,6 +38,7 @@ from compiler.export import export_qonnx_model
 from compiler.golden import batch_agnostic_problems, execute_qonnx
 from compiler.hw_accuracy import built_hardware_graph, hardware_logits
 from compiler.numerics import MinifloatFormat
+from compiler.ptq import quantize_model
 from compiler.runner import run_build
 from passes import lower_qonnx
 from passes.batch_axis import LeadBatchAxis, activation_tensors
@@ -56,13 +55,30 @@ def _images(n, seed):
     return np.random.default_rng(seed).normal(size=(n, *SHAPE)).astype(np.float32)
 
 
+def reduced_vit(seed=0):
+    """A small torchvision ViT with random weights; class token, biases and LayerNorm parameters nonzero, so every
+    path carries data."""
+    torch.manual_seed(seed)
+    model = VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
+                              num_classes=10)
+    with torch.no_grad():
+        model.class_token.normal_(std=0.5)
+        for m in model.modules():
+            if isinstance(m, nn.MultiheadAttention):
+                m.in_proj_bias.normal_(std=0.1)
+                m.out_proj.bias.normal_(std=0.1)
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(std=0.1)
+    return model.eval()
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """{format: (Brevitas model, its QONNX export)}; first and last layer E4M3."""
+    """{format: (Brevitas model, its QONNX export)}; first and last layer E4M3 (quantize_model's default)."""
     out = {}
     for fmt in FORMATS:
-        model = quantize_torchvision_vit(reduced_vit(), acts=fmt, weights=fmt, first="fp:e4m3", last="fp:e4m3")
-        calibrated(model, torch.from_numpy(_images(8, 1)))
+        model = quantize_model(reduced_vit(), weights=fmt, acts=fmt, calib=torch.from_numpy(_images(8, 1)))
         out[fmt] = (model, export_qonnx_model(model, _images(1, 2), tmp_path_factory.mktemp(fmt[3:]) / "vit.onnx"))
     return out
 

@@ -15,7 +15,10 @@ weight quantizer with its format:
 
 Everything else is the same: shape inference, unique parameter tensors, constant folding of the non-quantizer
 constant subgraphs (Shape/Gather/Concat chains, the ViT's Pad/Add of the class token), removal of unused tensors and
-static inputs, unique node names and readable tensor names.
+static inputs, unique node names and readable tensor names. The cleaned graph is then put in the canonical form the
+lowering maps (``passes.lower.canonicalize``, exact rewrites): the batch leading every tensor (Brevitas'
+``QuantMultiheadAttention`` works sequence-first), quantizers next to float islands and in front of a Concat with
+constants (torchvision's class token). So a torchvision ViT's export runs in batches like the zoo's.
 
 Formats are recorded (``compiler.qonnx_formats.record_formats``) after the renaming, so the recorded names are
 those of the returned model: ``{quantizer output tensor name: qonnx type name}`` ("FLOAT<3,2,3>", "INT4", "UINT8",
@@ -48,6 +51,7 @@ from compiler.errors import MinifinnError
 from compiler.golden import as_numpy, execute_qonnx
 from compiler.qonnx_formats import QUANT_OP_TYPES, is_const_quant, record_formats
 from passes.float_quant_init import FoldTransposeIntoFloatQuantInit
+from passes.lower import canonicalize
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
@@ -62,7 +66,8 @@ class ExportError(MinifinnError):
 
 
 def cleanup_keep_quantizers(model):
-    """qonnx's ``cleanup_model`` without folding the constant ``FloatQuant``/``Quant`` nodes (see module doc)."""
+    """qonnx's ``cleanup_model`` without folding the constant ``FloatQuant``/``Quant`` nodes, in the canonical form
+    (see module doc)."""
     for node in model.graph.node:
         if node.op_type in QUANT_OP_TYPES + ("Trunc",):
             node.domain = QONNX_DOMAIN
@@ -74,10 +79,11 @@ def cleanup_keep_quantizers(model):
         FoldTransposeIntoFloatQuantInit(),
         RemoveUnusedTensors(),
         RemoveStaticGraphInputs(),
-        GiveUniqueNodeNames(),
-        GiveReadableTensorNames(),
         InferShapes(),
     ):
+        model = model.transform(transformation)
+    model = canonicalize(model)
+    for transformation in (GiveUniqueNodeNames(), GiveReadableTensorNames(), InferShapes()):
         model = model.transform(transformation)
     return model
 

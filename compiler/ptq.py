@@ -18,6 +18,9 @@ A technique that does not apply to a model (e.g. no quantized weight layers for 
 warning and the reason is recorded in the optional ``report`` dict; it is never silently ignored.
 ``best_ptq`` runs several technique sets on copies of the quantized model and keeps the best one by accuracy on a
 held-out part of the calibration data.
+
+``quantize_model`` (``compiler/quantize_model.py``, re-exported here) is the other entry point: it quantizes any
+float torch model by graph rewriting with the paper's recipe, no quantized twin needed.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer as QuantWBIO
 from brevitas.quant_tensor import _unpack_quant_tensor
 
 from compiler.errors import MinifinnError
+from compiler.quantize_model import QuantizeModelError, quantize_model
 from compiler.training import evaluate
+
+__all__ = ["DEFAULT_TECHNIQUE_SETS", "TECHNIQUES", "FullTensorGPTQ", "PTQError", "QuantizeModelError", "best_ptq",
+           "copy_float_weights", "quantize_model", "quantize_ptq"]
 
 log = logging.getLogger(__name__)
 

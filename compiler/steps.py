@@ -36,6 +36,7 @@ from passes import lower_qonnx
 from passes.compare import compare_lowered
 from passes.convert_to_hw import ConvertToHardware
 from passes.external_weights import SetWeightsOffChip
+from passes.lower import canonicalize, check_shapes
 from passes.resource_folding import folding_step
 
 #: the default build, in order (names of functions of this module and of compiler/vendor.py)
@@ -62,8 +63,11 @@ def fpga_part(cfg):
 
 
 def step_lower(model, cfg):
-    """QONNX -> lowered exact graph (passes.lower_qonnx); keeps a copy of the QONNX input for verification."""
+    """QONNX -> lowered exact graph (passes.lower_qonnx); keeps a copy of the QONNX input for verification, in the
+    canonical form the lowering maps (``passes.lower.canonicalize``: exact, and batch-agnostic where the export's
+    attention was not), so the verification runs it in batches and finds every quantizer the lowering records."""
     _inter(cfg, "").mkdir(parents=True, exist_ok=True)
+    model = canonicalize(check_shapes(model))
     save_model_atomic(model, _inter(cfg, "qonnx_input.onnx"))
     return lower_qonnx(model)
 

@@ -4,11 +4,14 @@ token a class token is added to, reading out the class token), as one hardware o
 
 Contract (a data move, bit exact): input ``x`` of shape ``inputShape``, output ``y`` of shape ``outputShape`` with
 
-    y.ravel()[k] = x.ravel()[index[k]]   if index[k] >= 0,   0 (the code of zero)   if index[k] == -1
+    y.ravel()[k] = x.ravel()[index[k]]   if index[k] >= 0,   0 (the code of zero)   if index[k] == -1,
+                   constants[-2 - index[k]]                   if index[k] <= -2
 
-An empty ``index`` is the identity (pure reshapes: C order is kept, so the stream is unchanged and the hardware is
-wires). Otherwise the RTL writes a frame into one of two buffers in arrival order and reads the other in output
-order through an address ROM (ping-pong: one frame of latency, a frame every N / PE cycles). ``PE`` elements per
+``constants`` (values of ``dataType``) fill slots the input does not reach: torchvision's class token prepended to
+the patch tokens. An empty ``index`` is the identity (pure reshapes: C order is kept, so the stream is unchanged and
+the hardware is wires). Otherwise the RTL writes a frame into one of two buffers in arrival order and reads the other
+in output order through an address ROM (ping-pong: one frame of latency, a frame every N / PE cycles); an output
+word made of padding or constants comes from a ROM of constant words (word 0: zeros). ``PE`` elements per
 word: legal when every group of PE consecutive outputs comes from PE consecutive, PE-aligned inputs
 (``NumChannels`` holds the largest such group, so PE must divide it, as for FINN's PE-folded ops).
 """
@@ -16,13 +19,15 @@ word: legal when every group of PE consecutive outputs comes from PE consecutive
 import numpy as np
 
 from compiler.errors import UnsupportedNodeError
-from compiler.qonnx_formats import qonnx_datatype
+from compiler.qonnx_formats import format_from_datatype, qonnx_datatype
 from custom_ops.capabilities import HWOpCapabilities
+from custom_ops.codegen import codes_of, pack_words
 from custom_ops.general.common import batch_shape
 from custom_ops.pixel_stream import PixelStreamOp
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 
-#: address-ROM entry of an output word made of padding (zeros): bit 31 set
+#: address-ROM entry of an output word made of padding or constants: bit 31 set, the constant word's index below
+#: (ZERO_WORD itself: constant word 0, zeros)
 ZERO_WORD = 1 << 31
 
 
@@ -52,6 +57,7 @@ class MinifloatReorder(HWOpCapabilities, HWCustomOp):
             "inputShape": ("ints", True, []),
             "outputShape": ("ints", True, []),
             "index": ("ints", False, []),
+            "constants": ("floats", False, []),
             "NumChannels": ("i", True, 1),
             "PE": ("i", False, 1),
             "dataType": ("s", True, ""),
@@ -120,11 +126,40 @@ class MinifloatReorder(HWOpCapabilities, HWCustomOp):
         return [f"{self.onnx_node.name}: {kind} {self.get_nodeattr('inputShape')} -> "
                 f"{self.get_nodeattr('outputShape')}"]
 
-    def read_words(self):
-        """Per output word, in output order, the input word address, or ``ZERO_WORD`` for a padding word (the RTL's
-        address ROM)."""
+    def constant_values(self):
+        """Per output element, the value a padding / constant slot holds (0 where the input is read)."""
+        index = np.asarray(self.get_nodeattr("index"), dtype=np.int64)
+        table = np.concatenate([[0.0], np.asarray(self.get_nodeattr("constants"), dtype=np.float32)])
+        if np.any(index < -1 - (len(table) - 1)):
+            raise UnsupportedNodeError(f"{self.onnx_node.name}: index refers to constant {-2 - int(index.min())}, "
+                                       f"but only {len(table) - 1} constants are given")
+        return np.where(index < 0, table[np.maximum(-1 - index, 0)], 0.0).astype(np.float32)
+
+    def const_words(self):
+        """The constant-word ROM: word 0 zeros, then every distinct output word of padding and constants (PE codes
+        each, element 0 in the LSBs); and per output word its index in it (or None for an input word)."""
         pe = self.lanes()
-        return [ZERO_WORD if int(i) < 0 else int(i) // pe for i in np.asarray(self.get_nodeattr("index"))[::pe]]
+        fmt = format_from_datatype(self.get_nodeattr("dataType"), self.onnx_node.name)
+        index = np.asarray(self.get_nodeattr("index")).reshape(-1, pe)
+        values = self.constant_values().reshape(-1, pe)
+        words, which = [0], []
+        for idx, vals in zip(index, values):
+            if idx[0] >= 0:
+                which.append(None)
+                continue
+            word = pack_words(codes_of(vals, fmt)[None, :], fmt.bits)[0]
+            if word not in words:
+                words.append(word)
+            which.append(words.index(word))
+        return words, which
+
+    def read_words(self):
+        """Per output word, in output order, the input word address, or ``ZERO_WORD | j`` for a word of padding and
+        constants (constant word j of ``const_words``; the RTL's address ROM)."""
+        pe = self.lanes()
+        _, which = self.const_words()
+        index = np.asarray(self.get_nodeattr("index"))[::pe]
+        return [ZERO_WORD | w if w is not None else int(i) // pe for i, w in zip(index, which)]
 
     def execute_python(self, x):
         """The contract on one image, or on each of a batch of N images (leading axis N in place of the shapes'
@@ -140,7 +175,7 @@ class MinifloatReorder(HWOpCapabilities, HWCustomOp):
         flat = x.reshape(images, self.n_elements())
         if not self.is_identity():
             index = np.asarray(self.get_nodeattr("index"))
-            flat = np.where(index < 0, np.zeros((), dtype=flat.dtype), flat[:, np.maximum(index, 0)])
+            flat = np.where(index < 0, self.constant_values().astype(flat.dtype), flat[:, np.maximum(index, 0)])
         return flat.reshape(out_shape if images == 1 else (images,) + out_shape[1:])
 
     def execute_node(self, context, graph):

@@ -9,7 +9,9 @@
   ``sign = -1`` channels ``[-hi, -lo + 1]``), which leaves the output unchanged for every accumulator in range and
   lets the hardware store thresholds in the accumulator's width.
 
-The annotation itself is qonnx' ``InferDataTypes`` (our ops implement ``infer_node_datatype``).
+The annotation itself is qonnx' ``InferDataTypes`` (our ops implement ``infer_node_datatype``); an ``Add`` of two
+values tensors of one format (the lowering's constant filling a zero-padded slot, which has a zero term in every
+element: passes/lowering/linear.py) keeps that format, where qonnx would say FLOAT32.
 """
 
 import numpy as np
@@ -62,5 +64,10 @@ class InferExactDatatypes(Transformation):
 
     def apply(self, model):
         model = model.transform(InferDataTypes())
+        for node in model.graph.node:
+            if node.op_type == "Add" and len(node.input) == 2:
+                dts = [model.get_tensor_datatype(t) for t in node.input]
+                if dts[0] == dts[1] and (dts[0].name.startswith("FLOAT<") or dts[0].is_integer()):
+                    model.set_tensor_datatype(node.output[0], dts[0])
         model = model.transform(ClipThresholdsToAccumulator())
         return model, False

@@ -15,8 +15,9 @@
 * ``InferMinifloatReorder``: a chain of ``Reshape``/``Flatten``/``Transpose``/``Pad`` (zeros)/``Gather``/``Slice``
   with constant parameters between hardware nodes -> one ``MinifloatReorder`` (wires when the chain only reshapes,
   since C order is kept; a frame buffer read through an address ROM otherwise: attention's head split/merge, K's
-  transpose, the class token's zero slot and its read-out). Layout at the graph's input or output side stays
-  on the host.
+  transpose, the class token's zero slot and its read-out). An ``Add`` of a constant that is zero wherever the
+  chain's data lands (the lowering's class token filling its zero slot, passes/lowering/linear.py) is part of the
+  chain: the slot then holds the constant's codes. Layout at the graph's input or output side stays on the host.
 
 Each returns ``(model, False)`` after one sweep, like the other ``Infer*`` passes; nodes that do not match stay
 lowered and ``step_convert_to_hw`` lists them with the reason.
@@ -213,8 +214,24 @@ def _const(model, node, i):
     return model.get_initializer(node.input[i]) if len(node.input) > i and node.input[i] else None
 
 
+#: ops a MinifloatReorder chain may hold: data movement, and an Add of constants into padding slots
+REORDER_OPS = LAYOUT_OPS + ("Add",)
+
+
+def _slot_constant(model, node):
+    """For an ``Add`` of one dynamic input and one constant: (index of the dynamic input, the constant), else None."""
+    consts = [_const(model, node, i) for i in range(len(node.input))]
+    if len(node.input) != 2 or sum(c is None for c in consts) != 1:
+        return None
+    dyn = consts.index(None)
+    return dyn, np.asarray(consts[1 - dyn], dtype=np.float32)
+
+
 def _movable(model, node):
-    """Whether a layout node is a pure data move with constant parameters (zero padding only)."""
+    """Whether a layout node is a pure data move with constant parameters (zero padding only), or an Add of a
+    constant (whether it only fills padding slots is checked on the whole chain, ``_layout_index``)."""
+    if node.op_type == "Add":
+        return _slot_constant(model, node) is not None
     if node.op_type == "Pad":
         value = _const(model, node, 2)
         mode = _attrs(node).get("mode", b"constant")
@@ -228,44 +245,70 @@ def _movable(model, node):
 
 
 def _layout_index(model, chain, shape):
-    """The composed data move of a chain of layout nodes: output element k reads input element index[k] (-1: a
-    zero from padding)."""
+    """The composed data move of a chain of layout nodes: (index, constants) with output element k reading input
+    element index[k] (-1: a zero from padding, -2 - j: ``constants[j]``, a constant an ``Add`` put into a padding
+    slot); None when an ``Add`` would add a nonzero constant to data."""
     idx = np.arange(int(np.prod(shape))).reshape(shape)
+    fill = np.zeros(idx.shape, dtype=np.float32)  # the value of every padding slot, moved along with idx
     for node in chain:
-        if node.op_type == "Transpose":
-            perm = [a.ints for a in node.attribute if a.name == "perm"]
-            idx = idx.transpose(list(perm[0]) if perm else None)
-        elif node.op_type == "Pad":
-            pads = np.asarray(_const(model, node, 1)).astype(int)
-            half = len(pads) // 2
-            idx = np.pad(idx, list(zip(pads[:half], pads[half:])), constant_values=-1)
-        elif node.op_type == "Gather":
-            idx = np.take(idx, np.asarray(_const(model, node, 1)).astype(int), axis=_attrs(node).get("axis", 0))
-        elif node.op_type == "Slice":
-            starts, ends = (np.asarray(_const(model, node, i)).astype(int) for i in (1, 2))
-            axes = _const(model, node, 3)
-            axes = range(len(starts)) if axes is None else np.asarray(axes).astype(int)
-            steps = _const(model, node, 4)
-            steps = [1] * len(starts) if steps is None else np.asarray(steps).astype(int)
-            sl = [slice(None)] * idx.ndim
-            for a, b, e, st in zip(axes, starts, ends, steps):
-                sl[int(a)] = slice(int(b), int(e), int(st))
-            idx = idx[tuple(sl)]
-        else:
-            idx = idx.reshape(model.get_tensor_shape(node.output[0]))
-    return idx.ravel()
+        if node.op_type == "Add":
+            const = np.broadcast_to(_slot_constant(model, node)[1], idx.shape)
+            if np.any(const[idx >= 0] != 0):
+                return None
+            fill = fill + const
+            continue
+        idx, fill = _move(model, node, idx), _move(model, node, fill)
+    idx, fill = idx.ravel(), fill.ravel()
+    constants = sorted(set(float(v) for v in fill[(idx < 0) & (fill != 0)]))
+    if constants:
+        slot = {v: -2 - j for j, v in enumerate(constants)}
+        idx = np.array([slot[float(f)] if i < 0 and f != 0 else i for i, f in zip(idx, fill)])
+    return idx, constants
+
+
+def _move(model, node, idx):
+    """``idx`` moved by one data-movement node (padding with -1 for index arrays, 0 for values)."""
+    if node.op_type == "Transpose":
+        perm = [a.ints for a in node.attribute if a.name == "perm"]
+        idx = idx.transpose(list(perm[0]) if perm else None)
+    elif node.op_type == "Pad":
+        pads = np.asarray(_const(model, node, 1)).astype(int)
+        half = len(pads) // 2
+        idx = np.pad(idx, list(zip(pads[:half], pads[half:])), constant_values=-1 if idx.dtype.kind == "i" else 0)
+    elif node.op_type == "Gather":
+        idx = np.take(idx, np.asarray(_const(model, node, 1)).astype(int), axis=_attrs(node).get("axis", 0))
+    elif node.op_type == "Slice":
+        starts, ends = (np.asarray(_const(model, node, i)).astype(int) for i in (1, 2))
+        axes = _const(model, node, 3)
+        axes = range(len(starts)) if axes is None else np.asarray(axes).astype(int)
+        steps = _const(model, node, 4)
+        steps = [1] * len(starts) if steps is None else np.asarray(steps).astype(int)
+        sl = [slice(None)] * idx.ndim
+        for a, b, e, st in zip(axes, starts, ends, steps):
+            sl[int(a)] = slice(int(b), int(e), int(st))
+        idx = idx[tuple(sl)]
+    else:
+        idx = idx.reshape(model.get_tensor_shape(node.output[0]))
+    return idx
 
 
 class InferMinifloatReorder(Transformation):
-    """Chains of Reshape / Flatten / Transpose / Squeeze / Unsqueeze between hardware nodes -> one
-    ``MinifloatReorder`` (identity when the chain keeps C order, i.e. only reshapes). Chains at the graph's input or
-    output side (host layout) and chains feeding non-hardware nodes stay."""
+    """Chains of Reshape / Flatten / Transpose / Squeeze / Unsqueeze / Pad / Gather / Slice (and Adds of constants
+    into padding slots) between hardware nodes -> one ``MinifloatReorder`` (identity when the chain keeps C order,
+    i.e. only reshapes). Chains at the graph's input or output side (host layout) and chains feeding non-hardware
+    nodes stay."""
+
+    #: why a node of these op types can stay unmapped after this pass (listed by passes.convert_to_hw)
+    UNMAPPED = {
+        "Add": ("float add (a float island), or a constant added to values that does not only fill zero-padded "
+                "slots: only slot fills (a class token) map, into a MinifloatReorder"),
+    }
 
     def apply(self, model):
         modified = False
         outputs = {o.name for o in model.graph.output}
         for node in list(model.graph.node):
-            if node.op_type not in LAYOUT_OPS or node not in model.graph.node or not _movable(model, node):
+            if node.op_type not in REORDER_OPS or node not in model.graph.node or not _movable(model, node):
                 continue
             producer = model.find_producer(node.input[0])
             if producer is None or not producer.domain.startswith(FPGADATAFLOW):
@@ -273,7 +316,7 @@ class InferMinifloatReorder(Transformation):
             chain = [node]
             while True:
                 consumers = model.find_consumers(chain[-1].output[0]) or []
-                if len(consumers) == 1 and consumers[0].op_type in LAYOUT_OPS and _movable(model, consumers[0]) \
+                if len(consumers) == 1 and consumers[0].op_type in REORDER_OPS and _movable(model, consumers[0]) \
                         and chain[-1].output[0] not in outputs:
                     chain.append(consumers[0])
                 else:
@@ -284,7 +327,10 @@ class InferMinifloatReorder(Transformation):
                 continue
             in_shape = model.get_tensor_shape(node.input[0])
             out_shape = model.get_tensor_shape(end)
-            index = _layout_index(model, chain, in_shape)
+            layout = _layout_index(model, chain, in_shape)
+            if layout is None:
+                continue
+            index, constants = layout
             identity = len(index) == int(np.prod(in_shape)) and bool(np.array_equal(index, np.arange(len(index))))
             dt = model.get_tensor_datatype(node.input[0])
             new = helper.make_node(
@@ -293,6 +339,7 @@ class InferMinifloatReorder(Transformation):
                 outputShape=[int(d) for d in out_shape], NumChannels=int(out_shape[-1]) if identity else
                 aligned_group(index, int(np.prod(in_shape))), PE=1, dataType=dt.name,
                 **({} if identity else {"index": [int(i) for i in index]}),
+                **({"constants": constants} if constants else {}),
             )
             model.graph.node.insert(list(model.graph.node).index(node), new)
             for n in chain:

@@ -3,6 +3,12 @@
 Pipeline (each step a qonnx Transformation, usable alone or as a build step):
 
 1. qonnx ``InferShapes``; every tensor must have a shape (``MissingShapesError`` names those without);
+   ``canonicalize``: the same computation with the batch leading every tensor and the quantizers where the lowering
+   needs them (exact rewrites, idempotent; the export and ``step_lower`` apply it to the QONNX model itself, so the
+   verification runs the reference in batches and finds every quantizer the lowering records): ``LeadBatchAxis``
+   (passes/batch_axis.py, e.g. Brevitas' sequence-first attention), ``HoistQuantizers``
+   (passes/hoist_quantizers.py: quantizers next to float islands and in front of a Concat with constants); then
+   ``SplitSlicedLinear`` (passes/split_linear.py: a packed q/k/v projection split per slice);
 2. ``LegalizeFloatQuant`` (passes/legalize.py): check quantizers, split into format values + scale;
 3. ``FoldScalesIntoThresholds`` (passes/streamline.py): exact integer ops between quantizers, thresholds;
 4. cleanup: qonnx ``RemoveUnusedTensors``, ``InferShapes``, ``InferExactDatatypes`` (passes/datatypes.py),
@@ -24,8 +30,11 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 import custom_ops.general  # noqa: F401  (registers the lowered graph's ops)
 from compiler.errors import MinifinnError, UnsupportedNodeError
+from passes.batch_axis import LeadBatchAxis
 from passes.datatypes import InferExactDatatypes
+from passes.hoist_quantizers import HoistQuantizers
 from passes.legalize import LegalizeFloatQuant
+from passes.split_linear import SplitSlicedLinear
 from passes.streamline import FoldScalesIntoThresholds
 
 
@@ -74,12 +83,21 @@ def check_shapes(model):
     return model
 
 
+def canonicalize(model):
+    """A QONNX model (ModelWrapper, shapes inferred) with the batch leading every tensor and its quantizers next to
+    float islands and in front of a Concat with constants (module docstring). Every rewrite is exact; a graph
+    already in this form is returned unchanged."""
+    for transformation in (LeadBatchAxis(), HoistQuantizers()):
+        model = model.transform(transformation)
+    return model
+
+
 def lower_qonnx(model):
     """QONNX model (ModelWrapper, ModelProto or path) -> lowered ModelWrapper (module docstring)."""
     model = load_model(model)
     model = ModelWrapper(model.model.__deepcopy__() if hasattr(model.model, "__deepcopy__") else model.model)
     model = model.transform(SortGraph())
-    model = check_shapes(model)
+    model = canonicalize(check_shapes(model)).transform(SplitSlicedLinear())
     model = model.transform(LegalizeFloatQuant())
     model = model.transform(InferShapes())
     model = model.transform(FoldScalesIntoThresholds())

@@ -8,6 +8,7 @@ import pytest
 import torch
 from brevitas.graph.calibrate import calibration_mode
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.infer_shapes import InferShapes
 
 from compiler.errors import MinifinnError, UnsupportedNodeError
 from compiler.export import ExportError, compare_with_brevitas, export_qonnx_model
@@ -150,7 +151,8 @@ def test_fold_weights_keeps_recorded_names(tmp_path_factory):
 
 def test_quant_mha_quantizers_survive_export(tmp_path):
     """Brevitas' QuantMultiheadAttention: the dynamo exporter drops (or fails on) its quantizers; our export
-    (dynamo=False) keeps all 10 and the graph (not batch-agnostic: it transposes the batch axis) still executes."""
+    (dynamo=False) keeps all 10, and its canonical form (passes/batch_axis.py lifts the sequence-first attention, which
+    transposes the batch axis) is batch-agnostic: it executes in batches."""
     from brevitas.nn import QuantMultiheadAttention
 
     a, w = act_quant("fp:e3m2"), weight_quant("fp:e3m2")
@@ -174,11 +176,14 @@ def test_quant_mha_quantizers_survive_export(tmp_path):
         model(x)
     qmodel = export_qonnx_model(model, x[:1], tmp_path / "mha.onnx")
     assert sum(n.op_type == "FloatQuant" for n in qmodel.graph.node) == 10
-    assert any("batch axis" in p for p in batch_agnostic_problems(qmodel))
-    with pytest.raises(GoldenExecutionError, match="cannot change the batch size"):
-        with_batch_size(qmodel, 3)
-    result = compare_with_brevitas(model, qmodel, x, batch_size=3)  # falls back to the exported batch size
+    assert batch_agnostic_problems(qmodel) == []
+    assert with_batch_size(qmodel, 3).get_tensor_shape(qmodel.graph.output[0].name) == [3, 5, 8]
+    result = compare_with_brevitas(model, qmodel, x, batch_size=3)  # one batch of 3
     assert result["max_abs_diff"] <= ATOL and result["num_samples"] == 3
+    raw = export_qonnx_model(model, x[:1], tmp_path / "raw.onnx", cleanup=False)  # Brevitas' own form
+    assert any("batch axis" in p for p in batch_agnostic_problems(raw.transform(InferShapes())))
+    with pytest.raises(GoldenExecutionError, match="cannot change the batch size"):
+        with_batch_size(raw.transform(InferShapes()), 3)
 
 
 def test_execute_qonnx_batching_is_consistent(tmp_path_factory):

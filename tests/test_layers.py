@@ -20,8 +20,8 @@ LAYERS = (
               "compiler.finn_env")),
     ("ops", ("custom_ops",)),
     ("passes", ("passes",)),
-    ("frontend", ("compiler.zoo", "compiler.data", "compiler.training", "compiler.ptq", "compiler.export",
-                  "compiler.golden")),
+    ("frontend", ("compiler.zoo", "compiler.data", "compiler.training", "compiler.ptq", "compiler.quantize_model",
+                  "compiler.export", "compiler.golden")),
     ("build", ("compiler",)),
     ("flows", ("build_flows",)),
 )

@@ -155,3 +155,40 @@ def test_reorder_cppsim(case):
     hw = hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
     x = _values(fmt, in_shape, seed=3)
     assert np.array_equal(execute_onnx(hw, {"x": x})["y"], execute_onnx(model, {"x": x})["y"])
+
+
+@pytest.mark.parametrize("impl", ["rtl", "hls"])
+def test_constant_slot_reorder_equals_python_in_simulation(impl):
+    """A class token's slot: one token of constants in front of four patch tokens (index -2 - j reads constants[j],
+    -1 a zero), PE 3: the constant words come from the ROM, in rtlsim and cppsim."""
+    from finn.transformation.fpgadataflow.compile_cppsim import CompileCppSim
+    from finn.transformation.fpgadataflow.prepare_cppsim import PrepareCppSim
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim
+    from finn.transformation.fpgadataflow.set_exec_mode import SetExecMode
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    fmt = MinifloatFormat(4, 3)
+    token = np.array([1.5, -0.25, 0.0, 1.5, -448.0, 0.125], dtype=np.float32)  # a zero and a repeated value
+    constants = sorted(set(float(v) for v in token if v != 0))
+    slot = [-1 if v == 0 else -2 - constants.index(float(v)) for v in token]
+    idx = np.concatenate([slot, np.arange(4 * 6)])
+    node = helper.make_node("MinifloatReorder", ["x"], ["y"], domain="finn.custom_op.fpgadataflow",
+                            backend="fpgadataflow", inputShape=[1, 4, 6], outputShape=[1, 5, 6],
+                            index=[int(i) for i in idx], constants=constants, NumChannels=aligned_group(idx, 24),
+                            PE=3, dataType=fmt.datatype.name, preferred_impl_style=impl)
+    graph = helper.make_graph([node], "slot", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 6])])
+    model = ModelWrapper(qonnx_make_model(graph)).transform(GiveUniqueNodeNames())
+    model.set_tensor_datatype("x", fmt.datatype)
+    x = _values(fmt, [1, 4, 6], seed=7)
+    want = np.concatenate([token.reshape(1, 1, 6), x], axis=1)
+    assert np.array_equal(execute_onnx(model, {"x": x})["y"], want)
+    inst = getCustomOp(model.graph.node[0])
+    assert len(inst.const_words()[0]) == 3  # zeros, then the slot's two words
+    hw = model.transform(SpecializeLayers(PART))
+    if impl == "rtl":
+        hw = hw.transform(PrepareIP(PART, 10.0)).transform(PrepareRTLSim()).transform(SetExecMode("rtlsim"))
+    else:
+        hw = hw.transform(PrepareCppSim()).transform(CompileCppSim()).transform(SetExecMode("cppsim"))
+    assert np.array_equal(execute_onnx(hw, {"x": x})["y"], want)

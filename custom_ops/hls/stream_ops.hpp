@@ -87,10 +87,11 @@ void mf_global_acc_pool(hls::stream<ap_uint<PE * B> > &in, hls::stream<ap_uint<P
         }
 }
 
-// data move through an address ROM: per output word an input word address, bit 31 set for a word of zeros
-template <unsigned WORDS, unsigned OUT_WORDS, unsigned WIDTH>
+// data move through an address ROM: per output word an input word address, or bit 31 set and the index of a word of
+// the constant ROM (padding and constants; word 0 zeros)
+template <unsigned WORDS, unsigned OUT_WORDS, unsigned WIDTH, unsigned CONST_WORDS>
 void mf_reorder(hls::stream<ap_uint<WIDTH> > &in, hls::stream<ap_uint<WIDTH> > &out,
-                const ap_uint<32> addr[OUT_WORDS]) {
+                const ap_uint<32> addr[OUT_WORDS], const ap_uint<WIDTH> consts[CONST_WORDS]) {
     static ap_uint<WIDTH> buf[WORDS];
     for (unsigned i = 0; i < WORDS; i++) {
 #pragma HLS PIPELINE II = 1
@@ -99,7 +100,7 @@ void mf_reorder(hls::stream<ap_uint<WIDTH> > &in, hls::stream<ap_uint<WIDTH> > &
     for (unsigned k = 0; k < OUT_WORDS; k++) {
 #pragma HLS PIPELINE II = 1
         ap_uint<32> e = addr[k];
-        out.write(e[31] ? ap_uint<WIDTH>(0) : buf[ap_uint<31>(e)]);
+        out.write(e[31] ? consts[ap_uint<31>(e)] : buf[ap_uint<31>(e)]);
     }
 }
 

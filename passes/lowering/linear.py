@@ -8,7 +8,10 @@ which the next quantizer folds into its thresholds:
   activation quantizers' map for passes/compare.py is recorded here); by any other constant ``a, b *= c``;
 * ``Div`` by a nonzero constant ``a, b /= c``; ``Add`` / ``Sub`` of a constant shift ``b`` (``c - y`` negates ``a``);
 * ``Add`` / ``Sub`` of two per-tensor scaled values tensors is ``ExactAdd`` with integer alignment coefficients
-  ``k_x, k_y`` (the two integer steps divided by their rational gcd ``g``), ``a = g``;
+  ``k_x, k_y`` (the two integer steps divided by their rational gcd ``g``), ``a = g``; except an ``Add`` of a
+  zero-padded values tensor and a quantized constant of the same format and scale that is zero wherever the padded
+  tensor holds data (a class token in its slot, passes/hoist_quantizers.py): every sum has a zero term, so it is
+  values of that format, and stays an ``Add`` on the values (``MinifloatReorder`` fills the slot in hardware);
 * ``Relu`` marks the accumulator (the thresholds absorb it); on positively scaled values it stays a ``Relu``;
 * ``Clip`` with constant bounds (ReLU6, ``torch.clamp``) records the bounds on the accumulator (values become one
   first, ``acc`` = their integers): the next quantizer is monotonic, so quantizing the clipped value is clamping
@@ -100,8 +103,45 @@ def _exact_add(walker, node, x, y, sub):
                                        fractions(np.float64(0.0)))
 
 
+def _padding_mask(walker, st):
+    """For values ``st`` produced by a zero ``Pad`` emitted in this walk: True where the Pad inserted zeros."""
+    producer = next((n for n in reversed(walker.nodes) if st.name in n.output), None)
+    if producer is None or producer.op_type != "Pad" or len(producer.input) < 2:
+        return None
+    pads = walker.init(producer.input[1])
+    value = walker.init(producer.input[2]) if len(producer.input) > 2 and producer.input[2] else None
+    if pads is None or (value is not None and np.any(np.asarray(value) != 0)):
+        return None
+    pads = np.asarray(pads).astype(int).ravel()
+    rank = len(pads) // 2
+    data = np.zeros(walker.shape(producer.input[0]), dtype=bool)
+    return ~np.pad(~data, list(zip(pads[:rank], pads[rank:])), constant_values=False)
+
+
+def _fills_padding(walker, x, y):
+    """True when values ``x`` (dynamic, zero-padded) plus constant values ``y`` of the same format and scale have a
+    zero term in every element."""
+    if not (isinstance(x, Vals) and isinstance(y, Vals) and not x.const and y.const and x.fmt == y.fmt and
+            is_scalar(x.scale) and is_scalar(y.scale) and scalar_of(x.scale) == scalar_of(y.scale)):
+        return False
+    mask = _padding_mask(walker, x)
+    if mask is None:
+        return False
+    try:
+        c = np.broadcast_to(np.asarray(walker.init(y.name)), mask.shape)
+    except ValueError:
+        return False
+    return not np.any((c != 0) & ~mask)
+
+
 def _add_sub(walker, node, sub):
     x, y = walker.get(node.input[0]), walker.get(node.input[1])
+    if not sub and (_fills_padding(walker, x, y) or _fills_padding(walker, y, x)):
+        out = walker.name(node.output[0])
+        walker.emit("Add", [x.name, y.name], [out])
+        walker.annotate(out, walker.shape(node.output[0]), x.fmt.datatype)
+        walker.state[node.output[0]] = Vals(out, x.fmt, x.scale)
+        return
     # two quantized tensors (activations or a quantized constant): exact aligned sum
     if isinstance(x, Vals) and isinstance(y, Vals) and is_scalar(x.scale) and is_scalar(y.scale):
         _exact_add(walker, node, x, y, sub)

@@ -1,10 +1,12 @@
 """Handlers of data movement: layout ops (``Reshape``, ``Flatten``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
-``Identity``) and value-preserving selections (``MaxPool``, ``Gather``, ``Slice``, ``Pad`` with zeros).
+``Identity``), value-preserving selections (``MaxPool``, ``Gather``, ``Slice``, ``Pad`` with zeros) and ``Concat``.
 
 On per-tensor scaled activation values each runs unchanged on the values (the scale commutes with it: max pooling
 of positively scaled values, padding with the value 0). On an accumulator a layout op stays pending
 (``Aff.layout``, per-channel parameters moved with the data) and is applied to the requantized values, so the
 requantizer compares the accumulator in the layout it was computed in; selections on accumulators are refused.
+``Concat`` joins values tensors (activations and quantized constants, such as torchvision's class token after
+``passes.hoist_quantizers``) of one format and one per-tensor scale: it runs unchanged on the values.
 """
 
 import copy
@@ -70,4 +72,24 @@ def pad(walker, node):
     _on_values(walker, node, st)
 
 
-HANDLERS = {**{op: layout for op in LAYOUT_OPS}, **{op: selection for op in SELECTION_OPS}, "Pad": pad}
+def concat(walker, node):
+    states = [walker.get(t) for t in node.input]
+    if not all(isinstance(st, Vals) and is_scalar(st.scale) for st in states):
+        raise Refused(node, "needs quantized inputs with per-tensor scales (activations or quantized constants)")
+    if all(st.const for st in states):
+        raise Refused(node, "all inputs are constants")
+    first = states[0]
+    if any(st.fmt != first.fmt or st.scale.ravel()[0] != first.scale.ravel()[0] for st in states[1:]):
+        raise Refused(node, "its inputs differ in format or scale; one quantizer must produce all of them")
+    new = copy.deepcopy(node)
+    for i, st in enumerate(states):
+        new.input[i] = st.name
+    new.output[0] = walker.name(node.output[0])
+    new.name = walker.name(node.name)
+    walker.append(new)
+    walker.annotate(new.output[0], walker.shape(node.output[0]), first.fmt.datatype)
+    walker.state[node.output[0]] = Vals(new.output[0], first.fmt, first.scale)
+
+
+HANDLERS = {**{op: layout for op in LAYOUT_OPS}, **{op: selection for op in SELECTION_OPS}, "Pad": pad,
+            "Concat": concat}

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from brevitas import config as brevitas_config
 from brevitas.fx import map_arg, value_trace
-from brevitas.graph.base import InsertModuleCallAfter, ModuleToModuleByInstance
+from brevitas.graph.base import InsertModuleCallAfter, ModuleToModuleByClass, ModuleToModuleByInstance
 from brevitas.graph.calibrate import calibration_mode
 from brevitas.graph.quantize_impl import inp_placeholder_handler
 from brevitas.graph.standardize import (
@@ -84,26 +84,25 @@ QUANT_INPUT_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, n
 AFFINE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardtanh)
 #: modules whose output holds the input's values (a quantized input stays quantized)
 PRESERVING_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d)
-SUPPORTED_MODULES = WEIGHT_LAYERS + (nn.MultiheadAttention,) + QUANT_INPUT_MODULES + AFFINE_MODULES + \
-    PRESERVING_MODULES
-
-ADD_FNS = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub}
-SCALE_FNS = {operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv, torch.div}
-QUANT_INPUT_FNS = {torch.matmul, operator.matmul, torch.bmm, torch.cat, torch.concat, torch.softmax, F.softmax,
-                   F.gelu, torch.mean}
-PRESERVING_FNS = {torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze, torch.unsqueeze,
-                  operator.getitem, F.pad}
-CLIP_FNS = {torch.clamp, torch.clip}
-ADD_METHODS = {"add", "add_", "sub", "sub_"}
-SCALE_METHODS = {"mul", "mul_", "div", "div_"}
-QUANT_INPUT_METHODS = {"matmul", "softmax", "mean"}
-PRESERVING_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "expand", "squeeze",
-                      "unsqueeze", "t", "__getitem__"}
-CLIP_METHODS = {"clamp", "clip", "clamp_", "clip_"}
-
-# ---------------------------------------------------------------------------------------------------------------
-# formats
-# ---------------------------------------------------------------------------------------------------------------
+#: tensor functions and methods: "add" (of two tensors: quantized inputs, else an affine shift), "scale" (by a
+#: constant), "clip", "quant_input", "preserving"
+FUNCTION_KINDS = {
+    **dict.fromkeys((operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub), "add"),
+    **dict.fromkeys((operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv, torch.div),
+                    "scale"),
+    **dict.fromkeys((torch.clamp, torch.clip), "clip"),
+    **dict.fromkeys((torch.matmul, operator.matmul, torch.bmm, torch.cat, torch.concat, torch.softmax, F.softmax,
+                     F.gelu, torch.mean), "quant_input"),
+    **dict.fromkeys((torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze, torch.unsqueeze,
+                     operator.getitem, F.pad), "preserving"),
+}
+METHOD_KINDS = {
+    **dict.fromkeys(("add", "add_", "sub", "sub_"), "add"), **dict.fromkeys(("mul", "mul_", "div", "div_"), "scale"),
+    **dict.fromkeys(("clamp", "clip", "clamp_", "clip_"), "clip"),
+    **dict.fromkeys(("matmul", "softmax", "mean"), "quant_input"),
+    **dict.fromkeys(("view", "reshape", "flatten", "permute", "transpose", "contiguous", "expand", "squeeze",
+                     "unsqueeze", "t", "__getitem__"), "preserving"),
+}
 
 
 def eight_bit_default(fmt):
@@ -119,21 +118,16 @@ def eight_bit_default(fmt):
 
 
 def _formats(weights, acts, first, last):
-    """{role: (weight quantizer, act quantizer, format name)} with every format checked up front."""
-    first = eight_bit_default(weights) if first is None else first
-    last = eight_bit_default(weights) if last is None else last
+    """{role: (weight quantizer, act quantizer)} with every format checked up front."""
     out = {}
     for role, (w, a) in {"body": (weights, acts), "first": (first, first), "last": (last, last)}.items():
         try:
+            if w is None:
+                w = a = eight_bit_default(weights)
             out[role] = (weight_quant(w), act_quant(a))
         except MinifinnError as exc:
             raise QuantizeModelError(f"quantize_model: {role} format: {exc}") from None
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the graph
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def plain_torch(model):
@@ -166,7 +160,7 @@ def plain_torch(model):
     return model
 
 
-def _trace(model, sample):
+def _trace(model, sample, relu6_to_relu):
     params = [p for p in inspect.signature(model.forward).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not params:
@@ -179,7 +173,10 @@ def _trace(model, sample):
         raise QuantizeModelError(
             f"quantize_model cannot trace {type(model).__name__} with torch.fx ({type(exc).__name__}: {exc}); "
             "the model's forward must be traceable (no data-dependent control flow on tensor values)") from None
-    for transform in (TorchFunctionalToModule(), DuplicateSharedStatelessModule(), MeanMethodToAdaptiveAvgPool2d()):
+    transforms = [TorchFunctionalToModule(), DuplicateSharedStatelessModule(), MeanMethodToAdaptiveAvgPool2d()]
+    if relu6_to_relu:
+        transforms.append(ModuleToModuleByClass(nn.ReLU6, nn.ReLU))
+    for transform in transforms:
         gm = transform.apply(gm)
     return gm
 
@@ -235,21 +232,17 @@ class _Graph:
             return "unsupported"
         if node not in self.tensor:
             return "shape"
-        target, n_tensors = node.target, len(self.tensor_inputs(node))
-        fn = node.op == "call_function"
-        if (target in ADD_FNS if fn else target in ADD_METHODS):
+        kind = (FUNCTION_KINDS if node.op == "call_function" else METHOD_KINDS).get(node.target, "unsupported")
+        n_tensors = len(self.tensor_inputs(node))
+        if kind == "add":
             return "quant_input" if n_tensors > 1 else "affine"
-        if (target in SCALE_FNS if fn else target in SCALE_METHODS):
+        if kind == "scale":
             return "affine" if n_tensors == 1 else "unsupported"
-        if (target in CLIP_FNS if fn else target in CLIP_METHODS):
+        if kind == "clip":
             return "affine"
-        if (target in QUANT_INPUT_FNS if fn else target in QUANT_INPUT_METHODS):
-            return "quant_input"
-        if (target in PRESERVING_FNS if fn else target in PRESERVING_METHODS):
-            if target is operator.getitem and self.kind_of_mha_output(node):
-                return "mha_output"
-            return "preserving"
-        return "unsupported"
+        if kind == "preserving" and node.target is operator.getitem and self.kind_of_mha_output(node):
+            return "mha_output"
+        return kind
 
     def kind_of_mha_output(self, node):
         src = node.args[0]
@@ -315,11 +308,6 @@ class _Graph:
         if isinstance(m, (qnn.QuantIdentity, qnn.QuantReLU)):
             return m.act_quant.is_quant_enabled
         return self.kind(node) == "mha_output"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the rewrite
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def _quant_layer(module, w, a):
@@ -397,11 +385,6 @@ def _name(quant):
     return "float" if fmt is None else fmt.qonnx_name
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# the entry point
-# ---------------------------------------------------------------------------------------------------------------
-
-
 @torch.no_grad()
 def _calibrate(model, calib, batch_size):
     with calibration_mode(model):
@@ -409,14 +392,18 @@ def _calibrate(model, calib, batch_size):
             model(calib[i:i + batch_size])
 
 
-def quantize_model(model, weights="fp:e4m3", acts="fp:e4m3", first=None, last=None, calib=None, batch_size=16):
+def quantize_model(model, weights="fp:e4m3", acts="fp:e4m3", first=None, last=None, calib=None, batch_size=16,
+                   relu6_to_relu=True):
     """A Brevitas model quantizing float ``model`` with the paper's recipe (module doc); ``model`` is not changed.
 
     ``weights`` / ``acts``: formats of the body ("fp:e4m3", "fp:e3m2", "ocp:e4m3", "int:8" / "int8", "uint:4" for
     activations, "float": that kind stays unquantized). ``first`` / ``last``: format of the first / last layer's
     weights and input quantizers (``None``: the paper's 8-bit default, ``eight_bit_default(weights)``).
     ``calib``: calibration inputs, a tensor (N, ...) with N >= 1 (the first one also drives tracing); ``batch_size``:
-    calibration batch size. The model gets ``quant_sites`` ({module name: {"kind", "role", "format"}}) like the zoo's.
+    calibration batch size. ``relu6_to_relu``: ReLU6 becomes ReLU (Brevitas' PTQ preprocessing default, which the
+    paper's recipe uses: the calibrated activation scale bounds the range instead of the clip at 6; minifinn can then
+    requantize by conversion instead of threshold tables). The model gets ``quant_sites`` ({module name: {"kind",
+    "role", "format"}}) like the zoo's.
     """
     quants = _formats(weights, acts, first, last)
     if calib is None:
@@ -427,7 +414,7 @@ def quantize_model(model, weights="fp:e4m3", acts="fp:e4m3", first=None, last=No
     if not isinstance(model, nn.Module):
         raise QuantizeModelError(f"quantize_model takes a torch.nn.Module, got {type(model).__name__}")
     float_model = plain_torch(model)
-    gm = _trace(float_model, calib[:1])
+    gm = _trace(float_model, calib[:1], relu6_to_relu)
     graph = _Graph(gm, calib[:1])
     bad = graph.unsupported()
     if bad:

@@ -7,9 +7,10 @@ records the number format of every quantizer.
 Cleanup (``cleanup=True``) is qonnx's ``cleanup_model`` with two changes, because minifinn's passes need every
 weight quantizer with its format:
 
-* ``FoldConstants`` leaves ``FloatQuant`` nodes alone (qonnx preserves ``Quant``/``BipolarQuant`` and ONNX QDQ
-  nodes only, so it folds the weight ``FloatQuant`` nodes into plain float initializers on the grid and their
-  format is lost);
+* constant folding (``passes.fold_constants.FoldConstantSubgraphs``: qonnx' ``FoldConstants`` in one sweep, the same
+  result without re-inferring the shapes of the whole model after every folded node) leaves ``FloatQuant`` nodes
+  alone (qonnx preserves ``Quant``/``BipolarQuant`` and ONNX QDQ nodes only, so it folds the weight ``FloatQuant``
+  nodes into plain float initializers on the grid and their format is lost);
 * a ``Transpose`` fed only by a constant ``FloatQuant`` (weights of MatMul-style linears) is folded into the
   quantizer's initializers, as qonnx's ``FoldTransposeIntoQuantInit`` does for ``Quant``.
 
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.transformation.fold_constants import FoldConstants, FoldConstantsFiltered
+from qonnx.transformation.fold_constants import FoldConstantsFiltered
 from qonnx.transformation.general import (
     GiveReadableTensorNames,
     GiveUniqueNodeNames,
@@ -51,6 +52,7 @@ from compiler.errors import MinifinnError
 from compiler.golden import as_numpy, execute_qonnx
 from compiler.qonnx_formats import QUANT_OP_TYPES, is_const_quant, record_formats
 from passes.float_quant_init import FoldTransposeIntoFloatQuantInit
+from passes.fold_constants import FoldConstantSubgraphs
 from passes.lower import canonicalize
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -74,7 +76,7 @@ def cleanup_keep_quantizers(model):
     for transformation in (
         InferShapes(),
         GiveUniqueParameterTensors(),
-        FoldConstants(exclude_op_types=list(QUANT_OP_TYPES) + ["Trunc"]),
+        FoldConstantSubgraphs(exclude_op_types=list(QUANT_OP_TYPES) + ["Trunc"]),
         FoldTransposeIntoQuantInit(),
         FoldTransposeIntoFloatQuantInit(),
         RemoveUnusedTensors(),

@@ -20,6 +20,7 @@ splits the packed in_proj into q/k/v products (``SplitSlicedLinear``) and keeps 
 LayerNorm, GELU and add inputs and outputs, the positional embedding's own quantizer, no bias quantizers.
 """
 
+import copy
 import json
 
 import numpy as np
@@ -27,7 +28,9 @@ import pytest
 import torch
 from lowering_cases import Graph, lower_and_check_golden
 from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.infer_shapes import InferShapes
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
@@ -44,6 +47,7 @@ from passes import lower_qonnx
 from passes.batch_axis import LeadBatchAxis, activation_tensors
 from passes.compare import compare_lowered
 from passes.convert_to_hw import ConvertToHardware, unmappable_nodes
+from passes.fold_constants import FoldConstantsAtOnce
 from passes.hoist_quantizers import HoistQuantizers
 from passes.split_linear import SplitSlicedLinear
 
@@ -218,3 +222,22 @@ def test_a_constant_that_overlaps_the_padded_data_is_an_exact_add_not_a_slot_fil
         low = lower_and_check_golden(g.model("y", [1, 4, 4]))
         sums = [n for n in low.graph.node if n.op_type == "ExactAdd" and len(n.input) == 2]
         assert bool(sums) != slot_only and ("Add" in _ops(low)) == slot_only
+
+
+def test_one_sweep_constant_folding_equals_qonnx_folding_node_by_node(exported, tmp_path):
+    """The export's constant folding (one sweep) gives qonnx' FoldConstants result on the attention export's
+    Shape / Gather / Concat / Expand chains: the same nodes, the same constants (values and dtypes)."""
+    model, _ = exported["fp:e4m3"]
+    raw = export_qonnx_model(model, _images(1, 2), tmp_path / "raw.onnx", cleanup=False).transform(InferShapes())
+    keep = ["FloatQuant", "Quant", "BipolarQuant", "Trunc"]
+    for node in raw.graph.node:
+        if node.op_type in keep:
+            node.domain = "qonnx.custom_op.general"
+    ours = ModelWrapper(copy.deepcopy(raw.model)).transform(FoldConstantsAtOnce(keep))
+    theirs = raw.transform(FoldConstants(exclude_op_types=keep))
+    assert _ops(ours) == _ops(theirs) and "Shape" not in _ops(ours) and len(_ops(ours)) < len(_ops(raw))
+    for a, b in zip(ours.graph.node, theirs.graph.node):
+        for ta, tb in zip(a.input, b.input):
+            va, vb = ours.get_initializer(ta), theirs.get_initializer(tb)
+            assert (va is None) == (vb is None)
+            assert va is None or (va.dtype == vb.dtype and np.array_equal(va, vb))

@@ -208,6 +208,12 @@ class _Graph:
         with torch.no_grad():
             values = _run(gm, sample)
         self.tensor = {n for n, v in values.items() if isinstance(v, torch.Tensor)}
+        # nodes whose tensor inputs depend on the model input; the rest compute constants (a class token, a
+        # positional embedding), quantized as a whole where they meet the data
+        self.dynamic = set()
+        for node in gm.graph.nodes:
+            if node.op == "placeholder" or any(n in self.dynamic for n in self.tensor_inputs(node)):
+                self.dynamic.add(node)
 
     def module(self, node):
         return self.modules[node.target] if node.op == "call_module" else None
@@ -335,10 +341,10 @@ def _rewrite(gm, graph, quants, sites):
     wanted = {}
     for node in gm.graph.nodes:
         kind = graph.kind(node)
-        if kind in ("weight", "quant_input"):
+        if kind in ("weight", "quant_input") and node in graph.dynamic:
             role = role_of(node) if kind == "weight" else "body"
             for inp in graph.tensor_inputs(node):
-                src = graph.source(inp)
+                src = graph.source(inp) if inp in graph.dynamic else inp
                 if src.op == "placeholder" or graph.quantized(src):
                     continue
                 prev = wanted.get(src, "body")

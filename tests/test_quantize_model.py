@@ -99,10 +99,13 @@ def test_vit_attention_becomes_quant_multihead_attention_and_exports(tmp_path):
 
 
 @pytest.mark.parametrize("name,cfg,shape", [("cnn", dict(width=4, image_size=8), (1, 8, 8)),
-                                            ("mlp", dict(in_features=16, hidden=(8, 8)), (16,))])
+                                            ("mlp", dict(in_features=16, hidden=(8, 8)), (16,)),
+                                            ("vit", dict(dim=16, depth=1, heads=2, patch_size=7, pooling="cls"),
+                                             (1, 28, 28))])
 def test_zoo_float_models(name, cfg, shape, tmp_path):
     """The zoo's float models (Brevitas layers with every quantizer off, the MLP checks its input width in forward)
-    become torch layers and are quantized like any model."""
+    become torch layers and are quantized like any model; the ViT's class token and positional embedding (constant
+    expressions) are quantized as a whole where they meet the tokens."""
     torch.manual_seed(0)
     q, qonnx, _ = _quantize_and_export(build_model(name, "float", **cfg), shape, tmp_path, weights="int:4",
                                        acts="int:4")

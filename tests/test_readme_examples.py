@@ -33,3 +33,15 @@ def test_stock_quantizer_example_exports_and_builds(tmp_path, monkeypatch):
     assert build_main(["my_model.qonnx.onnx", "--board", "Pynq-Z2", "--output-dir", str(out),
                        "--verify-input", "x.npy"]) == 0
     assert (out / "report" / "verification.json").is_file()
+
+
+def test_quantize_model_example_exports_a_torchvision_network(tmp_path, monkeypatch):
+    script = tmp_path / "example.py"
+    script.write_text(readme_example("quantize-model"))
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    model = ModelWrapper(str(tmp_path / "resnet18.qonnx.onnx"))
+    types = [n.op_type for n in model.graph.node]
+    assert types.count("Conv") == 20 and types.count("Add") == 8
+    # 21 weights; input, 17 ReLUs, 8 residual branches, 3 downsampled shortcuts, the head's input
+    assert types.count("FloatQuant") == 21 + 1 + 17 + 8 + 3 + 1

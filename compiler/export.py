@@ -4,16 +4,15 @@
 quantizers inside ``QuantMultiheadAttention``, README "Your own Brevitas model"), then cleans the graph up and
 records the number format of every quantizer.
 
-Cleanup (``cleanup=True``) is qonnx's ``cleanup_model`` with these changes, the first two because minifinn's passes
-need every weight quantizer with its format:
+Cleanup (``cleanup=True``) is qonnx's ``cleanup_model`` with two changes, because minifinn's passes need every
+weight quantizer with its format:
 
-* constant folding leaves ``FloatQuant`` nodes alone (qonnx preserves ``Quant``/``BipolarQuant`` and ONNX QDQ
-  nodes only, so it folds the weight ``FloatQuant`` nodes into plain float initializers on the grid and their
-  format is lost);
+* constant folding (``passes.fold_constants.FoldConstantSubgraphs``: qonnx' ``FoldConstants`` in one sweep, the same
+  result without re-inferring the shapes of the whole model after every folded node) leaves ``FloatQuant`` nodes
+  alone (qonnx preserves ``Quant``/``BipolarQuant`` and ONNX QDQ nodes only, so it folds the weight ``FloatQuant``
+  nodes into plain float initializers on the grid and their format is lost);
 * a ``Transpose`` fed only by a constant ``FloatQuant`` (weights of MatMul-style linears) is folded into the
-  quantizer's initializers, as qonnx's ``FoldTransposeIntoQuantInit`` does for ``Quant``;
-* constant folding is ``passes.fold_constants.FoldConstantsAtOnce`` (the nodes and values of qonnx'
-  ``FoldConstants``, all in one pass instead of one node per pass: minutes instead of ~26 min on ViT-B/32).
+  quantizer's initializers, as qonnx's ``FoldTransposeIntoQuantInit`` does for ``Quant``.
 
 Everything else is the same: shape inference, unique parameter tensors, constant folding of the non-quantizer
 constant subgraphs (Shape/Gather/Concat chains, the ViT's Pad/Add of the class token), removal of unused tensors and
@@ -53,7 +52,7 @@ from compiler.errors import MinifinnError
 from compiler.golden import as_numpy, execute_qonnx
 from compiler.qonnx_formats import QUANT_OP_TYPES, is_const_quant, record_formats
 from passes.float_quant_init import FoldTransposeIntoFloatQuantInit
-from passes.fold_constants import FoldConstantsAtOnce
+from passes.fold_constants import FoldConstantSubgraphs
 from passes.lower import canonicalize
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -77,7 +76,7 @@ def cleanup_keep_quantizers(model):
     for transformation in (
         InferShapes(),
         GiveUniqueParameterTensors(),
-        FoldConstantsAtOnce(exclude_op_types=QUANT_OP_TYPES + ("Trunc",)),
+        FoldConstantSubgraphs(exclude_op_types=list(QUANT_OP_TYPES) + ["Trunc"]),
         FoldTransposeIntoQuantInit(),
         FoldTransposeIntoFloatQuantInit(),
         RemoveUnusedTensors(),

@@ -16,8 +16,10 @@ The returned model computes:
   pooling (max, average, adaptive, ``mean``), ``LayerNorm``, ``GELU`` or softmax is a quantizer output: one
   quantizer per tensor, shared by all its readers, placed after the op that produced it (value-preserving ops in
   between, e.g. flatten, reshape, dropout, max pooling, are looked through). A ``ReLU`` producing such a tensor
-  becomes a ``QuantReLU``; ``ReLU6`` / ``Hardtanh`` / ``clamp`` stay (minifinn folds the clip into the next
-  quantizer's thresholds);
+  becomes a ``QuantReLU``; ``ReLU6`` becomes ``ReLU`` (``relu6_to_relu``, Brevitas' PTQ default: the calibrated
+  scale bounds the range; minifinn can then requantize by conversion, where a clip needs threshold tables, too
+  many BRAMs for MobileNetV2 in E4M3 on a U250), ``Hardtanh`` / ``clamp`` stay (minifinn folds the clip into the
+  next quantizer's thresholds);
 * ``nn.MultiheadAttention`` becomes Brevitas' ``QuantMultiheadAttention`` (torch's own does not export with
   ``dynamo=False``) with every internal tensor quantized in the activation format: the projection input, the scaled
   queries, transposed keys, values, the softmax input and output, the output projection's input and output;
@@ -406,10 +408,8 @@ def quantize_model(model, weights="fp:e4m3", acts="fp:e4m3", first=None, last=No
     activations, "float": that kind stays unquantized). ``first`` / ``last``: format of the first / last layer's
     weights and input quantizers (``None``: the paper's 8-bit default, ``eight_bit_default(weights)``).
     ``calib``: calibration inputs, a tensor (N, ...) with N >= 1 (the first one also drives tracing); ``batch_size``:
-    calibration batch size. ``relu6_to_relu``: ReLU6 becomes ReLU (Brevitas' PTQ preprocessing default, which the
-    paper's recipe uses: the calibrated activation scale bounds the range instead of the clip at 6; minifinn can then
-    requantize by conversion instead of threshold tables). The model gets ``quant_sites`` ({module name: {"kind",
-    "role", "format"}}) like the zoo's.
+    calibration batch size. ``relu6_to_relu``: ReLU6 becomes ReLU (module doc; False keeps the clip). The model
+    gets ``quant_sites`` ({module name: {"kind", "role", "format"}}) like the zoo's.
     """
     quants = _formats(weights, acts, first, last)
     if calib is None:

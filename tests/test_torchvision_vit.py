@@ -47,7 +47,7 @@ from passes import lower_qonnx
 from passes.batch_axis import LeadBatchAxis, activation_tensors
 from passes.compare import compare_lowered
 from passes.convert_to_hw import ConvertToHardware, unmappable_nodes
-from passes.fold_constants import FoldConstantsAtOnce
+from passes.fold_constants import FoldConstantSubgraphs
 from passes.hoist_quantizers import HoistQuantizers
 from passes.split_linear import SplitSlicedLinear
 
@@ -233,7 +233,7 @@ def test_one_sweep_constant_folding_equals_qonnx_folding_node_by_node(exported, 
     for node in raw.graph.node:
         if node.op_type in keep:
             node.domain = "qonnx.custom_op.general"
-    ours = ModelWrapper(copy.deepcopy(raw.model)).transform(FoldConstantsAtOnce(keep))
+    ours = ModelWrapper(copy.deepcopy(raw.model)).transform(FoldConstantSubgraphs(keep))
     theirs = raw.transform(FoldConstants(exclude_op_types=keep))
     assert _ops(ours) == _ops(theirs) and "Shape" not in _ops(ours) and len(_ops(ours)) < len(_ops(raw))
     for a, b in zip(ours.graph.node, theirs.graph.node):

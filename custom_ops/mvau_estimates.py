@@ -128,8 +128,8 @@ class MVAUEstimates:
         ``ibuf_bits``) plus every BRAM, "mac" the rest (multipliers, shifts, adder tree, accumulators, the DSP
         datapath's LUTs and all DSPs). The LUT parts add up to ``lut_estimation``."""
         coeffs, feats = resource_model(), self.resource_features()
-        requant = int(round(coeffs.get("threshold_stage", 0.0) * feats["threshold_stage"]))
-        memory = int(round(sum(coeffs.get(k, 0.0) * feats[k] for k in ("weight_rom_bits", "ibuf_bits"))))
+        requant = round(coeffs.get("threshold_stage", 0.0) * feats["threshold_stage"])
+        memory = round(sum(coeffs.get(k, 0.0) * feats[k] for k in ("weight_rom_bits", "ibuf_bits")))
         mac = self.lut_estimation() - requant - memory
         zero = {"LUT": 0, "DSP": 0, "BRAM_18K": 0}
         return {"mac": {"LUT": mac, "DSP": self.dsp_estimation(fpgapart), "BRAM_18K": 0},

@@ -295,6 +295,11 @@ def test_seed_statistics_and_the_noise_rule_known_answers():
     e = table[0]
     assert e["minifloat"]["weights"] == "fp:e1m2" and e["verdict"] == "better"
     assert e["mac_ratio"] == pytest.approx(60 / 50) and e["mac_ratio_range"] == pytest.approx((1.2, 1.6))
+    from build_flows.dse_report import side_cells
+    cells = side_cells(e)
+    assert cells[:6] == ["4", "int:4", "82.00 ± 2.00 % (n=3)", "fp:e1m2", "91.00 ± 1.00 % (n=3)", "better"]
+    assert cells[8] == "1.20 (1.20-1.60)" and cells[10] == "within"
+    assert side_cells(dict(e, mac_ratio=0.5))[10].startswith("below")
 
 
 def test_study_tasks_have_seeds_formats_and_distinct_caches(tmp_path):

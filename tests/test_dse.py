@@ -367,3 +367,21 @@ def test_mvau_breakdown_adds_up_and_moves_products_to_dsps():
                 moved += 1
             seen += 1
     assert seen >= 4 and moved >= 1
+
+
+def test_the_study_cnn_has_a_second_stage_with_its_own_quantizer_sites():
+    """The Fashion-MNIST recipe's CNN: stem, residual block, pool, second residual block at half resolution, pool,
+    global pooling; the second block's layers are quantizer sites of their own (per-layer formats reach them)."""
+    import torch
+
+    from compiler.errors import ConfigError
+    from compiler.zoo import QuantSpec, build_model
+    from compiler.zoo.configs import MODEL_CONFIGS
+
+    config = MODEL_CONFIGS["fashion"]["cnn"]
+    assert config["stages"] == 2
+    model = build_model("cnn", QuantSpec(weights="int:4", acts="int:4"), **config)
+    assert {"block.conv1", "block2.conv1", "block2.conv2"} <= set(model.quant_sites)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="too small for 3 2x2 poolings"):
+        build_model("cnn", "float", width=4, image_size=4, stages=3)

@@ -20,7 +20,7 @@ MODEL_CONFIGS = {
                "vit": dict(image_size=8, patch_size=2, dim=32, depth=1, heads=2)},
     # A flattening CNN head reaches higher accuracy but has no hardware mapping (the Flatten between hardware nodes
     # and the requantizer behind it stay unmapped), so the CNN keeps global average pooling.
-    "fashion": {"mlp": dict(in_features=784, hidden=(256, 128)), "cnn": dict(width=32, image_size=28),
+    "fashion": {"mlp": dict(in_features=784, hidden=(256, 128)), "cnn": dict(width=32, image_size=28, stages=2),
                 "vit": dict(image_size=28, patch_size=7, dim=64, depth=4, heads=4)},
 }
 

@@ -1,20 +1,28 @@
 """Design-space exploration: hardware-exact accuracy vs hardware cost, minifloat vs integer, 3-8 bits.
 
-    python build_flows/dse.py --quick                          # MLP on digits, 4 formats, ~1 minute
-    python build_flows/dse.py --model cnn --model vit --jobs 2 --output-dir out/dse
+    python build_flows/dse.py --quick                          # MLP on digits, 4 formats, 1 seed, seconds
+    python build_flows/dse.py --model cnn --model vit --seeds 3 --jobs 2 --output-dir out/dse     # make dse
     python build_flows/dse.py --model cnn --cross --formats int:4 fp:e2m1 fp:e3m2 int:8   # W x A cross product
-    python build_flows/dse.py --model vit --ptq calibrate --images 1000 --mixed --confirm-images 4000
+    python build_flows/dse.py --model vit --ptq best --mixed --confirm-images 4000
     minifinn dse --help
 
-Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports;
-``--ptq calibrate``: calibration only), QONNX export, lowering, accuracy of the lowered (hardware-exact) graph on
-``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse/).
-Outputs in --output-dir: ``dse_points.csv`` (one row per point, Pareto flags for LUT and weight memory),
-``dse_points.json``, ``pareto.png``, ``index.html`` (plots, Pareto points, minifloat vs integer at each width);
-finished points are cached in ``points/`` and reused, so a rerun resumes. ``--mixed`` adds
-``mixed_precision.json``: per-layer weight formats from a sensitivity-guided search (compiler/dse/mixed.py
-``mixed_precision_search``) against the best uniform format within a LUT budget, with the per-layer sensitivities and
-the tried combinations; ``--confirm-images`` re-measures both winners on test images the search did not see.
+Every point (model, W, A, training seed): PTQ on 512 calibration images (``--ptq calibrate``, the default;
+``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports), QONNX export, lowering,
+accuracy of the lowered (hardware-exact) graph on ``--images`` test images (ViT: also the hardware graph, batched,
+on ``--hw-images``), and the compiler's cost at ``--target-cycles`` cycles per frame with DSPs and LUT-only, split
+into MAC / requantizer / memory / other by the ops (compiler/dse/). ``--seeds`` float models per network
+(independent trainings, compiler/zoo/configs.py recipes); mean ± std and the noise rule in compiler/dse/stats.py.
+Outputs in --output-dir: ``dse_points_seeds.{csv,json}`` (per seed), ``dse_points.{csv,json}`` (aggregated, Pareto
+flags for LUT and weight memory), ``pareto.png``, ``index.html`` and ``README.md`` (build_flows/dse_report.py: the
+paper side by side per width, breakdowns, failed points); finished points are cached in ``points/`` and reused, so
+a rerun resumes. ``--mixed`` adds ``mixed_precision.json``: per-layer weight formats from a sensitivity-guided
+search (compiler/dse/mixed.py) against the best uniform format within a LUT budget, on seed 0;
+``--confirm-images`` re-measures both winners on test images the search did not see.
+
+Time budget of ``make dse`` (2 models x 16 formats (``STUDY_FORMATS``) x 3 seeds = 96 points, ``--jobs 2``,
+calibration-only PTQ, 2,000 test images, ViT hardware-graph check on 300): estimated BUDGET_ESTIMATE, from single-seed
+measurements on this 2-core machine with a second heavy process running (so the per-process times already include
+sharing the cores): BUDGET_BASIS
 """
 
 from __future__ import annotations

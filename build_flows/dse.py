@@ -20,9 +20,20 @@ search (compiler/dse/mixed.py) against the best uniform format within a LUT budg
 ``--confirm-images`` re-measures both winners on test images the search did not see.
 
 Time budget of ``make dse`` (2 models x 16 formats (``STUDY_FORMATS``) x 3 seeds = 96 points, ``--jobs 2``,
-calibration-only PTQ, 2,000 test images, ViT hardware-graph check on 300): estimated BUDGET_ESTIMATE, from single-seed
-measurements on this 2-core machine with a second heavy process running (so the per-process times already include
-sharing the cores): BUDGET_BASIS
+calibration-only PTQ, 2,000 test images, ViT hardware-graph check on 300): estimated **about 75 min** (budget 2 h),
+from single-seed measurements on this 2-core machine, each with a second heavy process running (so the times already
+include sharing the cores as ``--jobs 2`` does), 2026-12-06:
+
+* float training per seed: CNN 730 s, ViT 140 s (compiler/zoo/configs.py); ``run_points`` trains the 6 float models
+  in the 2 workers before the points: about 1,460-1,600 s wall (the CNNs dominate);
+* points (PTQ + export + lowering + accuracy + both cost variants + the ViT's hardware-graph check): ViT 31-41 s
+  (INT3/4/6, E1M1, E2M1, E3M2), E5M2 100 s; CNN 31-46 s (INT4/6/8, E2M1, E3M2, E4M3), E5M2 about 220 s. Per seed
+  about 13 x 45 + 2 x 60 + 220 = 925 s (CNN) and 13 x 40 + 2 x 60 + 100 = 740 s (ViT): 3 seeds 4,995 s of compute,
+  about 2,500 s wall on 2 workers;
+* total about 1,600 + 2,500 s = 68 min, plus process start-up and data loading: about 75 min. The formats were cut
+  from all 27 to ``STUDY_FORMATS`` (16) and PTQ to calibration only to fit: ``--ptq best`` runs several technique
+  sets per point (the previous study: about 100 s per point), and the 8-bit wide-exponent formats (E5M2, E6M1) cost
+  5-10 normal points each. ``--mixed`` (the previous study: about 64 min for both models) is not in the budget.
 """
 
 from __future__ import annotations

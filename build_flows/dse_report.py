@@ -84,7 +84,9 @@ def _intro(run):
             "cycles-per-frame target. 'minifloat vs integer' applies the noise rule: better or worse only when the "
             "difference of the means exceeds sqrt(noise_int^2 + noise_mf^2), noise = max(seed std, binomial standard "
             "error of the test images); otherwise tie. Costs twice: with DSPs (the compiler's default) and LUT-only "
-            "(MACs and requantizer multipliers in LUTs: the paper's basis). MAC = the multiply-accumulate datapath "
+            "(MACs and requantizer multipliers in LUTs: the paper's basis; ops without a DSP switch, LayerNorm and softmax, "
+            "keep theirs). The best format of each kind is picked by its mean on the same test images, which favours "
+            "the kind with more formats at a width slightly. MAC = the multiply-accumulate datapath "
             "as the ops report it (resource_breakdown); requantizers, memories and other ops apart."
             + (f" Run: {run.get('seconds', '?')} s, arguments {' '.join(map(str, run.get('argv', [])))}."
                if run else ""))

@@ -6,7 +6,9 @@ DSP estimates (LUT from the Yosys-calibrated models), LUTs by op type, weight me
 requantizer / memory / other that every op states about itself (``resource_breakdown``, custom_ops/capabilities.py;
 no list of op names here). ``hardware_costs`` prices a graph twice: with DSPs (the compiler's default: MAC products
 and requantizer multipliers may use DSP48s) and LUT-only (every MVAU ``mac_dsp = "lut"``, every requantizer
-``use_dsp = 0``: the paper's basis, MACs in LUTs).
+``use_dsp = 0``: the paper's basis, MACs in LUTs). Ops without a DSP switch keep their DSPs in the LUT-only
+variant (the ViT's LayerNorm and softmax: 34 + 34 DSP48 measured on the study ViT, category "other"), so LUT-only
+means MACs and requantizers without DSPs, not a DSP-free design.
 """
 
 import copy

@@ -35,10 +35,11 @@ test-slow: setup
 bench: setup
 	@$(PY) -m pytest -m "bench" -s $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no benchmarks collected"; exit 0; fi; exit $$rc
 
-# The format study (build_flows/dse.py): CNN and ViT on Fashion-MNIST, every INT3-8 / ExMy 3-8 bit format (W = A),
-# best Brevitas PTQ per point, mixed-precision search. Long: see README for measured times; rerun resumes.
+# The format study (build_flows/dse.py): CNN and ViT on Fashion-MNIST, INT3-8 and the study's ExMy formats (W = A),
+# 3 training seeds per point, LUT-only and DSP costs. Budget <= 2 h on 2 cores (estimate in dse.py's docstring);
+# a rerun resumes from out/dse/points. The mixed-precision search is extra: add --mixed.
 dse: setup
-	$(PY) build_flows/dse.py --model cnn --model vit --jobs 2 --mixed --confirm-images 4000 --output-dir out/dse
+	$(PY) build_flows/dse.py --model cnn --model vit --seeds 3 --jobs 2 --output-dir out/dse
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,27 +1,45 @@
 """Design-space exploration: hardware-exact accuracy vs hardware cost, minifloat vs integer, 3-8 bits.
 
-    python build_flows/dse.py --quick                          # MLP on digits, 4 formats, ~1 minute
-    python build_flows/dse.py --model cnn --model vit --jobs 2 --output-dir out/dse
+    python build_flows/dse.py --quick                          # MLP on digits, 4 formats, 1 seed, seconds
+    python build_flows/dse.py --model cnn --model vit --seeds 3 --jobs 2 --output-dir out/dse     # make dse
     python build_flows/dse.py --model cnn --cross --formats int:4 fp:e2m1 fp:e3m2 int:8   # W x A cross product
-    python build_flows/dse.py --model vit --ptq calibrate --images 1000 --mixed --confirm-images 4000
+    python build_flows/dse.py --model vit --ptq best --mixed --confirm-images 4000
     minifinn dse --help
 
-Every point: PTQ (``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports;
-``--ptq calibrate``: calibration only), QONNX export, lowering, accuracy of the lowered (hardware-exact) graph on
-``--images`` test images, and the compiler's cost at ``--target-cycles`` cycles per frame (compiler/dse/).
-Outputs in --output-dir: ``dse_points.csv`` (one row per point, Pareto flags for LUT and weight memory),
-``dse_points.json``, ``pareto.png``, ``index.html`` (plots, Pareto points, minifloat vs integer at each width);
-finished points are cached in ``points/`` and reused, so a rerun resumes. ``--mixed`` adds
-``mixed_precision.json``: per-layer weight formats from a sensitivity-guided search (compiler/dse/mixed.py
-``mixed_precision_search``) against the best uniform format within a LUT budget, with the per-layer sensitivities and
-the tried combinations; ``--confirm-images`` re-measures both winners on test images the search did not see.
+Every point (model, W, A, training seed): PTQ on 512 calibration images (``--ptq calibrate``, the default;
+``--ptq best``: Brevitas technique sets, the best on held-out data, as the paper reports), QONNX export, lowering,
+accuracy of the lowered (hardware-exact) graph on ``--images`` test images (ViT: also the hardware graph, batched,
+on ``--hw-images``), and the compiler's cost at ``--target-cycles`` cycles per frame with DSPs and LUT-only, split
+into MAC / requantizer / memory / other by the ops (compiler/dse/). ``--seeds`` float models per network
+(independent trainings, compiler/zoo/configs.py recipes); mean ± std and the noise rule in compiler/dse/stats.py.
+Outputs in --output-dir: ``dse_points_seeds.{csv,json}`` (per seed), ``dse_points.{csv,json}`` (aggregated, Pareto
+flags for LUT and weight memory), ``pareto.png``, ``index.html`` and ``README.md`` (build_flows/dse_report.py: the
+paper side by side per width, breakdowns, failed points); finished points are cached in ``points/`` and reused, so
+a rerun resumes. ``--mixed`` adds ``mixed_precision.json``: per-layer weight formats from a sensitivity-guided
+search (compiler/dse/mixed.py) against the best uniform format within a LUT budget, on seed 0;
+``--confirm-images`` re-measures both winners on test images the search did not see.
+
+Time budget of ``make dse`` (2 models x 16 formats (``STUDY_FORMATS``) x 3 seeds = 96 points, ``--jobs 2``,
+calibration-only PTQ, 2,000 test images, ViT hardware-graph check on 300): estimated **about 75 min** (budget 2 h),
+from single-seed measurements on this 2-core machine, each with a second heavy process running (so the times already
+include sharing the cores as ``--jobs 2`` does), 2026-12-06:
+
+* float training per seed: CNN 730 s, ViT 140 s (compiler/zoo/configs.py); ``run_points`` trains the 6 float models
+  in the 2 workers before the points: about 1,460-1,600 s wall (the CNNs dominate);
+* points (PTQ + export + lowering + accuracy + both cost variants + the ViT's hardware-graph check): ViT 31-41 s
+  (INT3/4/6, E1M1, E2M1, E3M2), E5M2 100 s; CNN 31-46 s (INT4/6/8, E2M1, E3M2, E4M3), E5M2 about 220 s. Per seed
+  about 13 x 45 + 2 x 60 + 220 = 925 s (CNN) and 13 x 40 + 2 x 60 + 100 = 740 s (ViT): 3 seeds 4,995 s of compute,
+  about 2,500 s wall on 2 workers;
+* total about 1,600 + 2,500 s = 68 min, plus process start-up and data loading: about 75 min. The formats were cut
+  from all 27 to ``STUDY_FORMATS`` (16) and PTQ to calibration only to fit: ``--ptq best`` runs several technique
+  sets per point (the previous study: about 100 s per point), and the 8-bit wide-exponent formats (E5M2, E6M1) cost
+  5-10 normal points each. ``--mixed`` (the previous study: about 64 min for both models) is not in the budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import html
 import json
 import statistics
 import sys
@@ -35,22 +53,28 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from build_flows.dse_report import write_report  # noqa: E402
 from compiler.dse import (  # noqa: E402
-    ALL_FORMATS,
     HW_CHECK_IMAGES,
     QUICK_FORMATS,
+    STUDY_FORMATS,
+    aggregate,
+    compare,
     evaluate_point,
     layer_alternatives,
     mixed_precision_search,
+    paper_table,
     pareto_flags,
     run_points,
-    side_by_side,
 )
 from compiler.errors import ConfigError, MinifinnError  # noqa: E402
 
-CSV_FIELDS = ["model", "weights", "acts", "ptq", "accuracy", "LUT", "FF", "BRAM_18K", "DSP", "weight_bits",
+CSV_FIELDS = ["model", "weights", "acts", "ptq", "seeds", "accuracy", "accuracy_std", "noise", "LUT", "FF", "BRAM_18K",
+              "DSP", "LUT_mac", "LUT_lutonly", "DSP_lutonly", "BRAM_18K_lutonly", "LUT_mac_lutonly", "weight_bits",
               "pareto_lut", "pareto_memory", "w_bits", "a_bits", "LUT_mvau", "accuracy_qonnx", "images", "max_cycles",
               "float_islands", "accuracy_hw", "hw_lowered_agreement", "hw_images", "seconds"]
+SEED_CSV_FIELDS = ["model", "weights", "acts", "seed", "ptq", "accuracy", "accuracy_qonnx", "LUT", "DSP", "BRAM_18K",
+                   "LUT_mac", "LUT_lutonly", "LUT_mac_lutonly", "accuracy_hw", "hw_images", "seconds"]
 
 
 def parse_args(argv=None):
@@ -58,11 +82,14 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", choices=["mlp", "cnn", "vit"], help="default: cnn and vit")
     p.add_argument("--data", choices=["digits", "fashion"], default="fashion")
-    p.add_argument("--formats", nargs="+", default=ALL_FORMATS, help="format specs (default INT3-8 and all ExMy)")
+    p.add_argument("--formats", nargs="+", default=STUDY_FORMATS,
+                   help="format specs (default: compiler.dse.STUDY_FORMATS; compiler.dse.ALL_FORMATS is every ExMy)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds (independent float models) per point")
     p.add_argument("--cross", action="store_true", help="all weight x activation pairs (default: W = A)")
-    p.add_argument("--ptq", choices=["best", "calibrate"], default="best")
+    p.add_argument("--ptq", choices=["best", "calibrate"], default="calibrate")
     p.add_argument("--images", type=int, default=2000, help="test images per point")
-    p.add_argument("--epochs", type=int, default=None, help="float training epochs (default 8; digits 15)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="float training epochs (default: the recipe's, compiler/zoo/configs.py TRAIN_RECIPES)")
     p.add_argument("--target-cycles", type=int, default=4096,
                    help="cycles per frame every layer is folded to (or the slowest layer's fastest pace)")
     p.add_argument("--hw-images", type=int, default=None,
@@ -91,19 +118,25 @@ def parse_args(argv=None):
 def tasks_for(args):
     if args.quick:
         models, data, formats, ptq, images = ["mlp"], "digits", QUICK_FORMATS, "calibrate", 359
-        epochs = args.epochs or 10
+        epochs, seeds = args.epochs or 10, 1 if args.seeds == 3 else args.seeds
     else:
         models, data, formats, ptq, images = args.model or ["cnn", "vit"], args.data, args.formats, args.ptq, \
             args.images
-        epochs = args.epochs or (15 if data == "digits" else 8)
+        epochs, seeds = args.epochs, args.seeds
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     pairs = [(w, a) for w in formats for a in formats] if args.cross else [(f, f) for f in formats]
     hw_images = HW_CHECK_IMAGES if args.hw_images is None else args.hw_images
+    # seed-major: a stopped run has every format on the first seeds rather than a few formats on all seeds
     return [dict(model=m, w=w, a=a, ptq=ptq, data=data, images=images, target_cycles=args.target_cycles,
-                 out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images) for m in models for w, a in pairs]
+                 out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images, seed=seed)
+            for seed in range(seeds) for m in models for w, a in pairs]
 
 
-def write_outputs(rows, out):
-    """Rows without an error get Pareto flags and appear in the plots; failed points are listed in index.html."""
+def write_outputs(rows, out, run=None):
+    """Per-seed rows go to ``dse_points_seeds.{json,csv}``; their aggregate over the seeds (``compiler.dse.aggregate``:
+    mean, std, noise) gets Pareto flags, goes to ``dse_points.{json,csv}``, the plots, ``index.html`` and
+    ``README.md`` (build_flows/dse_report.py); failed points are listed there. Returns the aggregated rows."""
     failed = [r for r in rows if r.get("error")]
     rows = [r for r in rows if not r.get("error")]
     if not rows:
@@ -111,19 +144,26 @@ def write_outputs(rows, out):
         raise MinifinnError(f"none of the {len(failed)} points could be built (first: {failed[0]['model']} W "
                             f"{failed[0]['weights']} A {failed[0]['acts']}: {failed[0]['error']}); "
                             f"the list is in {out / 'dse_failed.json'}")
+    (out / "dse_points_seeds.json").write_text(json.dumps(rows, indent=1))
+    _csv(out / "dse_points_seeds.csv", rows, SEED_CSV_FIELDS)
+    agg = aggregate(rows)
     for key, flag in (("LUT", "pareto_lut"), ("weight_bits", "pareto_memory")):
-        for row, f in zip(rows, pareto_flags(rows, key)):
+        for row, f in zip(agg, pareto_flags(agg, key)):
             row[flag] = f
-    (out / "dse_points.json").write_text(json.dumps(rows, indent=1))
-    with open(out / "dse_points.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    (out / "dse_points.json").write_text(json.dumps(agg, indent=1))
+    _csv(out / "dse_points.csv", agg, CSV_FIELDS)
+    _plot(agg, out / "pareto.png")
+    write_report(agg, paper_table(agg, compare), failed, out, run or {})
+    (out / "dse_failed.json").write_text(json.dumps(failed, indent=1))
+    return agg
+
+
+def _csv(path, rows, fields):
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "float_islands": " ".join(row["float_islands"])})
-    _plot(rows, out / "pareto.png")
-    (out / "index.html").write_text(_html(rows, side_by_side(rows), failed))
-    (out / "dse_failed.json").write_text(json.dumps(failed, indent=1))
-    return rows
+            writer.writerow({**row, "float_islands": " ".join(row.get("float_islands", []))})
 
 
 def _plot(rows, path):
@@ -152,50 +192,6 @@ def _plot(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _html(rows, table, failed=()):
-    esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>minifinn DSE</title>",
-             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
-             "td{text-align:right}.p{font-weight:bold}</style></head><body>",
-             "<h1>minifinn design-space exploration</h1>",
-             "<p>Accuracy of the lowered (hardware-exact) graph vs the compiler's cost estimates of the whole hardware "
-             "graph at a fixed cycles-per-frame target. Bold rows are Pareto-optimal in LUTs. For models with float "
-             "islands in the lowered graph (the ViT's softmax, LayerNorm, GELU) 'hardware graph' gives the accuracy "
-             "of the hardware graph, whose ops replace them, on the first images and how often both agree.</p>",
-             "<img src='pareto.png' style='max-width:100%'>"]
-    for model, entries in table.items():
-        parts.append(f"<h2>{esc(model)}: minifloat vs integer at equal width (W = A)</h2><table>"
-                     "<tr><th>bits</th><th>best integer</th><th>acc</th><th>LUT</th><th>best minifloat</th>"
-                     "<th>acc</th><th>LUT</th></tr>")
-        for e in entries:
-            cells = [str(e["bits"])]
-            for kind in ("int", "minifloat"):
-                r = e[kind]
-                cells += ([esc(r["weights"]), f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}"] if r else
-                          ["-", "-", "-"])
-            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append("</table>")
-    parts.append("<h2>All points</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in
-                                                             ("model", "W", "A", "PTQ", "accuracy", "LUT",
-                                                              "of it MVAU", "FF", "BRAM_18K", "weight bits",
-                                                              "hardware graph")) + "</tr>")
-    for r in sorted(rows, key=lambda r: (r["model"], r["LUT"])):
-        cls = " class='p'" if r["pareto_lut"] else ""
-        hw = (f"{100 * r['accuracy_hw']:.1f} % on {r['hw_images']}, agrees {100 * r['hw_lowered_agreement']:.1f} %"
-              if r.get("hw_images") else "-")
-        vals = [r["model"], r["weights"], r["acts"], r["ptq"], f"{100 * r['accuracy']:.2f} %", f"{r['LUT']:.0f}",
-                f"{r.get('LUT_mvau', 0):.0f}", f"{r['FF']:.0f}", f"{r['BRAM_18K']:.0f}", str(r["weight_bits"]), hw]
-        parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(v))}</td>" for v in vals) + "</tr>")
-    parts.append("</table>")
-    if failed:
-        parts.append("<h2>Points that could not be built</h2><ul>")
-        parts += [f"<li>{esc(r['model'])} W {esc(r['weights'])} A {esc(r['acts'])}: {esc(r['error'])}</li>"
-                  for r in failed]
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def _mixed(args, tasks, rows):
@@ -257,18 +253,25 @@ def _confirm(task, best_uniform, mixed, images):
             "mixed_accuracy": rows["mixed"]["accuracy"], "mixed_beats_uniform": diff > 0}
 
 
+def _acc(r):
+    if not r:
+        return "-"
+    return (f"{r['weights']} {100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f} % ({r['seeds']} seeds), "
+            f"{r['LUT']:.0f} LUT / {r['DSP']:.0f} DSP")
+
+
 def main(argv=None):
     args = parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    tasks = tasks_for(args)
     t0 = time.time()
     try:
+        tasks = tasks_for(args)
         rows = run_points(tasks, jobs=args.jobs)
     except MinifinnError as err:
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
     try:
-        rows = write_outputs(rows, args.output_dir)
+        rows = write_outputs(rows, args.output_dir, {"seconds": round(time.time() - t0), "argv": argv or sys.argv[1:]})
     except MinifinnError as err:
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
@@ -280,13 +283,12 @@ def main(argv=None):
             return 2
     print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
           "index.html")
-    for model, entries in side_by_side(rows).items():
+    for model, entries in paper_table(rows, compare).items():
         for e in entries:
             i, f = e["int"], e["minifloat"]
-            print(f"  {model} {e['bits']} bits: integer {i['weights'] if i else '-'} "
-                  f"{100 * i['accuracy'] if i else float('nan'):.2f} % / {i['LUT'] if i else float('nan'):.0f} LUT"
-                  f"  |  minifloat {f['weights'] if f else '-'} {100 * f['accuracy'] if f else float('nan'):.2f} % "
-                  f"/ {f['LUT'] if f else float('nan'):.0f} LUT")
+            ratio = f"{e['mac_ratio']:.2f}" if e["mac_ratio"] else "-"
+            print(f"  {model} {e['bits']} bits: integer {_acc(i)}  |  minifloat {_acc(f)}  |  minifloat "
+                  f"{e['verdict'] or '-'}; MAC LUT ratio (LUT-only) {ratio}")
     return 0
 
 

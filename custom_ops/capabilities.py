@@ -20,6 +20,12 @@ is folded, specialized and reported by what its class says.
   (``set_external_weights(True)``, FINN's MVAU ``mem_mode = "external"``), ``external_reads_per_frame()`` how often a
   frame reads them then, and ``external_weight_bits()`` the bits it reads from external memory per frame (0: none);
   asked by ``passes/external_weights.py``.
+* ``resource_breakdown()``: the node's estimate split into ``BREAKDOWN_CATEGORIES`` ("mac": the multiply-accumulate
+  datapath, "requant": requantizers, "memory": weight / threshold memories and buffers, "other": everything else),
+  each {LUT, DSP, BRAM_18K}; the parts add up to the node's estimates. The default puts a whole standalone
+  requantizer (``REQUANTIZER`` not "none" and ``BREAKDOWN_KIND = "requant"``) under "requant" and anything else
+  under ``BREAKDOWN_KIND``; ops with a MAC split themselves (custom_ops/mvau_estimates.py). Read by the format study
+  (compiler/dse/cost.py).
 """
 
 import finn.custom_op.fpgadataflow.hls as hls_registry
@@ -28,6 +34,7 @@ from compiler.errors import UnsupportedNodeError
 
 BACKEND_REGISTRIES = (("hls", hls_registry.custom_op), ("rtl", rtl_registry.custom_op))
 REQUANTIZER_STYLES = ("thresholds", "bsearch", "convert", "table", "none")
+BREAKDOWN_CATEGORIES = ("mac", "requant", "memory", "other")
 
 
 def divisors(n):
@@ -58,6 +65,16 @@ class HWOpCapabilities:
 
     def requantizer(self):
         return "thresholds" if self.threshold_input() is not None else self.REQUANTIZER
+
+    #: the ``resource_breakdown`` category of the whole node (ops that split themselves override the method)
+    BREAKDOWN_KIND = "other"
+
+    def resource_breakdown(self, fpgapart=None):
+        """{category: {LUT, DSP, BRAM_18K}} over ``BREAKDOWN_CATEGORIES``, adding up to ``node_res_estimation``."""
+        res = self.node_res_estimation(fpgapart)
+        parts = {c: {"LUT": 0, "DSP": 0, "BRAM_18K": 0} for c in BREAKDOWN_CATEGORIES}
+        parts[self.BREAKDOWN_KIND] = {k: res[k] for k in ("LUT", "DSP", "BRAM_18K")}
+        return parts
 
     def weight_memory_bits(self):
         """Bits of embedded weight memory (0: none)."""

@@ -66,6 +66,8 @@ def to_int_domain(values, fmt):
 class MinifloatMVAU(HWOpCapabilities, MVAUEstimates, HWCustomOp):
     """Matrix-vector activation unit with exact minifloat/integer MACs and threshold requantization."""
 
+    resource_breakdown = MVAUEstimates.resource_breakdown  # the MAC / requant / memory split, not the mixin's default
+
     # --- capabilities (custom_ops/capabilities.py) ------------------------------------------------------------
     def folding_space(self):
         """Every (PE | MH, SIMD | MW) pair (the weights are embedded, so no weight-stream width limits the SIMD),

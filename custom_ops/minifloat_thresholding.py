@@ -228,6 +228,8 @@ class MinifloatThresholding(ChannelStreamOp):
                 "FF": int(pe * (self.acc_bits() + fmt.bits) + 16 + self.threshold_stage_ffs(width)),
                 "BRAM_18K": 0, "DSP": 0}
 
+    BREAKDOWN_KIND = "requant"  # a standalone requantizer: all of it (capabilities.resource_breakdown)
+
     def lut_estimation(self, fpgapart=None):
         """"parallel": the PE threshold stages of ACC_BITS + 1 bit thresholds (sign headroom;
         ``custom_ops/threshold_cost.py``) and the output registers; "bsearch" / "convert":

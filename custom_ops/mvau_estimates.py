@@ -122,6 +122,20 @@ class MVAUEstimates:
         coeffs = resource_model()
         return int(round(sum(coeffs.get(k, 0.0) * v for k, v in self.resource_features().items())))
 
+    def resource_breakdown(self, fpgapart=None):
+        """``capabilities.resource_breakdown`` of the MVAU from its LUT model's terms: "requant" the fused threshold
+        stages (``threshold_stage``), "memory" the weight ROM in LUTs and the input buffer (``weight_rom_bits``,
+        ``ibuf_bits``) plus every BRAM, "mac" the rest (multipliers, shifts, adder tree, accumulators, the DSP
+        datapath's LUTs and all DSPs). The LUT parts add up to ``lut_estimation``."""
+        coeffs, feats = resource_model(), self.resource_features()
+        requant = round(coeffs.get("threshold_stage", 0.0) * feats["threshold_stage"])
+        memory = round(sum(coeffs.get(k, 0.0) * feats[k] for k in ("weight_rom_bits", "ibuf_bits")))
+        mac = self.lut_estimation() - requant - memory
+        zero = {"LUT": 0, "DSP": 0, "BRAM_18K": 0}
+        return {"mac": {"LUT": mac, "DSP": self.dsp_estimation(fpgapart), "BRAM_18K": 0},
+                "requant": dict(zero, LUT=requant),
+                "memory": {"LUT": memory, "DSP": 0, "BRAM_18K": self.bram_estimation()}, "other": dict(zero)}
+
     # --- memories -----------------------------------------------------------------------------------------------------
     def _weight_bits_total(self):
         """Bits of one weight matrix: the weight ROM, or for dynamic_input the buffer for one matrix (same size);

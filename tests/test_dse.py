@@ -8,7 +8,18 @@ import time
 import pytest
 
 from build_flows import dse as dse_flow
-from compiler.dse import ALL_FORMATS, layer_alternatives, mixed_precision_search, pareto_flags, point_key, side_by_side
+from compiler.dse import (
+    ALL_FORMATS,
+    STUDY_FORMATS,
+    aggregate,
+    compare,
+    layer_alternatives,
+    mixed_precision_search,
+    paper_table,
+    pareto_flags,
+    point_key,
+    side_by_side,
+)
 from compiler.errors import ConfigError
 
 
@@ -33,8 +44,9 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     assert len(rows) == 4 and {r["weights"] for r in rows} == {"int:4", "fp:e2m1", "int:8", "fp:e4m3"}
     for r in rows:
         assert 0.5 < float(r["accuracy"]) <= 1.0 and float(r["LUT"]) > 0 and int(r["weight_bits"]) > 0
-        # the MLP's hardware graph is its three MVAUs (requantizers fused, input quantization on the host)
-        assert 0 < float(r["LUT_mvau"]) == float(r["LUT"])
+        # the MLP's hardware graph is its three MVAUs and their requantizers (input quantization on the host): MAC and
+        # requantizer LUTs (LUT_mvau) plus the weight ROMs / buffers (memory) are all of it
+        assert 0 < float(r["LUT_mvau"]) < float(r["LUT"])
         assert r["hw_images"] == ""  # the MLP has no float islands: its lowered graph is the hardware's arithmetic
         assert abs(float(r["accuracy"]) - float(r["accuracy_qonnx"])) <= 0.01  # hardware-exact vs golden
     bits = {r["weights"]: int(r["weight_bits"]) for r in rows}
@@ -43,12 +55,24 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     data = json.loads((out / "dse_points.json").read_text())
     assert any(r["pareto_lut"] for r in data)
     for r in data:
+        assert r["seeds"] == 1 and r["accuracy_std"] == 0 and r["noise"] > 0  # one seed: binomial noise only
         assert sum(r["by_op"].values()) == pytest.approx(r["LUT"], abs=len(r["by_op"]))
-        assert r["by_op"]["MinifloatMVAU"] + r["by_op"].get("MinifloatThresholding", 0) == pytest.approx(
-            r["LUT_mvau"], abs=1)
+        for key, lut in (("breakdown", r["LUT"]), ("breakdown_lutonly", r["LUT_lutonly"])):
+            parts = r[key]
+            assert sum(p["LUT"] for p in parts.values()) == pytest.approx(lut, abs=len(r["by_op"]))
+            assert parts["mac"]["LUT"] > 0 and parts["requant"]["LUT"] > 0 and parts["memory"]["LUT"] > 0
+            assert parts["other"]["LUT"] == 0  # nothing but MACs, requantizers and memories in the MLP
+        assert r["breakdown"]["mac"]["LUT"] + r["breakdown"]["requant"]["LUT"] == pytest.approx(r["LUT_mvau"], abs=1)
+        assert r["DSP_lutonly"] == 0 and r["LUT_mac_lutonly"] >= r["LUT_mac"]
+        assert sum(p["DSP"] for p in r["breakdown"].values()) == r["DSP"]
+        assert r["breakdown"]["requant"]["DSP"] > 0  # requantize by conversion: a DSP48 multiplier per lane
+    assert any(r["DSP"] > 0 for r in data)
     assert (out / "pareto.png").stat().st_size > 10_000
     page = (out / "index.html").read_text()
-    assert "minifloat vs integer at equal width" in page and "fp:e4m3" in page
+    assert "paper side by side" in page and "fp:e4m3" in page and "20-180 %" in page
+    md = (out / "README.md").read_text()
+    assert "| 4 | int:4 |" in md and "fp:e2m1" in md and "(n=1)" in md
+    assert len(json.loads((out / "dse_points_seeds.json").read_text())) == 4
     # resume: every point is cached, a rerun only rewrites the outputs
     t0 = time.time()
     assert dse_flow.main(["--quick", "--output-dir", str(out)]) == 0
@@ -245,3 +269,119 @@ def test_float_models_train_identically_whatever_the_random_state(tmp_path):
     assert models[0].keys() == models[1].keys()
     for name in models[0]:
         assert torch.equal(models[0][name], models[1][name]), name
+
+
+def _row(w, acc, seed, images=10000, lut=100.0, mac=50.0):
+    kind, bits = ("int", int(w[4:])) if w.startswith("int") else ("fp", 1 + sum(int(c) for c in w[4:].split("m")))
+    return {"model": "m", "weights": w, "acts": w, "seed": seed, "accuracy": acc, "images": images, "LUT": lut,
+            "DSP": 0, "BRAM_18K": 0, "LUT_mac_lutonly": mac, "w_kind": kind, "w_bits": bits, "a_bits": bits}
+
+
+def test_seed_statistics_and_the_noise_rule_known_answers():
+    rows = [_row("int:4", a, s) for s, a in enumerate((0.80, 0.82, 0.84))]
+    rows += [_row("fp:e2m1", a, s, mac=80.0) for s, a in enumerate((0.83, 0.84, 0.85))]
+    rows += [_row("fp:e1m2", a, s, mac=60.0) for s, a in enumerate((0.90, 0.91, 0.92))]
+    agg = {r["weights"]: r for r in aggregate(rows)}
+    assert agg["int:4"]["accuracy"] == pytest.approx(0.82) and agg["int:4"]["accuracy_std"] == pytest.approx(0.02)
+    assert agg["int:4"]["seeds"] == 3 and agg["int:4"]["per_seed"] == [0.80, 0.82, 0.84]
+    # +2 points with a noise of sqrt(0.02^2 + 0.01^2) = 2.2 points: a tie; +9 points: better
+    assert compare(agg["fp:e2m1"], agg["int:4"]) == "tie"
+    assert compare(agg["fp:e1m2"], agg["int:4"]) == "better" and compare(agg["int:4"], agg["fp:e1m2"]) == "worse"
+    # one seed: the binomial standard error of the test images is the noise floor
+    one = aggregate([_row("int:4", 0.9, 0, images=100)])[0]
+    assert one["accuracy_std"] == 0 and one["noise"] == pytest.approx((0.9 * 0.1 / 100) ** 0.5)
+    table = paper_table(list(agg.values()), compare)["m"]
+    assert [e["bits"] for e in table] == [4]
+    e = table[0]
+    assert e["minifloat"]["weights"] == "fp:e1m2" and e["verdict"] == "better"
+    assert e["mac_ratio"] == pytest.approx(60 / 50) and e["mac_ratio_range"] == pytest.approx((1.2, 1.6))
+    from build_flows.dse_report import side_cells
+    cells = side_cells(e)
+    assert cells[:6] == ["4", "int:4", "82.00 ± 2.00 % (n=3)", "fp:e1m2", "91.00 ± 1.00 % (n=3)", "better"]
+    assert cells[8] == "1.20 (1.20-1.60)" and cells[10] == "within"
+    assert side_cells(dict(e, mac_ratio=0.5))[10].startswith("below")
+
+
+def test_study_tasks_have_seeds_formats_and_distinct_caches(tmp_path):
+    args = dse_flow.parse_args(["--model", "cnn", "--seeds", "3", "--output-dir", str(tmp_path)])
+    tasks = dse_flow.tasks_for(args)
+    assert len(tasks) == 3 * len(STUDY_FORMATS) and [t["seed"] for t in tasks[:2]] == [0, 0]
+    assert tasks[-1]["seed"] == 2 and args.ptq == "calibrate"
+    assert set(STUDY_FORMATS) <= set(ALL_FORMATS) and sum(f.startswith("int") for f in STUDY_FORMATS) == 6
+    keys = {point_key(t["model"], t["w"], t["a"], t["ptq"], seed=t["seed"]) for t in tasks}
+    assert len(keys) == len(tasks)
+    from compiler.dse import float_key
+    assert len({float_key(t) for t in tasks}) == 3
+    assert dse_flow.main(["--quick", "--seeds", "0", "--output-dir", str(tmp_path)]) == 2
+
+
+def test_mvau_breakdown_adds_up_and_moves_products_to_dsps():
+    """The MVAU's MAC / requant / memory split (its ``resource_breakdown``) adds up to its LUT estimate; its DSP
+    datapath takes LUTs out of the MAC only, and a standalone requantizer is all "requant"."""
+    import tempfile
+
+    import torch
+    from qonnx.custom_op.registry import getCustomOp
+
+    from compiler.dse import hardware_graph, lut_only
+    from compiler.dse.floats import _data
+    from compiler.export import export_qonnx_model
+    from compiler.ptq import quantize_ptq
+    from compiler.zoo import QuantSpec, build_model
+    from compiler.zoo.configs import MODEL_CONFIGS
+    from passes import lower_qonnx
+
+    config, data = MODEL_CONFIGS["digits"]["mlp"], _data("digits")
+    torch.manual_seed(0)
+    quant = build_model("mlp", QuantSpec(weights="fp:e3m2", acts="fp:e3m2"), **config)
+    quantize_ptq(build_model("mlp", "float", **config), quant, data[0][:64], techniques=("calibrate",))
+    with tempfile.TemporaryDirectory() as d:
+        lowered = lower_qonnx(export_qonnx_model(quant, torch.from_numpy(data[2][:1]), f"{d}/m.onnx"))
+    _, specialized = hardware_graph(lowered)
+    seen = moved = 0
+    for model in (specialized, lut_only(specialized)):
+        for node in model.graph.node:
+            inst = getCustomOp(node) if node.domain.startswith("finn.custom_op.fpgadataflow") else None
+            if inst is not None and inst.BREAKDOWN_KIND == "requant":
+                parts = inst.resource_breakdown()
+                assert parts["requant"]["LUT"] == inst.lut_estimation() > 0 and parts["mac"]["LUT"] == 0
+            if inst is None or "mac_dsp" not in inst.get_nodeattr_types():
+                continue
+            parts = inst.resource_breakdown()
+            assert sum(p["LUT"] for p in parts.values()) == inst.lut_estimation()
+            assert parts["mac"]["LUT"] > 0 and parts["memory"]["LUT"] > 0
+            if inst.get_nodeattr("mac_dsp") == "lut":
+                assert parts["mac"]["DSP"] == 0
+            else:  # a folding where the DSP datapath maps products (the op's own folding space says which)
+                fold = next((f for f in inst.folding_space() if f.get("use_dsp")
+                             and (inst.set_nodeattr("PE", f["PE"]) or inst.dsp_plan().dsps_per_lane)), None)
+                if fold is None:
+                    continue
+                inst.set_nodeattr("SIMD", fold["SIMD"])
+                inst.set_nodeattr("use_dsp", 0)
+                lut_parts = inst.resource_breakdown()
+                inst.set_nodeattr("use_dsp", 1)
+                dsp_parts = inst.resource_breakdown()
+                assert dsp_parts["mac"]["DSP"] > 0 and dsp_parts["mac"]["LUT"] < lut_parts["mac"]["LUT"]
+                assert dsp_parts["requant"] == lut_parts["requant"] and dsp_parts["memory"] == lut_parts["memory"]
+                moved += 1
+            seen += 1
+    assert seen >= 4 and moved >= 1
+
+
+def test_the_study_cnn_has_a_second_stage_with_its_own_quantizer_sites():
+    """The Fashion-MNIST recipe's CNN: stem, residual block, pool, second residual block at half resolution, pool,
+    global pooling; the second block's layers are quantizer sites of their own (per-layer formats reach them)."""
+    import torch
+
+    from compiler.errors import ConfigError
+    from compiler.zoo import QuantSpec, build_model
+    from compiler.zoo.configs import MODEL_CONFIGS
+
+    config = MODEL_CONFIGS["fashion"]["cnn"]
+    assert config["stages"] == 2
+    model = build_model("cnn", QuantSpec(weights="int:4", acts="int:4"), **config)
+    assert {"block.conv1", "block2.conv1", "block2.conv2"} <= set(model.quant_sites)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="too small for 3 2x2 poolings"):
+        build_model("cnn", "float", width=4, image_size=4, stages=3)

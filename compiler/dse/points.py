@@ -1,6 +1,6 @@
 """Points of the design-space exploration: their cache keys, their evaluation and the process pool that runs them.
 
-One point = (model, weight format, activation format): PTQ from the float model (``best_ptq`` over Brevitas
+One point = (model, weight format, activation format, training seed): PTQ on ``CALIB_IMAGES`` training images from the float model (``best_ptq`` over Brevitas
 technique sets, or calibration only), QONNX export, lowering (``passes.lower_qonnx``) and
 
 * accuracy of the **lowered** graph on the test images: the hardware's arithmetic for every matrix product,
@@ -8,7 +8,9 @@ technique sets, or calibration only), QONNX export, lowering (``passes.lower_qon
   GELU are float islands there; the hardware replaces them with its own fixed-point ops, so such a point is also
   run through the **hardware graph** (``compiler.hw_accuracy``, batched) on its first ``hw_images`` images:
   ``accuracy_hw``, and ``hw_lowered_agreement``, the share of those images where both predict the same class;
-* cost from the compiler (``compiler.dse.cost``).
+* cost from the compiler (``compiler.dse.cost``), twice: with DSPs (``LUT``, ``FF``, ``BRAM_18K``, ``DSP``,
+  ``breakdown``) and LUT-only, the paper's basis (the same keys with ``_lutonly``; ``LUT_mac_lutonly`` the MAC LUTs),
+  each split into MAC / requantizer / memory / other by the ops' ``resource_breakdown``.
 
 Points are cached as JSON files (``points/<key>.json``) so an interrupted sweep resumes; a cached point made with
 other estimate models (``compiler.cost_model``), another float model or another ``STUDY_VERSION`` is run again.
@@ -26,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from compiler.cost_model import cost_model_fingerprint
-from compiler.dse.cost import hardware_cost, hardware_graph
+from compiler.dse.cost import hardware_costs, hardware_graph
 from compiler.dse.floats import _config, _data, _float_model, float_key
 from compiler.dse.formats import format_bits
 from compiler.errors import ConfigError, MinifinnError
@@ -39,8 +41,12 @@ from passes import lower_qonnx
 from passes.compare import compare_lowered
 
 #: version of what a point measures; cached points of another version are run again (2: cost of the whole hardware
-#: graph, the hardware graph's accuracy check for models with float islands)
-STUDY_VERSION = 2
+#: graph, the hardware graph's accuracy check for models with float islands; 3: training seeds, LUT-only and DSP
+#: costs with the ops' MAC / requantizer / memory breakdown, 512 calibration images)
+STUDY_VERSION = 3
+
+#: training images PTQ calibrates on (and ``best_ptq`` scores its technique sets on a held-out part of)
+CALIB_IMAGES = 512
 
 #: float compute a lowered graph must not keep: a matrix product, convolution or normalization left in float was not
 #: lowered to exact arithmetic, so neither the point's "hardware-exact" accuracy nor its cost would be the hardware's
@@ -51,8 +57,9 @@ UNLOWERED_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalizat
 HW_CHECK_IMAGES = 300
 
 
-def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None):
-    """Cache name of a point; a point measured on other test images than the first ``images`` gets their range.
+def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None, seed=0):
+    """Cache name of a point; a point measured on other test images than the first ``images`` gets their range, a
+    training seed other than 0 its number.
     Overrides too long for a file name (many layers of a mixed-precision configuration) become a hash."""
     key = f"{model}__w-{w.replace(':', '')}__a-{a.replace(':', '')}__{ptq}"
     if overrides:
@@ -62,6 +69,8 @@ def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None):
         key += "__" + listed
     if image_offset:
         key += f"__img{image_offset}-{image_offset + images}"
+    if seed:
+        key += f"__s{seed}"
     return key
 
 
@@ -72,7 +81,7 @@ def study_key(task):
 
 def _cache_path(task):
     key = point_key(task["model"], task["w"], task["a"], task["ptq"], task.get("overrides") or {},
-                    task.get("image_offset", 0), task["images"])
+                    task.get("image_offset", 0), task["images"], task.get("seed", 0))
     return Path(task["out_dir"]) / "points" / f"{key}.json"
 
 
@@ -95,7 +104,7 @@ def check_fully_lowered(lowered, what):
 def evaluate_point(task):
     """Run one point (a dict: model, w, a, ptq, data, images, target_cycles, out_dir, epochs; optional overrides
     {weight site: format}, image_offset: the first test image, hw_images: images of the hardware-graph check,
-    0 = off); returns its row."""
+    0 = off, seed: the float model's training seed, default 0); returns its row."""
     torch.set_num_threads(1)
     ensure_finn_offline()
     overrides = task.get("overrides") or {}
@@ -113,7 +122,7 @@ def evaluate_point(task):
         # does not stop a sweep of hours, any other error with its type; listed as failed
         error = str(err) if isinstance(err, MinifinnError) else f"internal error {type(err).__name__}: {err}"
         row = {"model": task["model"], "weights": task["w"], "acts": task["a"], "overrides": dict(overrides),
-               "error": error}
+               "seed": task.get("seed", 0), "error": error}
     row["cost_model"] = fingerprint
     row["study"] = study_key(task)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +142,7 @@ def _evaluate(task, cache):
         raise ConfigError(f"image_offset {offset} is past the {len(xte)} test images of {task['data']!r}")
     spec = QuantSpec(weights=task["w"], acts=task["a"], overrides=dict(overrides))
     quant = build_model(task["model"], spec, **_config(task))
-    calib_x, calib_y = xtr[:1024], ytr[:1024]
+    calib_x, calib_y = xtr[:CALIB_IMAGES], ytr[:CALIB_IMAGES]
     if task["ptq"] == "best":
         quant, technique, _ = best_ptq(float_model, quant, calib_x, calib_y, technique_sets=dse_technique_sets())
     else:
@@ -145,7 +154,13 @@ def _evaluate(task, cache):
     n = min(task["images"], len(xte) - offset)
     xs, ys = xte[offset:offset + n], yte[offset:offset + n]
     hw, specialized = hardware_graph(lowered)  # first: a graph that cannot be mapped stops before the long part
-    cost = hardware_cost(specialized, task["target_cycles"])
+    costs = hardware_costs(specialized, task["target_cycles"])
+    cost = dict(costs["dsp"])
+    lut = costs["lut"]
+    cost.update({f"{k}_lutonly": lut[k] for k in ("LUT", "FF", "BRAM_18K", "DSP", "LUT_mvau", "max_cycles")})
+    cost["breakdown_lutonly"] = lut["breakdown"]
+    cost["LUT_mac"] = cost["breakdown"]["mac"]["LUT"]
+    cost["LUT_mac_lutonly"] = lut["breakdown"]["mac"]["LUT"]
     cmp = compare_lowered(qonnx, lowered, xs, batch_size=100, labels=ys, keep_logits=True)
     float_islands = sorted({nd.op_type for nd in lowered.graph.node
                             if nd.op_type in ("Softmax", "LayerNormalization", "Gelu")})
@@ -153,7 +168,7 @@ def _evaluate(task, cache):
         "model": task["model"], "weights": task["w"], "acts": task["a"],
         "w_bits": format_bits(task["w"]), "a_bits": format_bits(task["a"]),
         "w_kind": task["w"].split(":")[0], "a_kind": task["a"].split(":")[0],
-        "overrides": dict(overrides), "ptq": technique, "accuracy": cmp["accuracy_lowered"],
+        "overrides": dict(overrides), "seed": task.get("seed", 0), "ptq": technique, "accuracy": cmp["accuracy_lowered"],
         "accuracy_qonnx": cmp["accuracy_qonnx"], "images": n, "image_offset": offset, **cost,
         "float_islands": float_islands,
     }
@@ -183,9 +198,14 @@ def run_points(tasks, jobs=1, progress=True):
     """Evaluate tasks (cached ones instantly) in ``jobs`` local processes; rows in task order."""
     if jobs <= 1:
         return [evaluate_point(t) for t in tqdm(tasks, desc="dse", disable=not progress)]
-    # the float models first, here: otherwise every worker would train the same model at once
-    for task in {float_key(t): t for t in tasks if not _cache_path(t).is_file()}.values():
-        _float_model(task, _data(task["data"]))
-
+    # the float models first, one per worker at a time: otherwise every worker would train the same model at once
+    todo = list({float_key(t): t for t in tasks if not _cache_path(t).is_file()}.values())
     with mp.get_context("spawn").Pool(jobs) as pool:
+        list(pool.imap_unordered(_train_float, todo))
         return list(tqdm(pool.imap(evaluate_point, tasks), total=len(tasks), desc="dse", disable=not progress))
+
+
+def _train_float(task):
+    """Train (or load) a task's float model in a worker; saved to the output folder for the points."""
+    torch.set_num_threads(1)
+    _float_model(task, _data(task["data"]))

@@ -32,15 +32,20 @@ class ResidualBlock(nn.Module):
 
 
 class QuantCNN(nn.Module):
-    """Small ResNet-style CNN: input quantizer, stem conv3x3-BN-ReLU, one residual block, 2x2 max/avg pooling,
-    global average pooling ("gap") or flatten, quantizer, linear head.
+    """Small ResNet-style CNN: input quantizer, stem conv3x3-BN-ReLU, ``stages`` times (residual block, 2x2 max/avg
+    pooling), global average pooling ("gap") or flatten, quantizer, linear head.
 
-    Sites: ``input_quant``/``stem_conv`` (first), ``stem_act``, ``block.*``, ``head_quant``/``head`` (last).
+    Sites: ``input_quant``/``stem_conv`` (first), ``stem_act``, ``block.*`` (the first stage), ``block2.*`` ...
+    (further stages), ``head_quant``/``head`` (last).
     """
 
-    def __init__(self, spec, in_channels=1, num_classes=10, width=16, image_size=28, pool="max", global_pool="gap"):
+    def __init__(self, spec, in_channels=1, num_classes=10, width=16, image_size=28, pool="max", global_pool="gap",
+                 stages=1):
         super().__init__()
-        check_positive(in_channels=in_channels, num_classes=num_classes, width=width, image_size=image_size)
+        check_positive(in_channels=in_channels, num_classes=num_classes, width=width, image_size=image_size,
+                       stages=stages)
+        if image_size < 2 ** stages:
+            raise ConfigError(f"build_cnn: image_size {image_size} is too small for {stages} 2x2 poolings")
         if pool not in ("max", "avg"):
             raise ConfigError(f"build_cnn: pool must be 'max' or 'avg', got {pool!r}")
         if global_pool not in ("gap", "flatten"):
@@ -56,12 +61,17 @@ class QuantCNN(nn.Module):
         self.stem_act = qnn.QuantReLU(act_quant=q.act("stem_act"))
         self.block = ResidualBlock(q, "block", width)
         self.pool = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
+        # further stages at half the resolution each: a wider receptive field before the global pooling
+        self.n_stages = int(stages)
+        for i in range(2, self.n_stages + 1):
+            setattr(self, f"block{i}", ResidualBlock(q, f"block{i}", width))
+            setattr(self, f"pool{i}", nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
         if global_pool == "gap":
             self.global_pool = nn.AdaptiveAvgPool2d(1)
             head_in = width
         else:
             self.global_pool = nn.Identity()
-            head_in = width * (image_size // 2) ** 2
+            head_in = width * (image_size // 2 ** stages) ** 2
         self.head_quant = qnn.QuantIdentity(act_quant=q.act("head_quant", "last"))
         self.head = qnn.QuantLinear(head_in, num_classes, bias=True, weight_quant=q.weight("head", "last"))
         q.finish(self)
@@ -69,12 +79,14 @@ class QuantCNN(nn.Module):
     def forward(self, x):
         x = self.input_quant(x)
         x = self.stem_act(self.stem_bn(self.stem_conv(x)))
-        x = self.block(x)
-        x = self.global_pool(self.pool(x))
+        x = self.pool(self.block(x))
+        for i in range(2, self.n_stages + 1):
+            x = getattr(self, f"pool{i}")(getattr(self, f"block{i}")(x))
+        x = self.global_pool(x)
         x = self.head_quant(torch.flatten(x, 1))
         return self.head(x)
 
 
-def build_cnn(spec, in_channels=1, num_classes=10, width=16, image_size=28, pool="max", global_pool="gap"):
+def build_cnn(spec, in_channels=1, num_classes=10, width=16, image_size=28, pool="max", global_pool="gap", stages=1):
     return QuantCNN(spec, in_channels=in_channels, num_classes=num_classes, width=width, image_size=image_size,
-                    pool=pool, global_pool=global_pool)
+                    pool=pool, global_pool=global_pool, stages=stages)

@@ -78,9 +78,14 @@ def test_paper_network_at_224_compiles_to_u250_estimates(arch, fmt, tmp_path, ca
 
 
 @pytest.mark.slow
-def test_vit_b_32_runs_as_far_as_it_goes(tmp_path, capsys):
-    """ViT-B/32 quantizes and exports; the build either reaches estimates or ends with the compiler's error."""
-    code = paper_nets.main(["--arch", "vit_b_32", "--output-dir", str(tmp_path)])
-    assert (tmp_path / "vit_b_32.qonnx.onnx").is_file()
-    if code:
-        assert code == 2 and capsys.readouterr().err.startswith("paper_nets.py: vit_b_32: ")
+@pytest.mark.parametrize("fmt", ["fp:e4m3", "fp:e3m2"])
+def test_vit_b_32_at_224_compiles_to_u250_estimates_with_weights_off_chip(fmt, tmp_path, capsys):
+    """ViT-B/32 (88 M parameters): every node maps, the weights that do not fit go off chip, estimates in < 10 min
+    (measured 484 s for E4M3 on this machine)."""
+    assert paper_nets.main(["--arch", "vit_b_32", "--weights", fmt, "--acts", fmt, "--output-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["estimates"]["fps"] > 0 and summary["times"]["total_s"] < 600
+    assert summary["estimates"]["URAM"] <= 1024  # 80 % of the U250's 1,280
+    report = (tmp_path / "build" / "report" / "summary.md").read_text()
+    assert "(off chip)" in report
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("vit_b_32: LUT ")

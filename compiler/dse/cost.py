@@ -62,7 +62,7 @@ def lut_only(specialized):
 
 def hardware_costs(specialized, target_cycles):
     """{"dsp": ``hardware_cost`` as built, "lut": ``hardware_cost`` of the ``lut_only`` copy}."""
-    return {"dsp": hardware_cost(copy.deepcopy(specialized), target_cycles),
+    return {"dsp": hardware_cost(specialized, target_cycles),  # hardware_cost folds a copy (ModelWrapper.transform)
             "lut": hardware_cost(lut_only(specialized), target_cycles)}
 
 
@@ -117,13 +117,12 @@ def hardware_cost(specialized, target_cycles):
         total["by_op"][op] = total["by_op"].get(op, 0) + res["LUT"]
         total["layers"] += 1
     parts = breakdown(folded)
-    total["breakdown"] = parts
     total["LUT_mvau"] = parts["mac"]["LUT"] + parts["requant"]["LUT"]
     for node in _hw_nodes(folded):
         inst = getCustomOp(node)
         if hasattr(inst, "weight_memory_bits"):  # capabilities: 0 for ops without weights or a streamed matrix
             total["weight_bits"] += inst.weight_memory_bits()
-    total = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in total.items() if k != "breakdown"}
+    total = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in total.items()}
     total["breakdown"] = parts
     total["by_op"] = {k: round(v) for k, v in sorted(total["by_op"].items())}
     return total

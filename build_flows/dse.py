@@ -13,11 +13,11 @@ on ``--hw-images``), and the compiler's cost at ``--target-cycles`` cycles per f
 into MAC / requantizer / memory / other by the ops (compiler/dse/). ``--seeds`` float models per network
 (independent trainings, compiler/zoo/configs.py recipes); mean ± std and the noise rule in compiler/dse/stats.py.
 Outputs in --output-dir: ``dse_points_seeds.{csv,json}`` (per seed), ``dse_points.{csv,json}`` (aggregated, Pareto
-flags for LUT and weight memory), ``pareto.png``, ``index.html`` and ``README.md`` (build_flows/dse_report.py: the
-paper side by side per width, breakdowns, failed points); finished points are cached in ``points/`` and reused, so
-a rerun resumes. ``--mixed`` adds ``mixed_precision.json``: per-layer weight formats from a sensitivity-guided
-search (compiler/dse/mixed.py) against the best uniform format within a LUT budget, on seed 0;
-``--confirm-images`` re-measures both winners on test images the search did not see.
+flags for LUT with DSPs, LUT-only LUT and weight memory), ``pareto.png``, ``index.html`` and ``README.md``
+(build_flows/dse_report.py: the paper side by side per width, Pareto fronts, breakdowns, failed points); finished
+points are cached in ``points/`` and reused, so a rerun resumes. ``--mixed`` adds ``mixed_precision.json``:
+per-layer weight formats from a sensitivity-guided search (compiler/dse/mixed.py) against the best uniform format
+within a LUT budget, on seed 0; ``--confirm-images`` re-measures both winners on test images the search did not see.
 
 Time budget of ``make dse`` (2 models x 16 formats (``STUDY_FORMATS``) x 3 seeds = 96 points, ``--jobs 2``,
 calibration-only PTQ, 2,000 test images, ViT hardware-graph check on 300): estimated **about 75 min** (budget 2 h),
@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from build_flows.dse_report import write_report  # noqa: E402
+from build_flows.dse_report import PARETO_COSTS, write_report  # noqa: E402
 from compiler.dse import (  # noqa: E402
     HW_CHECK_IMAGES,
     QUICK_FORMATS,
@@ -71,8 +71,8 @@ from compiler.errors import ConfigError, MinifinnError  # noqa: E402
 
 CSV_FIELDS = ["model", "weights", "acts", "ptq", "seeds", "accuracy", "accuracy_std", "noise", "LUT", "FF", "BRAM_18K",
               "DSP", "LUT_mac", "LUT_lutonly", "DSP_lutonly", "BRAM_18K_lutonly", "LUT_mac_lutonly", "weight_bits",
-              "pareto_lut", "pareto_memory", "w_bits", "a_bits", "LUT_mvau", "accuracy_qonnx", "images", "max_cycles",
-              "float_islands", "accuracy_hw", "hw_lowered_agreement", "hw_images", "seconds"]
+              "pareto_lut", "pareto_lut_lutonly", "pareto_memory", "w_bits", "a_bits", "LUT_mvau", "accuracy_qonnx",
+              "images", "max_cycles", "float_islands", "accuracy_hw", "hw_lowered_agreement", "hw_images", "seconds"]
 SEED_CSV_FIELDS = ["model", "weights", "acts", "seed", "ptq", "accuracy", "accuracy_qonnx", "LUT", "DSP", "BRAM_18K",
                    "LUT_mac", "LUT_lutonly", "LUT_mac_lutonly", "accuracy_hw", "hw_images", "seconds"]
 
@@ -147,7 +147,7 @@ def write_outputs(rows, out, run=None):
     (out / "dse_points_seeds.json").write_text(json.dumps(rows, indent=1))
     _csv(out / "dse_points_seeds.csv", rows, SEED_CSV_FIELDS)
     agg = aggregate(rows)
-    for key, flag in (("LUT", "pareto_lut"), ("weight_bits", "pareto_memory")):
+    for key, flag, _ in PARETO_COSTS:
         for row, f in zip(agg, pareto_flags(agg, key)):
             row[flag] = f
     (out / "dse_points.json").write_text(json.dumps(agg, indent=1))
@@ -167,27 +167,28 @@ def _csv(path, rows, fields):
 
 
 def _plot(rows, path):
+    """Accuracy (mean ± std over the seeds) against each cost of ``PARETO_COSTS``, one row of panels per model."""
     matplotlib.use("Agg")
     models = sorted({r["model"] for r in rows})
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(PARETO_COSTS), figsize=(16, 4 * len(models)), squeeze=False)
     for i, model in enumerate(models):
         mine = [r for r in rows if r["model"] == model]
-        for j, (key, flag, label) in enumerate((("LUT", "pareto_lut", "LUTs (estimates of the whole hardware graph)"),
-                                                ("weight_bits", "pareto_memory", "weight memory [bits]"))):
+        for j, (key, flag, label) in enumerate(PARETO_COSTS):
             ax = axes[i][j]
             for kind, marker, color in (("int", "s", "tab:blue"), ("fp", "o", "tab:red")):
                 pts = [r for r in mine if r["w_kind"] == kind]
-                ax.scatter([r[key] for r in pts], [100 * r["accuracy"] for r in pts], marker=marker, c=color,
-                           label="integer" if kind == "int" else "minifloat", alpha=0.7)
+                ax.errorbar([r[key] for r in pts], [100 * r["accuracy"] for r in pts],
+                            yerr=[100 * r.get("accuracy_std", 0) for r in pts], fmt=marker, color=color,
+                            label="integer" if kind == "int" else "minifloat", alpha=0.7, capsize=2)
             front = sorted((r for r in mine if r[flag]), key=lambda r: r[key])
             ax.plot([r[key] for r in front], [100 * r["accuracy"] for r in front], "k--", lw=1, label="Pareto front")
             for r in front:
                 ax.annotate(r["weights"] if r["weights"] == r["acts"] else f"{r['weights']}/{r['acts']}",
                             (r[key], 100 * r["accuracy"]), fontsize=7)
             ax.set_xscale("log")
-            ax.set_xlabel(label)
+            ax.set_xlabel(f"{label} (whole hardware graph)" if key != "weight_bits" else label)
             ax.set_ylabel("hardware-exact accuracy [%]")
-            ax.set_title(f"{model}: accuracy vs {key}")
+            ax.set_title(f"{model}: accuracy vs {label}")
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

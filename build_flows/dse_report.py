@@ -8,6 +8,10 @@ MAC / requantizer / memory / other breakdown of every point in both cost variant
 
 import html
 
+#: (cost key, Pareto flag, label): the fronts the study flags (build_flows/dse.py) and the page lists
+PARETO_COSTS = (("LUT", "pareto_lut", "LUT with DSPs"), ("LUT_lutonly", "pareto_lut_lutonly", "LUT-only LUT"),
+                ("weight_bits", "pareto_memory", "weight memory [bits]"))
+
 #: the paper's claims the table is read against (/work/shared/REFERENCE.md section 1)
 PAPER_CLAIMS = (
     ("Aggarwal et al. (FPL 2024): minifloat quantization typically outperforms integer quantization for bit-widths of "
@@ -78,6 +82,25 @@ _BREAKDOWN_COLUMNS = ("model", "W", "A", "MAC", "requant", "memory", "other", "M
                       "memory (LUT-only)", "other (LUT-only)", "DSP")
 
 
+def pareto_cells(rows):
+    """[model, cost, the formats on its front cheapest first with mean accuracy and cost, integers on the front] per
+    model and cost of ``PARETO_COSTS`` (the paper's second claim: integers often stay Pareto-optimal)."""
+    out = []
+    for model in sorted({r["model"] for r in rows}):
+        for key, flag, label in PARETO_COSTS:
+            front = sorted((r for r in rows if r["model"] == model and r.get(flag)), key=lambda r: r[key])
+            ints = [r["weights"] for r in front if r["weights"].startswith(("int:", "uint:"))]
+            members = ", ".join(f"{r['weights']} {100 * r['accuracy']:.2f} % / {r[key]:,.0f}" for r in front)
+            named = f" ({', '.join(ints)})" if ints else ""
+            out.append([model, label, members, f"{len(ints)} of {len(front)}{named}"])
+    return out
+
+
+_PARETO_COLUMNS = ("model", "cost", "front: format mean accuracy / cost, cheapest first", "integers on the front")
+_PARETO_NOTE = ("Fronts over the mean accuracies (no noise rule: a point a tie away from the front is as good within "
+                "the seeds' spread).")
+
+
 def _intro(run):
     return ("Hardware-exact accuracy (the lowered graph's arithmetic) as mean ± sample std over independently trained "
             "float models (training seeds), against the compiler's estimates of the whole hardware graph at one "
@@ -101,6 +124,10 @@ def markdown(rows, table, failed, run):
         lines += ["| " + " | ".join(side_cells(e)) + " |" for e in entries]
         lines.append("")
     lines += [DIFFERENCES, ""]
+    lines += ["## Pareto fronts (mean accuracy against cost)", "", _PARETO_NOTE, "",
+              "| " + " | ".join(_PARETO_COLUMNS) + " |", "|" + "---|" * len(_PARETO_COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in pareto_cells(rows)]
+    lines.append("")
     lines += ["## Cost breakdown (LUT by category; mean over seeds)", "", "| " + " | ".join(_BREAKDOWN_COLUMNS) + " |",
               "|" + "---|" * len(_BREAKDOWN_COLUMNS)]
     lines += ["| " + " | ".join(breakdown_cells(r)) + " |" for r in sorted(rows, key=lambda r: (r["model"], r["LUT"]))]
@@ -128,14 +155,16 @@ def html_page(rows, table, failed, run):
         parts.append(f"<h2>{esc(model)}: paper side by side, minifloat vs integer at equal width (W = A)</h2>")
         parts += _table(_SIDE_COLUMNS, [side_cells(e) for e in entries])
     parts.append(f"<p>{esc(DIFFERENCES)}</p>")
+    parts.append(f"<h2>Pareto fronts (mean accuracy against cost)</h2><p>{esc(_PARETO_NOTE)}</p>")
+    parts += _table(_PARETO_COLUMNS, pareto_cells(rows))
     parts.append("<h2>Cost breakdown (LUT by category; mean over seeds)</h2>")
     parts += _table(_BREAKDOWN_COLUMNS, [breakdown_cells(r) for r in sorted(rows, key=lambda r: (r["model"], r["LUT"]))])
     parts.append("<h2>All points</h2>")
     cols = ("model", "W", "A", "PTQ", "accuracy ± std", "LUT", "DSP", "BRAM_18K", "LUT (LUT-only)", "weight bits",
-            "Pareto (LUT)", "hardware graph")
+            "Pareto (LUT, LUT-only, memory)", "hardware graph")
     parts += _table(cols, [[r["model"], r["weights"], r["acts"], r["ptq"], _acc(r), f"{r['LUT']:.0f}",
                             f"{r['DSP']:.0f}", f"{r['BRAM_18K']:.0f}", f"{r.get('LUT_lutonly', 0):.0f}",
-                            r["weight_bits"], "yes" if r.get("pareto_lut") else "",
+                            r["weight_bits"], " / ".join("yes" if r.get(f) else "-" for _, f, _ in PARETO_COSTS),
                             f"{100 * r['accuracy_hw']:.1f} % on {r['hw_images']}, agrees "
                             f"{100 * r['hw_lowered_agreement']:.1f} %" if r.get("hw_images") else "-"]
                            for r in sorted(rows, key=lambda r: (r["model"], r["LUT"]))])

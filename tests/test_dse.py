@@ -34,6 +34,22 @@ def test_pareto_flags_known_answer():
     assert pareto_flags(rows, "LUT") == [True, False, True, True]
 
 
+def test_pareto_fronts_on_the_page_known_answer():
+    from build_flows.dse_report import pareto_cells
+    rows = [dict(model="m", weights="int:4", accuracy=0.80, LUT=100, LUT_lutonly=100, weight_bits=40),
+            dict(model="m", weights="fp:e2m1", accuracy=0.85, LUT=120, LUT_lutonly=90, weight_bits=40),
+            dict(model="m", weights="int:8", accuracy=0.84, LUT=300, LUT_lutonly=300, weight_bits=80)]
+    for key, flag in (("LUT", "pareto_lut"), ("LUT_lutonly", "pareto_lut_lutonly"), ("weight_bits", "pareto_memory")):
+        for r, f in zip(rows, pareto_flags(rows, key)):
+            r[flag] = f
+    cells = {c[1]: c for c in pareto_cells(rows)}
+    # with DSPs INT4 is cheapest and E2M1 more accurate: both on the front; LUT-only E2M1 dominates INT4; INT8 never
+    assert cells["LUT with DSPs"][2] == "int:4 80.00 % / 100, fp:e2m1 85.00 % / 120"
+    assert cells["LUT with DSPs"][3] == "1 of 2 (int:4)"
+    assert cells["LUT-only LUT"][2] == "fp:e2m1 85.00 % / 90" and cells["LUT-only LUT"][3] == "0 of 1"
+    assert cells["weight memory [bits]"][3] == "0 of 1"
+
+
 def test_quick_dse_end_to_end_and_resume(tmp_path):
     out = tmp_path / "dse"
     t0 = time.time()
@@ -53,7 +69,7 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     n_weights = 64 * 64 + 64 * 64 + 64 * 10  # the digits MLP 64-64-64-10 of build_flows/check_lowering.py
     assert bits["int:4"] == bits["fp:e2m1"] == 4 * n_weights and bits["int:8"] == bits["fp:e4m3"] == 8 * n_weights
     data = json.loads((out / "dse_points.json").read_text())
-    assert any(r["pareto_lut"] for r in data)
+    assert any(r["pareto_lut"] for r in data) and any(r["pareto_lut_lutonly"] for r in data)
     for r in data:
         assert r["seeds"] == 1 and r["accuracy_std"] == 0 and r["noise"] > 0  # one seed: binomial noise only
         assert sum(r["by_op"].values()) == pytest.approx(r["LUT"], abs=len(r["by_op"]))
@@ -72,6 +88,7 @@ def test_quick_dse_end_to_end_and_resume(tmp_path):
     assert "paper side by side" in page and "fp:e4m3" in page and "20-180 %" in page
     md = (out / "README.md").read_text()
     assert "| 4 | int:4 |" in md and "fp:e2m1" in md and "(n=1)" in md
+    assert "## Pareto fronts" in md and "| mlp | LUT-only LUT |" in md
     assert len(json.loads((out / "dse_points_seeds.json").read_text())) == 4
     # resume: every point is cached, a rerun only rewrites the outputs
     t0 = time.time()

@@ -272,7 +272,9 @@ def main(argv=None):
         print(f"dse.py: {err}", file=sys.stderr)
         return 2
     try:
-        rows = write_outputs(rows, args.output_dir, {"seconds": round(time.time() - t0), "argv": argv or sys.argv[1:]})
+        run = {"seconds": round(time.time() - t0), "argv": argv or sys.argv[1:],
+               "point_seconds": round(sum(r.get("seconds", 0) for r in rows if "error" not in r))}
+        rows = write_outputs(rows, args.output_dir, run)
     except MinifinnError as err:
         print(f"dse.py: {err}", file=sys.stderr)
         return 2

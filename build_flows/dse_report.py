@@ -111,8 +111,10 @@ def _intro(run):
             "keep theirs). The best format of each kind is picked by its mean on the same test images, which favours "
             "the kind with more formats at a width slightly. MAC = the multiply-accumulate datapath "
             "as the ops report it (resource_breakdown); requantizers, memories and other ops apart."
-            + (f" Run: {run.get('seconds', '?')} s, arguments {' '.join(map(str, run.get('argv', [])))}."
-               if run else ""))
+            + (f" Run: {run.get('seconds', '?')} s wall, arguments {' '.join(map(str, run.get('argv', [])))}"
+               + (f"; the points' own compute time, summed over processes and seeds (cached points keep the time "
+                  f"they took when computed; float-model training not included): {run['point_seconds']} s"
+                  if "point_seconds" in run else "") + "." if run else ""))
 
 
 def markdown(rows, table, failed, run):

@@ -284,8 +284,8 @@ def main(argv=None):
         except MinifinnError as err:
             print(f"dse.py: {err}", file=sys.stderr)
             return 2
-    print(f"{len(rows)} points in {time.time() - t0:.0f} s; wrote {args.output_dir}/dse_points.csv, pareto.png, "
-          "index.html")
+    print(f"{len(rows)} points ({len(tasks)} runs over formats and seeds) in {time.time() - t0:.0f} s; wrote "
+          f"{args.output_dir}/dse_points.csv, pareto.png, index.html")
     for model, entries in paper_table(rows, compare).items():
         for e in entries:
             i, f = e["int"], e["minifloat"]

@@ -30,7 +30,11 @@ include sharing the cores as ``--jobs 2`` does), 2026-12-06:
   (INT3/4/6, E1M1, E2M1, E3M2), E5M2 100 s; CNN 31-46 s (INT4/6/8, E2M1, E3M2, E4M3), E5M2 about 220 s. Per seed
   about 13 x 45 + 2 x 60 + 220 = 925 s (CNN) and 13 x 40 + 2 x 60 + 100 = 740 s (ViT): 3 seeds 4,995 s of compute,
   about 2,500 s wall on 2 workers;
-* total about 1,600 + 2,500 s = 68 min, plus process start-up and data loading: about 75 min. The formats were cut
+* total about 1,600 + 2,500 s = 68 min, plus process start-up and data loading: about 75 min.
+
+Measured (clean clone, idle machine, 2026-12-06): ``git clone`` + ``make dse`` **1 h 04 min 18 s** with the venv
+set-up, ``dse.py`` 3,764 s: float training about 30 min wall (CNN 669-717 s, ViT 127-137 s per seed), 96 runs about
+34 min (4,423 s of point compute on 2 workers; docs/results/dse/study_v3/make_dse.log). The formats were cut
   from all 27 to ``STUDY_FORMATS`` (16) and PTQ to calibration only to fit: ``--ptq best`` runs several technique
   sets per point (the previous study: about 100 s per point), and the 8-bit wide-exponent formats (E5M2, E6M1) cost
   5-10 normal points each. ``--mixed`` (the previous study: about 64 min for both models) is not in the budget.
@@ -67,7 +71,8 @@ from compiler.dse import (  # noqa: E402
     pareto_flags,
     run_points,
 )
-from compiler.errors import ConfigError, MinifinnError  # noqa: E402
+from compiler.errors import ConfigError, FormatError, MinifinnError  # noqa: E402
+from compiler.numerics import parse_format  # noqa: E402
 
 CSV_FIELDS = ["model", "weights", "acts", "ptq", "seeds", "accuracy", "accuracy_std", "noise", "LUT", "FF", "BRAM_18K",
               "DSP", "LUT_mac", "LUT_lutonly", "DSP_lutonly", "BRAM_18K_lutonly", "LUT_mac_lutonly", "weight_bits",
@@ -87,6 +92,10 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="training seeds (independent float models) per point")
     p.add_argument("--cross", action="store_true", help="all weight x activation pairs (default: W = A)")
     p.add_argument("--ptq", choices=["best", "calibrate"], default="calibrate")
+    p.add_argument("--first-last", default=None, metavar="FORMAT",
+                   help="format of the first and the last layer (weights and the quantizer feeding each) at every "
+                        "point, e.g. int:8; 'paper': int:8 at integer points and fp:e3m4 at minifloat points, as "
+                        "the paper's benchmark scripts keep them (default: every layer in the point's format)")
     p.add_argument("--images", type=int, default=2000, help="test images per point")
     p.add_argument("--epochs", type=int, default=None,
                    help="float training epochs (default: the recipe's, compiler/zoo/configs.py TRAIN_RECIPES)")
@@ -127,10 +136,29 @@ def tasks_for(args):
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     pairs = [(w, a) for w in formats for a in formats] if args.cross else [(f, f) for f in formats]
     hw_images = HW_CHECK_IMAGES if args.hw_images is None else args.hw_images
+    first_last = [_first_last(args.first_last, w) for w, _ in pairs]
     # seed-major: a stopped run has every format on the first seeds rather than a few formats on all seeds
     return [dict(model=m, w=w, a=a, ptq=ptq, data=data, images=images, target_cycles=args.target_cycles,
-                 out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images, seed=seed)
-            for seed in range(seeds) for m in models for w, a in pairs]
+                 out_dir=str(args.output_dir), epochs=epochs, hw_images=hw_images, seed=seed, first_last=fl)
+            for seed in range(seeds) for m in models for (w, a), fl in zip(pairs, first_last)]
+
+
+#: ``--first-last paper``: the paper's benchmark scripts keep the first and last layer at 8 bits, E3M4 for minifloats
+PAPER_FIRST_LAST = {"int": "int:8", "fp": "fp:e3m4"}
+
+
+def _first_last(choice, weights):
+    """The first/last-layer format of a point with weight format ``weights`` (None: the point's own)."""
+    if choice is None:
+        return None
+    if choice == "paper":
+        fmt = parse_format(weights)
+        return PAPER_FIRST_LAST["fp" if fmt is not None and fmt.is_minifloat else "int"]
+    try:
+        parse_format(choice)
+    except FormatError as err:
+        raise ConfigError(f"--first-last {choice!r}: {err}; or 'paper'") from None
+    return choice
 
 
 def write_outputs(rows, out, run=None):

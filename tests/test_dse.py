@@ -332,6 +332,27 @@ def test_study_tasks_have_seeds_formats_and_distinct_caches(tmp_path):
     assert dse_flow.main(["--quick", "--seeds", "0", "--output-dir", str(tmp_path)]) == 2
 
 
+def test_first_last_layers_in_their_own_format(tmp_path):
+    """--first-last: the paper's setting (first and last layer at 8 bits, E3M4 at minifloat points), own cache keys,
+    and the built model really carries the first/last format (its weight memory)."""
+    args = dse_flow.parse_args(["--model", "cnn", "--seeds", "1", "--first-last", "paper", "--output-dir",
+                                str(tmp_path)])
+    tasks = dse_flow.tasks_for(args)
+    assert {t["w"]: t["first_last"] for t in tasks}["int:4"] == "int:8"
+    assert {t["w"]: t["first_last"] for t in tasks}["fp:e2m1"] == "fp:e3m4"
+    t = tasks[0]
+    assert point_key(t["model"], t["w"], t["a"], t["ptq"], first_last=t["first_last"]) != point_key(
+        t["model"], t["w"], t["a"], t["ptq"])
+    assert dse_flow.main(["--quick", "--first-last", "int:9x", "--output-dir", str(tmp_path / "bad")]) == 2
+    out = tmp_path / "fl"
+    assert dse_flow.main(["--quick", "--first-last", "int:8", "--output-dir", str(out)]) == 0
+    rows = {r["weights"]: r for r in json.loads((out / "dse_points.json").read_text())}
+    # the digits MLP 64-64-64-10: first (64x64) and last (64x10) layer at 8 bits, the middle one at the point's
+    assert rows["int:4"]["weight_bits"] == 8 * 64 * 64 + 4 * 64 * 64 + 8 * 64 * 10
+    assert rows["fp:e4m3"]["weight_bits"] == 8 * (64 * 64 * 2 + 64 * 10)
+    assert all(r["first_last"] == "int:8" for r in rows.values())
+
+
 def test_mvau_breakdown_adds_up_and_moves_products_to_dsps():
     """The MVAU's MAC / requant / memory split (its ``resource_breakdown``) adds up to its LUT estimate; its DSP
     datapath takes LUTs out of the MAC only, and a standalone requantizer is all "requant"."""

@@ -57,9 +57,9 @@ UNLOWERED_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalizat
 HW_CHECK_IMAGES = 300
 
 
-def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None, seed=0):
+def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None, seed=0, first_last=None):
     """Cache name of a point; a point measured on other test images than the first ``images`` gets their range, a
-    training seed other than 0 its number.
+    training seed other than 0 its number, a first and last layer in their own format (``first_last``) that format.
     Overrides too long for a file name (many layers of a mixed-precision configuration) become a hash."""
     key = f"{model}__w-{w.replace(':', '')}__a-{a.replace(':', '')}__{ptq}"
     if overrides:
@@ -67,6 +67,8 @@ def point_key(model, w, a, ptq, overrides=None, image_offset=0, images=None, see
         if len(listed) > 150:
             listed = f"{len(overrides)}layers-" + hashlib.sha1(listed.encode()).hexdigest()[:16]
         key += "__" + listed
+    if first_last:
+        key += f"__fl-{first_last.replace(':', '')}"
     if image_offset:
         key += f"__img{image_offset}-{image_offset + images}"
     if seed:
@@ -81,7 +83,7 @@ def study_key(task):
 
 def _cache_path(task):
     key = point_key(task["model"], task["w"], task["a"], task["ptq"], task.get("overrides") or {},
-                    task.get("image_offset", 0), task["images"], task.get("seed", 0))
+                    task.get("image_offset", 0), task["images"], task.get("seed", 0), task.get("first_last"))
     return Path(task["out_dir"]) / "points" / f"{key}.json"
 
 
@@ -104,7 +106,8 @@ def check_fully_lowered(lowered, what):
 def evaluate_point(task):
     """Run one point (a dict: model, w, a, ptq, data, images, target_cycles, out_dir, epochs; optional overrides
     {weight site: format}, image_offset: the first test image, hw_images: images of the hardware-graph check,
-    0 = off, seed: the float model's training seed, default 0); returns its row."""
+    0 = off, seed: the float model's training seed, default 0, first_last: the format of the first and last layer,
+    default the point's); returns its row."""
     torch.set_num_threads(1)
     ensure_finn_offline()
     overrides = task.get("overrides") or {}
@@ -140,7 +143,10 @@ def _evaluate(task, cache):
     offset = task.get("image_offset", 0)
     if offset >= len(xte):
         raise ConfigError(f"image_offset {offset} is past the {len(xte)} test images of {task['data']!r}")
-    spec = QuantSpec(weights=task["w"], acts=task["a"], overrides=dict(overrides))
+    # first_last: the first and the last layer (weights and the quantizer feeding each) in their own format, as the
+    # paper keeps them at 8 bits
+    spec = QuantSpec(weights=task["w"], acts=task["a"], first=task.get("first_last"), last=task.get("first_last"),
+                     overrides=dict(overrides))
     quant = build_model(task["model"], spec, **_config(task))
     calib_x, calib_y = xtr[:CALIB_IMAGES], ytr[:CALIB_IMAGES]
     if task["ptq"] == "best":
@@ -168,7 +174,8 @@ def _evaluate(task, cache):
         "model": task["model"], "weights": task["w"], "acts": task["a"],
         "w_bits": format_bits(task["w"]), "a_bits": format_bits(task["a"]),
         "w_kind": task["w"].split(":")[0], "a_kind": task["a"].split(":")[0],
-        "overrides": dict(overrides), "seed": task.get("seed", 0), "ptq": technique, "accuracy": cmp["accuracy_lowered"],
+        "overrides": dict(overrides), "first_last": task.get("first_last"), "seed": task.get("seed", 0),
+        "ptq": technique, "accuracy": cmp["accuracy_lowered"],
         "accuracy_qonnx": cmp["accuracy_qonnx"], "images": n, "image_offset": offset, **cost,
         "float_islands": float_islands,
     }

@@ -22,7 +22,8 @@ _MEAN_FIELDS = ("accuracy", "accuracy_qonnx", "accuracy_hw", "hw_lowered_agreeme
 
 def point_group(row):
     """The identity of a point without its seed."""
-    return (row["model"], row["weights"], row["acts"], tuple(sorted((row.get("overrides") or {}).items())))
+    return (row["model"], row["weights"], row["acts"], row.get("first_last"),
+            tuple(sorted((row.get("overrides") or {}).items())))
 
 
 def _mean_breakdown(parts):

@@ -51,9 +51,10 @@ def test_pareto_fronts_on_the_page_known_answer():
 
 
 def test_quick_dse_end_to_end_and_resume(tmp_path):
+    from compiler.cli import main as minifinn  # the command a user types: minifinn dse --quick
     out = tmp_path / "dse"
     t0 = time.time()
-    assert dse_flow.main(["--quick", "--output-dir", str(out)]) == 0
+    assert minifinn(["dse", "--quick", "--output-dir", str(out)]) == 0
     first = time.time() - t0
     with open(out / "dse_points.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -123,6 +123,23 @@ def test_verilator_equals_icarus_and_python_with_random_stalls(kind):
     assert runs["verilator"][1] == runs["icarus"][1]
 
 
+@pytest.mark.parametrize("backend", ["verilator", "icarus"])
+def test_a_slowly_folded_node_is_not_called_deadlocked(backend):
+    """A fully serial 256 x 256 MVAU (PE = SIMD = 1) takes 128 cycles per stream word: 8 vectors need 524,288 cycles,
+    more than a fixed watchdog of 100 cycles per stream word plus 100,000 (509,600) allows. The node's watchdog adds
+    four times the op's expected cycles (``get_exp_cycles``) to the 100,000 instead."""
+    if backend == "verilator" and not verilator_build.available() or backend == "icarus" and \
+            shutil.which("iverilog") is None:
+        pytest.skip(f"needs {backend}")
+    n_vec, mw, mh = 8, 256, 256
+    model, x = random_mvau_model(F(2, 1), F(2, 1), F(2, 1), mw, mh, 1, 1, 1, n_vec=n_vec, seed=3)
+    golden = execute_onnx(model, {"x": x})[model.graph.output[0].name]
+    out, cycles, ran = _rtlsim(model, {"x": x}, backend)
+    assert ran == backend
+    assert np.array_equal(np.asarray(out, dtype=object), np.asarray(golden, dtype=object))
+    assert cycles > 100 * (n_vec * mw + n_vec * mh) + 100000  # where the fixed watchdog ended the run
+
+
 def _mvau_node(tmp_path, name, permute):
     """A prepared MVAU node; ``permute`` reorders the weight rows: other weights, same configuration."""
     model, x = random_mvau_model(F(4, 3), F(3, 2), F(4, 3), 16, 8, 4, 4, 0, seed=5)

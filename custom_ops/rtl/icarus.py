@@ -40,10 +40,10 @@ class IcarusSimulator:
         (sim_dir / "tb.v").write_text(render_template(HERE / tb, {"$TOP$": top}))
         (sim_dir / "sim.cmd").unlink(missing_ok=True)  # a fresh preparation recompiles on the next run
 
-    def run(self, sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label):
+    def run(self, sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label, watchdog_add=100000):
         """Simulate: ``streams`` = [(words, width)] for in0 (and in1); returns (output words, cycles). ``label``
-        names the node in errors."""
-        params = dict(OW=out_width, NOUT=n_out, GAPS=int(bool(gaps)))
+        names the node in errors; the watchdog ends the run after 100 cycles per stream word plus ``watchdog_add``."""
+        params = dict(OW=out_width, NOUT=n_out, GAPS=int(bool(gaps)), WATCHDOG_ADD=int(watchdog_add))
         for (words, width), (hex_name, suffix) in zip(streams, (("in.hex", ""), ("in1.hex", "1"))):
             write_hex(sim_dir / hex_name, words, width)
             params.update({f"IW{suffix}": width, f"NIN{suffix}": len(words)})

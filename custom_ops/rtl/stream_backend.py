@@ -142,6 +142,15 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
         self.set_nodeattr("rtlsim_dir", str(sim_dir))
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the simulation directory
 
+    def rtlsim_watchdog_add(self, context):
+        """The watchdog's allowance beyond 100 cycles per stream word: 100,000 cycles plus four times the cycles the
+        op's estimate expects (``get_exp_cycles``, one execution of its normal input shape) for the frames in
+        ``context`` (four times for random stalls), so a slowly folded node is not called deadlocked while it works
+        (the stitched simulation's rule, compiler/stitched_sim.py)."""
+        name = self.onnx_node.input[0]
+        frames = max(1, int(np.asarray(context[name]).size) // max(1, int(np.prod(self.get_normal_input_shape()))))
+        return 100000 + 4 * frames * int(self.get_exp_cycles())
+
     def run_rtlsim(self, context, gaps=True):
         """Stream the node's inputs from ``context`` through the simulated design; ``gaps`` = random valid gaps on
         every input stream and random backpressure on the output (``False``: full rate, for cycle counts). Sets
@@ -151,7 +160,8 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
             raise MinifinnError(f"{self.onnx_node.name}: call PrepareRTLSim (prepare_rtlsim) before rtlsim")
         data, cycles = self.rtl_simulator().run(sim_dir, self.top_name(), self.get_rtl_file_list(abspath=True),
                                                 self.input_words(context), self.get_outstream_width(),
-                                                self.get_number_output_values(), gaps, self.onnx_node.name)
+                                                self.get_number_output_values(), gaps, self.onnx_node.name,
+                                                self.rtlsim_watchdog_add(context))
         self.set_nodeattr("cycles_rtlsim", int(cycles))
         return np.asarray(self.decode_output(data)).reshape(self.get_normal_output_shape())
 

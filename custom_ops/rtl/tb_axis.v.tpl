@@ -3,7 +3,7 @@
 // (hex, one per line) to out.txt, and reports the cycle count. A watchdog ends a hung simulation.
 `timescale 1ns/1ps
 module tb;
-    parameter IW = 8, OW = 8, NIN = 1, NOUT = 1, SEED = 1, GAPS = 1;
+    parameter IW = 8, OW = 8, NIN = 1, NOUT = 1, SEED = 1, GAPS = 1, WATCHDOG_ADD = 100000;
     reg clk = 0, rst_n = 0;
     reg [IW-1:0] mem [0:NIN-1];
     reg [IW-1:0] idata;
@@ -39,7 +39,7 @@ module tb;
             idata <= mem[sent];
         end
         oready <= !GAPS || ($random(seed) & 3) != 0;
-        if (cycles > 100 * (NIN + NOUT) + 100000) begin
+        if (cycles > 100 * (NIN + NOUT) + WATCHDOG_ADD) begin
             $display("tb: watchdog, sent %0d got %0d", sent, got);
             $fclose(fd);
             $finish;

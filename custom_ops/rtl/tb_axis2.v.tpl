@@ -3,7 +3,7 @@
 // words with random backpressure, writes them (hex, one per line) to out.txt and reports the cycle count.
 `timescale 1ns/1ps
 module tb;
-    parameter IW = 8, IW1 = 8, OW = 8, NIN = 1, NIN1 = 1, NOUT = 1, SEED = 1, GAPS = 1;
+    parameter IW = 8, IW1 = 8, OW = 8, NIN = 1, NIN1 = 1, NOUT = 1, SEED = 1, GAPS = 1, WATCHDOG_ADD = 100000;
     reg clk = 0, rst_n = 0;
     reg [IW-1:0] mem [0:NIN-1];
     reg [IW1-1:0] mem1 [0:NIN1-1];
@@ -48,7 +48,7 @@ module tb;
             idata1 <= mem1[sent1];
         end
         oready <= !GAPS || ($random(seed) & 3) != 0;
-        if (cycles > 100 * (NIN + NIN1 + NOUT) + 100000) begin
+        if (cycles > 100 * (NIN + NIN1 + NOUT) + WATCHDOG_ADD) begin
             $display("tb: watchdog, sent %0d/%0d got %0d", sent, sent1, got);
             $fclose(fd);
             $finish;

@@ -46,9 +46,9 @@ class VerilatorSimulator:
                                 "or rtlsim_backend 'icarus'")
         compile_async(*node_design(top, rtl_files, n_input_streams), label=top)
 
-    def run(self, sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label):
+    def run(self, sim_dir, top, rtl_files, streams, out_width, n_out, gaps, label, watchdog_add=100000):
         """Simulate: ``streams`` = [(words, width)] for in0 (and in1); returns (output words, cycles). ``label``
-        names the node in errors."""
+        names the node in errors; the watchdog ends the run after 100 cycles per stream word plus ``watchdog_add``."""
         binary, _ = compile_async(*node_design(top, rtl_files, len(streams)), label=label).result()
         sim_dir = Path(sim_dir).resolve()
         args = {}
@@ -58,7 +58,7 @@ class VerilatorSimulator:
         out = sim_dir / "out.txt"
         out.unlink(missing_ok=True)
         args.update(nout=n_out, out_bits=out_width, gaps=int(bool(gaps)), seed=1, reset_cycles=2,
-                    watchdog_mul=100, watchdog_add=100000, out=out)
+                    watchdog_mul=100, watchdog_add=int(watchdog_add), out=out)
         code_dir = next(Path(f).parent for f in rtl_files if Path(f).stem == top)  # relative memory paths
         stdout = run_binary(binary, code_dir, args, label)
         return read_node_output(out, n_out, label, stdout)

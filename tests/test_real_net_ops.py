@@ -253,3 +253,31 @@ def test_zoo_cnn_with_flatten_head_builds(tmp_path):
     _lowered_equals_qonnx(qmodel, (1, 4, 4))
     model = _build(qmodel, (1, 4, 4), tmp_path)
     assert {"MinifloatMaxPool_rtl", "MinifloatLUT_rtl", "MinifloatAdd_rtl"} <= {n.op_type for n in model.graph.node}
+
+
+class UnitMapConvNet(nn.Module):
+    """Two 3x3 convolutions with padding 1 on a map of height 1 (a ResNet's last stage at a small input size)."""
+
+    def __init__(self, fmt=FMT):
+        super().__init__()
+        self.q0 = qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.conv1, self.q1 = _conv(3, 4, fmt), qnn.QuantIdentity(act_quant=act_quant(fmt))
+        self.conv2, self.q2 = _conv(4, 4, fmt), qnn.QuantIdentity(act_quant=act_quant(fmt))
+
+    def forward(self, x):
+        return self.q2(self.conv2(self.q1(self.conv1(self.q0(x)))))
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 1, 3)], ids=["1x1", "1x3"])
+def test_padded_conv_on_a_unit_axis_keeps_the_tap_that_sees_the_pixel(shape, tmp_path):
+    """qonnx' Im2Col refuses a 3x3 kernel with padding along an axis of size 1; the lowering keeps the one kernel tap
+    that sees the pixel there (the others multiply zero padding), exact against QONNX, Python == rtlsim."""
+    qmodel = _export(UnitMapConvNet(), shape, tmp_path)
+    low = _lowered_equals_qonnx(qmodel, shape)
+    im2col = [getCustomOp(n) for n in low.graph.node if n.op_type == "Im2Col"]
+    if shape[2] == 1:
+        assert not im2col  # 1x1 on both axes: a plain matrix product per pixel
+    else:
+        assert [c.get_nodeattr("kernel_size") for c in im2col] == [[1, 3]] * 2
+        assert [c.get_nodeattr("pad_amount") for c in im2col] == [[0, 1, 0, 1]] * 2
+    _build(qmodel, shape, tmp_path)

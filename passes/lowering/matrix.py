@@ -11,7 +11,9 @@ channels C, depth multiplier 1) lowers the same way with an ``Im2Col`` marked ``
 the hardware conversion finds the pair) and the block-diagonal weight ``W[k * C + c, c] = w[c, 0, kh, kw]``
 (k = kh * kw_dim + kw): the product is exact and equal to the per-channel dot products, because the off-diagonal
 zeros add nothing. ``InferMinifloatVVAU`` turns the pair into ``MinifloatVVAU``, which stores and multiplies only
-the (K, C) per-channel weights. Other group counts are refused.
+the (K, C) per-channel weights. Other group counts are refused. Along a spatial axis where input and output have
+size 1 (a 3x3 padded convolution on a 1x1 map) only the kernel tap that sees the pixel is kept; the others multiply
+zero padding (``_one_tap_on_unit_axes``).
 
 A ``MatMul`` / ``Gemm`` input may also be the exact sum of a pooling (``ExactSumPool``: average pooling, then
 perhaps flatten, with no quantizer before the linear layer): the sum of quantized values is an integer of the
@@ -145,6 +147,26 @@ def block_diagonal(w):
     return out.reshape(kh * kw * c, c)
 
 
+def _one_tap_on_unit_axes(node, wv, in_hw, out_hw, strides, pads, dil):
+    """(weight, strides, pads) with every spatial axis whose input and output have size 1 reduced to the one kernel
+    tap that sees the pixel: the others see only zero padding, whose products are exact zeros, so the accumulator is
+    unchanged (qonnx' Im2Col refuses a kernel longer than 1 or padding along a size-1 axis, e.g. a ResNet's 3x3
+    convolutions on its last 1x1 map). Tap t sees input 0 of output 0 when t * dilation == pad at the axis' start."""
+    pads, strides = list(pads), list(strides)
+    for axis in (0, 1):
+        k = wv.shape[2 + axis]
+        if in_hw[axis] != 1 or out_hw[axis] != 1 or (k == 1 and pads[axis] == pads[axis + 2] == 0):
+            continue
+        tap, rem = divmod(pads[axis], dil[axis])
+        if rem or tap >= k:
+            raise Refused(node, f"along its {'HW'[axis]} axis of size 1 no kernel tap sees the input (only padding): "
+                                "the output is the bias alone; remove the convolution")
+        wv = np.take(wv, [tap], axis=2 + axis)
+        pads[axis] = pads[axis + 2] = 0
+        strides[axis] = 1
+    return wv, strides, pads
+
+
 def conv(walker, node):
     x, w = walker.get(node.input[0]), walker.get(node.input[1])
     attrs = node_attrs(node)
@@ -177,6 +199,8 @@ def conv(walker, node):
     strides = list(attrs.get("strides", [1, 1]))
     pads = list(attrs.get("pads", [0, 0, 0, 0]))
     dil = list(attrs.get("dilations", [1, 1]))
+    wv, strides, pads = _one_tap_on_unit_axes(node, wv, (ih, iw), (oh, ow), strides, pads, dil)
+    kh, kw = wv.shape[2:]
     nhwc = walker.name(node.output[0] + "_nhwc_in")
     walker.emit("Transpose", [x.name], [nhwc], perm=[0, 2, 3, 1])
     cin = group if depthwise else ifm

@@ -37,10 +37,10 @@ checks). Import the names from ``compiler.numerics``.
 """
 
 from compiler.numerics.accumulator import (
-                                           accumulator_bits,
-                                           accumulator_bits_exact,
-                                           accumulator_bits_from_weights,
-                                           magnitude_bits,
+    accumulator_bits,
+    accumulator_bits_exact,
+    accumulator_bits_from_weights,
+    magnitude_bits,
 )
 from compiler.numerics.common import HARDWARE_MAX_BITS, MAX_LISTED_BITS, check_scale
 from compiler.numerics.exact import as_fraction, tie_rounds_up

@@ -134,15 +134,16 @@ def load_digits(split: str = "train"):
     return x[:, None, :, :].astype(np.float32), y_all[sel]
 
 
-def load_data(name: str):
-    """(x_train, y_train, x_test, y_test) of a data set by name, as the lowering check and the design-space
-    exploration train and measure on: "digits" (1,438 / 359 images) or "fashion" (Fashion-MNIST: the first 10,000
-    training images, which keeps the float training short, and all 10,000 test images)."""
+def load_data(name: str, train_images: int | None = 10000):
+    """(x_train, y_train, x_test, y_test) of a data set by name: "digits" (1,438 / 359 images) or "fashion"
+    (Fashion-MNIST: the first ``train_images`` training images, by default 10,000, which keeps the lowering check's
+    float training short, ``None`` all 60,000 as the design-space exploration's recipes use; all 10,000 test
+    images)."""
     if name == "digits":
         (xtr, ytr), (xte, yte) = load_digits("train"), load_digits("test")
         return xtr, ytr, xte, yte
     (xtr, ytr), (xte, yte) = load_fashion_mnist("train"), load_fashion_mnist("test")
-    return xtr[:10000], ytr[:10000], xte, yte
+    return xtr[:train_images], ytr[:train_images], xte, yte
 
 
 def make_loader(x, y, batch_size: int = 128, shuffle: bool = False, seed: int = 0):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from compiler.data import load_data, load_fashion_mnist
+from compiler.data import load_data
 from compiler.training import load_checkpoint, save_checkpoint, train
 from compiler.zoo import build_model, load_float_state_dict
 from compiler.zoo.configs import MODEL_CONFIGS, train_recipe
@@ -52,11 +52,7 @@ def _data(name):
     """A data set's (x_train, y_train, x_test, y_test), loaded once per process; Fashion-MNIST with all 60,000
     training images (a recipe's ``train_images`` takes the first ones; calibration takes its own few)."""
     if name not in _DATA:
-        if name == "fashion":
-            (xtr, ytr), (xte, yte) = load_fashion_mnist("train"), load_fashion_mnist("test")
-            _DATA[name] = (xtr, ytr, xte, yte)
-        else:
-            _DATA[name] = load_data(name)
+        _DATA[name] = load_data(name, train_images=None)
     return _DATA[name]
 
 

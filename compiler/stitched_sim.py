@@ -28,7 +28,7 @@ from compiler.errors import MinifinnError
 from compiler.qonnx_formats import format_from_datatype
 from custom_ops.codegen import codes_of, pack_words, unpack_words, write_hex
 from custom_ops.rtl import verilator_build
-from custom_ops.rtl.simulators import DEFAULT_RTLSIM_BACKEND, resolve_rtlsim_backend
+from custom_ops.rtl.simulators import DEFAULT_RTLSIM_BACKEND, resolve_rtlsim_backend, watchdog_allowance
 from custom_ops.rtl.stream_backend import RTLStreamBackend
 
 INFRA, ROM_STREAM = (Path(__file__).resolve().parent.parent / "custom_ops" / "rtl" / f
@@ -187,12 +187,11 @@ def _write_top(model, sim_dir, capacity):
 
 
 def _watchdog_add(model, n_frames):
-    """The simulations' watchdog allowance beyond 200 cycles per stream word: 200,000 cycles plus four times the
-    cycles the estimates expect for ``n_frames`` frames (the first frame through every node, then one frame interval
-    of the slowest node per further frame; four times for random stalls), so a slowly folded partition is not called
-    deadlocked while it still works."""
+    """The simulations' watchdog allowance beyond 200 cycles per stream word (``watchdog_allowance``): 200,000 cycles
+    plus the stall factor times the expected cycles of ``n_frames`` frames: the first frame through every node, then
+    one frame interval of the slowest node per further frame."""
     cycles = [getCustomOp(n).get_exp_cycles() for n in model.graph.node]
-    return 200000 + 4 * int(sum(cycles) + max(n_frames - 1, 0) * max(cycles, default=0))
+    return watchdog_allowance(200000, sum(cycles), max(cycles, default=0), n_frames)
 
 
 def _write_icarus_tb(sim_dir, edges, depths, in_width, out_width, n_in, n_out, words_per_frame_out, gaps,

@@ -22,6 +22,18 @@ DEFAULT_RTLSIM_BACKEND = VerilatorSimulator.name
 _fallbacks_logged = set()
 
 
+#: how many times the estimated cycles a simulation may take before its watchdog calls it deadlocked (random stalls)
+WATCHDOG_STALL_FACTOR = 4
+
+
+def watchdog_allowance(base, first_frame_cycles, frame_interval, n_frames):
+    """Cycles a simulation's watchdog allows beyond its per-stream-word budget: ``base`` plus
+    ``WATCHDOG_STALL_FACTOR`` times the cycles the estimates expect for ``n_frames`` frames (the first frame in
+    ``first_frame_cycles``, then one ``frame_interval`` per further frame), so a slowly folded design is not called
+    deadlocked while it still works. One rule for a node's rtlsim and the stitched simulation."""
+    return int(base + WATCHDOG_STALL_FACTOR * (first_frame_cycles + max(n_frames - 1, 0) * frame_interval))
+
+
 def resolve_rtlsim_backend(name):
     """The back end that simulates for the choice ``name`` ("verilator" | "icarus")."""
     if name not in RTL_SIMULATORS:

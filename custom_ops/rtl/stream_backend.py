@@ -28,7 +28,12 @@ import numpy as np
 from compiler.errors import MinifinnError
 from custom_ops.codegen import render_template, write_hex
 from custom_ops.mac import verilog_sources
-from custom_ops.rtl.simulators import DEFAULT_RTLSIM_BACKEND, RTL_SIMULATORS, resolve_rtlsim_backend
+from custom_ops.rtl.simulators import (
+    DEFAULT_RTLSIM_BACKEND,
+    RTL_SIMULATORS,
+    resolve_rtlsim_backend,
+    watchdog_allowance,
+)
 from custom_ops.stream_codecs import StreamCodec
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
@@ -143,13 +148,13 @@ class RTLStreamBackend(StreamCodec, RTLBackend):
         self.set_nodeattr("rtlsim_so", str(sim_dir))  # FINN checks this attribute; here: the simulation directory
 
     def rtlsim_watchdog_add(self, context):
-        """The watchdog's allowance beyond 100 cycles per stream word: 100,000 cycles plus four times the cycles the
-        op's estimate expects (``get_exp_cycles``, one execution of its normal input shape) for the frames in
-        ``context`` (four times for random stalls), so a slowly folded node is not called deadlocked while it works
-        (the stitched simulation's rule, compiler/stitched_sim.py)."""
+        """The watchdog's allowance beyond 100 cycles per stream word (``watchdog_allowance``): 100,000 cycles plus
+        the stall factor times the cycles the op's estimate expects (``get_exp_cycles``, one execution of its normal
+        input shape) for each of the frames in ``context``."""
         name = self.onnx_node.input[0]
         frames = max(1, int(np.asarray(context[name]).size) // max(1, int(np.prod(self.get_normal_input_shape()))))
-        return 100000 + 4 * frames * int(self.get_exp_cycles())
+        cycles = int(self.get_exp_cycles())
+        return watchdog_allowance(100000, cycles, cycles, frames)
 
     def run_rtlsim(self, context, gaps=True):
         """Stream the node's inputs from ``context`` through the simulated design; ``gaps`` = random valid gaps on

@@ -35,9 +35,9 @@ include sharing the cores as ``--jobs 2`` does), 2026-12-06:
 Measured (clean clone, idle machine, 2026-12-06): ``git clone`` + ``make dse`` **1 h 04 min 18 s** with the venv
 set-up, ``dse.py`` 3,764 s: float training about 30 min wall (CNN 669-717 s, ViT 127-137 s per seed), 96 runs about
 34 min (4,423 s of point compute on 2 workers; docs/results/dse/study_v3/make_dse.log). The formats were cut
-  from all 27 to ``STUDY_FORMATS`` (16) and PTQ to calibration only to fit: ``--ptq best`` runs several technique
-  sets per point (the previous study: about 100 s per point), and the 8-bit wide-exponent formats (E5M2, E6M1) cost
-  5-10 normal points each. ``--mixed`` (the previous study: about 64 min for both models) is not in the budget.
+from all 27 to ``STUDY_FORMATS`` (16) and PTQ to calibration only to fit: ``--ptq best`` runs several technique
+sets per point (the previous study: about 100 s per point), and the 8-bit wide-exponent formats (E5M2, E6M1) cost
+5-10 normal points each. ``--mixed`` (the previous study: about 64 min for both models) is not in the budget.
 """
 
 from __future__ import annotations
